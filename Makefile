@@ -1,0 +1,39 @@
+# digits: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint format train tensorboard clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: ## Create .venv and install digits (editable) with its dev tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e ".[dev]"
+
+test: ## Run every test on the CPU (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
+	$(BIN)/pytest
+
+test-fast: ## Tests without the slow (multi-process) ones
+	$(BIN)/pytest -m "not slow"
+
+lint: ## ruff lint and format check
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: ## ruff autofix and format
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+train: ## Train: make train ARGS="model=cnn optimizer=adam"
+	$(BIN)/python -m digits.train $(ARGS)
+
+tensorboard: ## TensorBoard on outputs/
+	$(BIN)/tensorboard --logdir outputs
+
+clean: ## Remove caches and build files (keeps outputs/)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

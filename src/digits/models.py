@@ -1,0 +1,82 @@
+"""The networks. Each maps a (N, 1, 28, 28) batch to (N, 10) logits; sizes come from conf/model/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+
+def _head(in_features: int, hidden: int | None, dropout: float) -> list[nn.Module]:
+    if hidden is None:
+        return [nn.Linear(in_features, NUM_CLASSES)]
+    return [
+        nn.Linear(in_features, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, NUM_CLASSES),
+    ]
+
+
+class MLP(nn.Sequential):
+    """Fully connected: flatten 784 -> hidden... -> 10 (T0: 128, 84)."""
+
+    def __init__(self, hidden: Sequence[int], dropout: float) -> None:
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = IMAGE_SIZE * IMAGE_SIZE
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, NUM_CLASSES))
+        super().__init__(*layers)
+
+
+class LeNet(nn.Sequential):
+    """LeNet-style: [conv k (same padding) -> ReLU -> max-pool 2] per channel width, then a linear
+    head (T4: 16c5-32c5-fc10; T3 is channels [32, 64], kernel 3, hidden 1024)."""
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        kernel_size: int,
+        hidden: int | None,
+        dropout: float,
+    ) -> None:
+        layers: list[nn.Module] = []
+        in_channels, size = 1, IMAGE_SIZE
+        for out_channels in channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            in_channels, size = out_channels, size // 2
+        layers.append(nn.Flatten())
+        layers += _head(in_channels * size * size, hidden, dropout)
+        super().__init__(*layers)
+
+
+class CNN(nn.Sequential):
+    """Dropout CNN (pytorch/examples): conv k3 -> ReLU per channel width (no padding), max-pool 2,
+    dropout, fc hidden, dropout, fc 10 (defaults: 32c3-64c3-pool-drop0.25-fc128-drop0.5-fc10)."""
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        hidden: int | None,
+        conv_dropout: float,
+        dropout: float,
+        kernel_size: int,
+    ) -> None:
+        layers: list[nn.Module] = []
+        in_channels, size = 1, IMAGE_SIZE
+        for out_channels in channels:
+            layers += [nn.Conv2d(in_channels, out_channels, kernel_size), nn.ReLU()]
+            in_channels, size = out_channels, size - kernel_size + 1
+        layers += [nn.MaxPool2d(2), nn.Dropout(conv_dropout), nn.Flatten()]
+        size //= 2
+        layers += _head(in_channels * size * size, hidden, dropout)
+        super().__init__(*layers)

@@ -1,0 +1,111 @@
+"""The LightningModule: a network from conf/model/, cross-entropy, accuracy, optimizer and schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from digits.models import NUM_CLASSES
+
+# Scheduler keys that the module fills in from the trainer when the config leaves them null.
+STEP_COUNT_KEYS = ("total_steps", "T_max")
+
+
+def plain(config: Mapping | None) -> dict[str, Any] | None:
+    """A config as a plain dict, so checkpoints hold only primitives (safe for weights_only loads)."""
+    if config is None or (isinstance(config, Mapping) and not config):
+        return None
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return dict(config)
+
+
+class DigitClassifier(L.LightningModule):
+    """Classifies 28x28 digit images. Takes the network, optimizer and scheduler as configs (dicts with
+    `_target_`) and instantiates them itself, so a checkpoint alone rebuilds the model:
+    `DigitClassifier.load_from_checkpoint(path)`."""
+
+    def __init__(
+        self,
+        net: Mapping,
+        optimizer: Mapping,
+        scheduler: Mapping | None,
+        label_smoothing: float,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "net": plain(net),
+                "optimizer": plain(optimizer),
+                "scheduler": plain(scheduler),
+                "label_smoothing": label_smoothing,
+            }
+        )
+        self.net = instantiate(self.hparams.net, _convert_="all")
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # survives resume
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        logits = self(images)
+        return self.criterion(logits, labels), logits.argmax(dim=1)
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count as a best score.
+        if self.trainer.global_step == 0:
+            self.val_acc_best.reset()
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, preds = self._step(batch)
+        self.train_acc(preds, batch[1])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, preds = self._step(batch)
+        self.val_acc(preds, batch[1])
+        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, preds = self._step(batch)
+        self.test_acc(preds, batch[1])
+        self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        config = dict(self.hparams.scheduler)
+        interval = config.pop("interval", "epoch")
+        for key in STEP_COUNT_KEYS:
+            if key in config and config[key] is None:
+                config[key] = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(config)(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
+        }

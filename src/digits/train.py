@@ -1,0 +1,105 @@
+"""Train a digit classifier: `python -m digits.train model=cnn optimizer=adam` (or `digits-train`).
+
+Hydra composes conf/train.yaml from its groups (data, model, optimizer, scheduler, trainer, logger,
+callbacks); this module instantiates them, fits, tests the best checkpoint on the official test set and
+leaves everything about the run in its own directory (see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from digits import config_dir
+from digits.module import DigitClassifier
+from digits.utils import (
+    print_summary,
+    reports_user_errors,
+    route_lightning_logs,
+    scalars,
+    write_json,
+)
+
+log = logging.getLogger(__name__)
+
+FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
+
+
+def instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a config group such as `callbacks` or `logger`."""
+    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.seed is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model = DigitClassifier(
+        net=cfg.model,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.get("scheduler"),
+        label_smoothing=cfg.label_smoothing,
+    )
+    loggers: list[Logger] = instantiate_all(cfg.get("logger"))
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    if cfg.train:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        fitted = trainer.callback_metrics
+        metrics |= scalars({name: fitted[name] for name in FIT_METRICS if name in fitted})
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        ckpt = best or (None if cfg.train else cfg.ckpt_path)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics |= scalars(trainer.callback_metrics)
+        metrics["test_checkpoint"] = ckpt or "(weights at end of training)"
+    metrics["epochs"] = trainer.current_epoch
+    metrics["global_step"] = trainer.global_step
+    metrics["wall_time_s"] = round(time.perf_counter() - start, 2)
+    if trainer.checkpoint_callback:
+        metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
+
+    log.info("final metrics: %s", metrics)
+    write_json(run_dir / "metrics.json", metrics)
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab pairs config with final metrics
+            logger.log_hyperparams(hparams, metrics=numbers)
+        else:
+            logger.log_hyperparams(hparams)
+        logger.finalize("success")
+    print_summary("digits.train", metrics, run_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@reports_user_errors
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns validation accuracy so sweepers can optimise it."""
+    route_lightning_logs()
+    log.info("run directory: %s", HydraConfig.get().runtime.output_dir)
+    metrics = run(cfg)
+    return metrics.get("val/acc_best")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny synthetic MNIST written as real IDX files, and Hydra config helpers."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from digits import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SIZE, TEST_SIZE, VAL_SIZE = 1200, 200, 200
+# Fast settings for every test run: small splits, no sanity check, a few batches.
+FAST = [
+    f"data.val_size={VAL_SIZE}",
+    "data.download=false",
+    "trainer.accelerator=cpu",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` (uint8) in the IDX format MNIST uses: magic, big-endian dims, raw bytes."""
+    magic = 0x0800 | array.ndim
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: each class is a bright bar at its own place, plus noise."""
+    labels = rng.integers(0, 10, size=count).astype(np.uint8)
+    images = rng.integers(0, 60, size=(count, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        row = 2 + int(label) * 2
+        image[row : row + 3, 4:24] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", TRAIN_SIZE), ("t10k", TEST_SIZE)):
+        images, labels = synthetic_digits(count, rng)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture
+def make_cfg(data_root: Path, tmp_path: Path) -> Iterator:
+    """Compose conf/train.yaml with overrides, as Hydra would for a run in tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[f"data.root={data_root}", *FAST, *overrides],
+                return_hydra_config=True,
+            )
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            del cfg["hydra"]  # a real run's task config has no hydra node
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(
+    module: str, *args: str, cwd: Path, data_root: Path | None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """Run `python -m <module> args...` in cwd with outputs under cwd/outputs."""
+    env = {**os.environ, "DIGITS_OUTPUT_DIR": str(cwd / "outputs"), "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    if data_root is not None:
+        env["DIGITS_DATA_DIR"] = str(data_root)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,166 @@
+"""`python -m digits.train` end to end in subprocesses: run directories, multirun, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import FAST, REPO, run_cli
+
+SHORT = [*FAST, "trainer.max_epochs=2", "model=mlp"]
+
+
+def only_dir(parent: Path) -> Path:
+    (child,) = [p for p in parent.iterdir() if p.is_dir()]
+    return child
+
+
+def check_ok(result) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -> None:
+    result = run_cli("digits.train", *SHORT, "optimizer=sgd", cwd=tmp_path, data_root=data_root)
+    check_ok(result)
+    run_dir = only_dir(tmp_path / "outputs" / "runs")
+    assert str(run_dir) in result.stdout  # the closing summary says where the run is
+
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert "optimizer=sgd" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    log_text = (run_dir / "train.log").read_text()
+    assert "final metrics" in log_text and "Trainer.fit" in log_text
+
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(n.startswith("epoch") for n in checkpoints)
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 2
+    for key in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert isinstance(metrics[key], float)
+    assert metrics["wall_time_s"] > 0
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_step", "train/loss_epoch", "val/acc", "val/loss", "lr-SGD"} <= tags
+    hparam_runs = [p for p in (run_dir / "tensorboard").rglob("events.out.tfevents.*")]
+    assert hparam_runs
+    assert any(b"_hparams_/session_start_info" in p.read_bytes() for p in hparam_runs)
+
+
+def test_multirun_puts_each_job_in_its_own_directory(tmp_path: Path, data_root: Path) -> None:
+    result = run_cli(
+        "digits.train",
+        "-m",
+        *SHORT,
+        "model=mlp,lenet",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    check_ok(result)
+    sweep = only_dir(tmp_path / "outputs" / "multiruns")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job, model in zip(jobs, ["mlp", "lenet"], strict=True):
+        assert f"model={model}" in (sweep / job / ".hydra" / "overrides.yaml").read_text()
+        assert json.loads((sweep / job / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_resume_from_last_checkpoint_continues_at_the_right_epoch(
+    tmp_path: Path, data_root: Path
+) -> None:
+    first = run_cli("digits.train", *SHORT, "logger=none", cwd=tmp_path, data_root=data_root)
+    check_ok(first)
+    run_dir = only_dir(tmp_path / "outputs" / "runs")
+    steps_per_run = json.loads((run_dir / "metrics.json").read_text())["global_step"]
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    resumed = run_cli(
+        "digits.train",
+        *SHORT,
+        "trainer.max_epochs=3",
+        f"ckpt_path={last}",
+        "logger=none",
+        "hydra.run.dir=outputs/resumed",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    check_ok(resumed)
+    metrics = json.loads((tmp_path / "outputs" / "resumed" / "metrics.json").read_text())
+    assert metrics["epochs"] == 3
+    assert metrics["global_step"] == steps_per_run // 2 * 3  # one more epoch, not three
+    assert "Restoring states from the checkpoint" in resumed.stdout + resumed.stderr
+
+
+def test_missing_data_is_one_clear_line(tmp_path: Path) -> None:
+    empty = tmp_path / "nowhere"
+    result = run_cli("digits.train", *SHORT, f"data.root={empty}", cwd=tmp_path, data_root=None)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert str(empty / "MNIST" / "raw") in line
+    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "DIGITS_DATA_DIR"):
+        assert name in line
+
+
+def test_help_lists_groups_and_options(tmp_path: Path) -> None:
+    result = run_cli("digits.train", "--help", cwd=tmp_path, data_root=None)
+    check_ok(result)
+    assert "model: cnn, lenet, mlp" in result.stdout
+    assert "optimizer: adam, sgd" in result.stdout
+    assert "scheduler: cosine, none, onecycle, step" in result.stdout
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train",
+        *SHORT,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+        timeout=600,
+    )
+    check_ok(result)
+    assert "distributed_backend=gloo" in result.stdout + result.stderr
+    run_dir = only_dir(tmp_path / "outputs" / "runs")  # exactly one directory
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # Two processes split each epoch: half the steps of a single-process run.
+    train_images = 1200 - 200
+    assert metrics["global_step"] == 2 * -(-train_images // (64 * 2))
+    assert metrics["test/acc"] > 0.5
+
+
+REAL_DATA = Path(os.environ.get("DIGITS_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(
+    not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file(),
+    reason=f"real MNIST not found under {REAL_DATA} (set DIGITS_DATA_DIR)",
+)
+def test_mlp_reaches_95_percent_on_real_mnist_in_one_epoch(tmp_path: Path) -> None:
+    result = run_cli(
+        "digits.train",
+        "model=mlp",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        "data.download=false",
+        cwd=tmp_path,
+        data_root=REAL_DATA,
+        timeout=600,
+    )
+    check_ok(result)
+    metrics = json.loads((only_dir(tmp_path / "outputs" / "runs") / "metrics.json").read_text())
+    assert metrics["test/acc"] >= 0.95, metrics

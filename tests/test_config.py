@@ -1,0 +1,103 @@
+"""Every config group option composes, and what it describes can be built."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from digits import config_dir
+from digits.module import DigitClassifier
+
+CONF = Path(config_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def test_config_dir_is_the_repo_conf_in_an_editable_install() -> None:
+    assert (CONF / "train.yaml").is_file()
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_model_options_build_networks_that_output_ten_logits(make_cfg, model: str) -> None:
+    cfg = make_cfg(f"model={model}")
+    net = instantiate(cfg.model)
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_model_sizes_are_configurable(make_cfg) -> None:
+    small = instantiate(make_cfg("model=mlp", "model.hidden=[16]").model)
+    default = instantiate(make_cfg("model=mlp").model)
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in default.parameters())
+    # T0's network exactly: 784-128-84-10.
+    widths = [m.out_features for m in default if isinstance(m, torch.nn.Linear)]
+    assert widths == [128, 84, 10]
+
+
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_scheduler_options_configure_with_step_counts_filled_in(make_cfg, scheduler: str) -> None:
+    cfg = make_cfg(f"scheduler={scheduler}", "model=mlp", "logger=none", "callbacks=none")
+    module = DigitClassifier(cfg.model, cfg.optimizer, cfg.get("scheduler"), 0.0)
+    trainer = instantiate(cfg.trainer, max_epochs=2, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    if scheduler == "none":
+        assert trainer.lr_scheduler_configs == []
+        return
+    (config,) = trainer.lr_scheduler_configs
+    assert type(config.scheduler).__name__ == cfg.scheduler._target_.rsplit(".", 1)[1]
+    assert config.interval == cfg.scheduler.interval
+    if scheduler == "onecycle":
+        assert config.scheduler.total_steps == 6  # 2 epochs x 3 batches, from the trainer
+    if scheduler == "cosine":
+        assert config.scheduler.T_max == 6
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_options_compose(make_cfg, trainer: str) -> None:
+    cfg = make_cfg(f"trainer={trainer}")
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    if trainer in ("default", "cpu"):
+        built = instantiate(cfg.trainer, logger=False)
+        assert built.max_epochs == cfg.trainer.max_epochs
+
+
+@pytest.mark.parametrize("group", ["logger", "callbacks"])
+def test_logger_and_callback_options_instantiate(make_cfg, group: str) -> None:
+    for option in options(group):
+        cfg = make_cfg(f"{group}={option}")
+        for entry in (cfg[group] or {}).values():
+            assert instantiate(entry) is not None
+
+
+@pytest.mark.parametrize("option", options("debug"))
+def test_debug_options_change_the_trainer(make_cfg, option: str) -> None:
+    plain = make_cfg().trainer
+    debug = make_cfg(f"debug={option}").trainer
+    assert debug != plain
+    instantiate(debug, logger=False)
+
+
+def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    (wheel,) = WheelBuilder(str(CONF.parent)).build(directory=str(tmp_path), versions=["standard"])
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
+    found = subprocess.run(
+        [sys.executable, "-c", "import digits; print(digits.config_dir())"],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(found) == site / "digits" / "conf"
+    assert (Path(found) / "model" / "cnn.yaml").is_file()
