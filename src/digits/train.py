@@ -70,7 +70,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         ckpt = best or (None if cfg.train else cfg.ckpt_path)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics |= scalars(trainer.callback_metrics)
-        metrics["test_checkpoint"] = ckpt or "(weights at end of training)"
     metrics["epochs"] = trainer.current_epoch
     metrics["global_step"] = trainer.global_step
     metrics["wall_time_s"] = round(time.perf_counter() - start, 2)

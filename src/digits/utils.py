@@ -40,7 +40,7 @@ def route_lightning_logs() -> None:
     """Send Lightning's messages through the handlers Hydra set up, so they reach the run's log file
     (Lightning gives its loggers their own console handler when imported before Hydra configures),
     and drop a deprecation warning Lightning raises against newer torch on every run."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
@@ -68,8 +68,13 @@ def print_summary(title: str, metrics: Mapping[str, Any], run_dir: Path) -> None
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        table.add_row(name, shown)
+        if isinstance(value, float):
+            table.add_row(name, f"{value:.4f}")
+        elif isinstance(value, int):
+            table.add_row(name, str(value))
     console = Console()
     console.print(table)
-    console.print(f"run directory: [bold]{run_dir}[/bold]")
+    for name, value in metrics.items():
+        if isinstance(value, str):
+            console.print(f"{name.replace('_', ' ')}: {value}", soft_wrap=True)
+    console.print(f"run directory: [bold]{run_dir}[/bold]", soft_wrap=True)
