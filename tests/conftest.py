@@ -97,3 +97,20 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch mlp run on the synthetic data (its run directory)."""
+    cwd = tmp_path_factory.mktemp("trained")
+    result = run_cli(
+        "digits.train",
+        *FAST,
+        "model=mlp",
+        "trainer.max_epochs=2",
+        "hydra.run.dir=outputs/run",
+        cwd=cwd,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "outputs" / "run"

@@ -1,0 +1,90 @@
+"""Look at the data before training: `python -m digits.explore`.
+
+Class counts per split, the mean image of each class, the pixel-intensity histogram and a grid of
+samples per class, as PNGs in `out` and as TensorBoard images in `out/tensorboard`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
+
+from digits import config_dir
+from digits.data import MNISTDataModule
+from digits.models import NUM_CLASSES
+from digits.plots import image_grid_figure, save
+from digits.utils import reports_user_errors, write_json
+
+
+def class_counts(labels: torch.Tensor) -> list[int]:
+    return torch.bincount(labels, minlength=NUM_CLASSES).tolist()
+
+
+def histogram_figure(images: torch.Tensor) -> Figure:
+    counts = torch.bincount(images.flatten().long(), minlength=256).numpy()
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    axes.bar(np.arange(256), counts, width=1.0)
+    axes.set(
+        yscale="log", xlabel="pixel value (0 = black)", ylabel="pixels", title="pixel intensities"
+    )
+    figure.tight_layout()
+    return figure
+
+
+def samples_by_class(images: torch.Tensor, labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    return torch.cat([images[labels == digit][:per_class] for digit in range(NUM_CLASSES)])
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="explore")
+@reports_user_errors
+def main(cfg: DictConfig) -> None:
+    """Write the exploration figures and print the class balance."""
+    datamodule: MNISTDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    splits = {"train": datamodule.train_set, "val": datamodule.val_set, "test": datamodule.test_set}
+    counts = {name: class_counts(split.labels) for name, split in splits.items()}
+
+    table = Table(title="images per class", header_style="bold")
+    table.add_column("class")
+    for name in counts:
+        table.add_column(name, justify="right")
+    for digit in range(NUM_CLASSES):
+        table.add_row(str(digit), *(str(row[digit]) for row in counts.values()))
+    table.add_row("total", *(str(sum(row)) for row in counts.values()), style="bold")
+    Console().print(table)
+
+    train = splits["train"]
+    means = torch.stack(
+        [train.images[train.labels == d].float().mean(dim=0) for d in range(NUM_CLASSES)]
+    )
+    per_class = cfg.samples_per_class
+    figures = {
+        "mean_per_class": image_grid_figure(means, [str(d) for d in range(NUM_CLASSES)], 10),
+        "pixel_histogram": histogram_figure(train.images),
+        "samples_per_class": image_grid_figure(
+            samples_by_class(train.images, train.labels, per_class), columns=per_class
+        ),
+    }
+    out = Path(cfg.out)
+    writer = SummaryWriter(str(out / "tensorboard"))
+    for name, figure in figures.items():
+        writer.add_figure(f"explore/{name}", figure, close=False)
+        save(figure, out / f"{name}.png")
+    writer.close()
+    write_json(out / "class_counts.json", counts)
+    Console().print(f"figures written to {out}", soft_wrap=True)
+
+
+if __name__ == "__main__":
+    main()

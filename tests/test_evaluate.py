@@ -1,0 +1,118 @@
+"""`digits.evaluate` and `digits.explore` on a trained synthetic run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import run_cli
+from digits.evaluate import confident_mistakes, score
+
+PNG_MAGIC = b"\x89PNG"
+
+
+def test_score_counts_accuracy_per_class_metrics_and_confused_pairs() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 1, 2])
+    probabilities = torch.nn.functional.one_hot(predicted, 10).float()
+    result = score(probabilities, labels, top_pairs=5)
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["per_class"]["0"]["recall"] == pytest.approx(1 / 3)
+    assert result["per_class"]["1"]["precision"] == pytest.approx(2 / 4)
+    assert result["per_class"]["1"]["support"] == 2
+    assert result["confused_pairs"] == [{"true": 0, "predicted": 1, "count": 2}]
+    assert result["confusion_matrix"][0][:3] == [1, 2, 0]
+
+
+def test_confident_mistakes_come_most_confident_first() -> None:
+    probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    labels = torch.tensor([0, 0, 0, 1])
+    order, captions = confident_mistakes(probabilities, labels, count=5)
+    assert order.tolist() == [1, 2]
+    assert captions[0] == "0→1 80%"
+
+
+def test_evaluate_a_run_matches_training_and_writes_its_report(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    result = run_cli("digits.evaluate", f"run={trained_run}", cwd=tmp_path, data_root=data_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "accuracy" in result.stdout and "macro" in result.stdout
+
+    report = json.loads((trained_run / "evaluation" / "metrics.json").read_text())
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    assert sum(map(sum, report["confusion_matrix"])) == report["images"] == 200
+    assert set(report["per_class"]) == {str(d) for d in range(10)}
+    for name in ("confusion_matrix.png", "mistakes.png"):
+        assert (trained_run / "evaluation" / name).read_bytes()[:4] == PNG_MAGIC
+
+    events = EventAccumulator(str(trained_run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    images = set(events.Tags()["images"])
+    assert {"evaluation/test/confusion_matrix", "evaluation/test/mistakes"} <= images
+    # Training logged its own pictures too.
+    assert {"samples/train", "val/confusion_matrix"} <= images
+
+
+def test_evaluate_validation_split_reproduces_best_val_accuracy(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "digits.evaluate",
+        f"run={trained_run}",
+        "split=val",
+        "tensorboard=false",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((trained_run / "evaluation_val" / "metrics.json").read_text())
+    trained = json.loads((trained_run / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(trained["val/acc_best"], abs=1e-6)
+
+
+def test_evaluate_a_multirun_compares_every_job(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    for job in ("0", "1"):
+        shutil.copytree(trained_run, sweep / job)
+    result = run_cli(
+        "digits.evaluate", f"run={sweep}", "tensorboard=false", cwd=tmp_path, data_root=data_root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "evaluation of every job" in result.stdout
+    for job in ("0", "1"):
+        assert (sweep / job / "evaluation" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [("run=/no/such/run", "no such directory"), ("ckpt_path={notes}", "not a readable checkpoint")],
+)
+def test_evaluate_bad_input_is_one_line(tmp_path: Path, argument: str, message: str) -> None:
+    notes = tmp_path / "notes.ckpt"
+    notes.write_text("not a checkpoint")
+    result = run_cli("digits.evaluate", argument.format(notes=notes), cwd=tmp_path, data_root=None)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line
+
+
+def test_explore_writes_class_counts_and_figures(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "explore"
+    result = run_cli(
+        "digits.explore", f"out={out}", "data.val_size=200", cwd=tmp_path, data_root=data_root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = json.loads((out / "class_counts.json").read_text())
+    assert [sum(counts[s]) for s in ("train", "val", "test")] == [1000, 200, 200]
+    for name in ("mean_per_class", "pixel_histogram", "samples_per_class"):
+        assert (out / f"{name}.png").read_bytes()[:4] == PNG_MAGIC
