@@ -21,12 +21,12 @@ test-fast: ## Tests without the slow (multi-process) ones
 	$(BIN)/pytest -m "not slow"
 
 lint: ## ruff lint and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 format: ## ruff autofix and format
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests tools
+	$(BIN)/ruff format src tests tools
 
 train: ## Train: make train ARGS="model=cnn optimizer=adam"
 	$(BIN)/python -m digits.train $(ARGS)

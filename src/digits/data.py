@@ -8,10 +8,14 @@ because batches are drawn by an ordinary DataLoader over index lists.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import MNIST
 
@@ -49,6 +53,23 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
     return batch
 
 
+def random_affine(
+    images: torch.Tensor, rotation: float, translate: float, scale: Sequence[float]
+) -> torch.Tensor:
+    """Rotate (up to +-rotation degrees), shift (up to +-translate of the size) and scale (within
+    `scale`) each image of a (N, 1, H, W) batch independently, in one grid_sample on its device."""
+    count, device = images.shape[0], images.device
+    angle = (torch.rand(count, device=device) * 2 - 1) * math.radians(rotation)
+    zoom = torch.empty(count, device=device).uniform_(scale[0], scale[1])
+    shift = (torch.rand(count, 2, device=device) * 2 - 1) * (2 * translate)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
+
+
 def missing_raw_files(root: str | Path) -> list[str]:
     raw = Path(root) / "MNIST" / "raw"
     return [name for name in RAW_FILES if not (raw / name).is_file()]
@@ -75,6 +96,7 @@ class MNISTDataModule(L.LightningDataModule):
         std: float,
         num_workers: int,
         pin_memory: bool,
+        augment: Mapping[str, Any] | None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -141,8 +163,11 @@ class MNISTDataModule(L.LightningDataModule):
     def on_after_batch_transfer(
         self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Turn uint8 images into normalised float (N, 1, 28, 28) on the model's device."""
+        """Turn uint8 images into normalised float (N, 1, 28, 28) on the model's device, randomly
+        transformed when training with `augment` set."""
         images, labels = batch
         images = images.unsqueeze(1).float().div_(255.0)
+        if self.hparams.augment and self.trainer is not None and self.trainer.training:
+            images = random_affine(images, **self.hparams.augment)
         images = images.sub_(self.hparams.mean).div_(self.hparams.std)
         return images, labels

@@ -69,6 +69,12 @@ def run_checkpoint(run_dir: Path, which: str) -> Path:
     return path
 
 
+def tensorboard_dir(run_dir: Path) -> Path:
+    """Where the run's TensorBoard events are (tensorboard/<run name>/), so figures join its curves."""
+    events = sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    return events[0].parent if events else run_dir / "tensorboard"
+
+
 @torch.no_grad()
 def predict_split(
     ckpt_path: Path, split: str, data_root: str | None, batch_size: int, device: torch.device
@@ -149,7 +155,7 @@ def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run_dir: Path 
         ),
     }
     if cfg.tensorboard and run_dir is not None:
-        writer = SummaryWriter(str(run_dir / "tensorboard"))
+        writer = SummaryWriter(str(tensorboard_dir(run_dir)))
         for name, figure in figures.items():
             writer.add_figure(f"evaluation/{cfg.split}/{name}", figure, close=False)
         writer.close()

@@ -35,25 +35,34 @@ class MLP(nn.Sequential):
 
 
 class LeNet(nn.Sequential):
-    """LeNet-style: [conv k (same padding) -> ReLU -> max-pool 2] per channel width, then a linear
-    head (T4: 16c5-32c5-fc10; T3 is channels [32, 64], kernel 3, hidden 1024)."""
+    """Conv blocks, each [conv -> (batch norm) -> ReLU] x convs_per_block then max-pool 2, and a
+    linear head. T4: channels [16, 32], kernel 5, padding 2, no hidden layer (1568 -> 10). T3 and T1
+    are the same family with other sizes (see conf/experiment/)."""
 
     def __init__(
         self,
         channels: Sequence[int],
         kernel_size: int,
+        padding: int,
         hidden: int | None,
         dropout: float,
+        conv_dropout: float,
+        convs_per_block: int,
+        batch_norm: bool,
     ) -> None:
         layers: list[nn.Module] = []
         in_channels, size = 1, IMAGE_SIZE
         for out_channels in channels:
-            layers += [
-                nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_channels, size = out_channels, size // 2
+            for _ in range(convs_per_block):
+                layers.append(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(out_channels))
+                layers.append(nn.ReLU())
+                in_channels, size = out_channels, size + 2 * padding - kernel_size + 1
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        if conv_dropout:
+            layers.append(nn.Dropout2d(conv_dropout))
         layers.append(nn.Flatten())
         layers += _head(in_channels * size * size, hidden, dropout)
         super().__init__(*layers)

@@ -8,6 +8,7 @@ leaves everything about the run in its own directory (see README).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -22,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits import config_dir
 from digits.module import DigitClassifier
+from digits.sweep import ERROR_FILE
 from digits.utils import (
     print_summary,
     reports_user_errors,
@@ -93,11 +96,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @reports_user_errors
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns validation accuracy so sweepers can optimise it."""
+    """Hydra entry point; returns `optimized_metric` (validation accuracy) for sweepers.
+
+    In a multirun a failing job is logged and recorded in its directory (error.txt) and the sweep
+    goes on; its result is NaN, which Optuna counts as a failed trial."""
     route_lightning_logs()
-    log.info("run directory: %s", HydraConfig.get().runtime.output_dir)
-    metrics = run(cfg)
-    return metrics.get("val/acc_best")
+    hydra_config = HydraConfig.get()
+    log.info("run directory: %s", hydra_config.runtime.output_dir)
+    try:
+        metrics = run(cfg)
+    except Exception as error:
+        if hydra_config.mode != RunMode.MULTIRUN:
+            raise
+        log.exception("job failed")
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        (Path(hydra_config.runtime.output_dir) / ERROR_FILE).write_text(reason + "\n")
+        return math.nan
+    return metrics.get(cfg.optimized_metric)
 
 
 if __name__ == "__main__":

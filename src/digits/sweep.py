@@ -1,0 +1,102 @@
+"""The table that ends a multirun: one row per job, sorted by validation accuracy.
+
+`SweepSummary` is a Hydra callback (conf/hydra/default.yaml). It reads what every job left in its
+directory, so it works with any launcher (basic, joblib, submitit) and lists failed jobs too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+ERROR_FILE = "error.txt"
+COLUMNS = ("job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_s")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    jobs = [p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
+    return sorted(jobs, key=lambda p: (len(p.name), p.name))
+
+
+def job_overrides(job_dir: Path) -> list[str]:
+    overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")
+    return [str(o) for o in overrides if not str(o).startswith("hydra")]
+
+
+def job_row(job_dir: Path, common: set[str]) -> dict[str, Any]:
+    """One job's overrides (those not shared by every job), status and final metrics."""
+    varying = [o for o in job_overrides(job_dir) if o not in common]
+    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(varying)}
+    metrics_file = job_dir / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        row |= {
+            "status": "ok",
+            "val_acc_best": metrics.get("val/acc_best"),
+            "test_acc": metrics.get("test/acc"),
+            "wall_time_s": metrics.get("wall_time_s"),
+        }
+    else:
+        error = job_dir / ERROR_FILE
+        reason = error.read_text().strip() if error.is_file() else "no metrics.json"
+        row |= {"status": f"failed: {reason}", "val_acc_best": None, "test_acc": None}
+        row["wall_time_s"] = None
+    return row
+
+
+def sort_key(row: dict[str, Any]) -> float:
+    value = row["val_acc_best"]
+    return -value if isinstance(value, float) and not math.isnan(value) else math.inf
+
+
+def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Write summary.md and summary.csv into the sweep directory; return the rows, best first."""
+    jobs = job_dirs(sweep_dir)
+    if not jobs:
+        return []
+    shared = (
+        set.intersection(*(set(job_overrides(job)) for job in jobs)) if len(jobs) > 1 else set()
+    )
+    rows = sorted((job_row(job, shared) for job in jobs), key=sort_key)
+    with (sweep_dir / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(shown(row[c]) for c in COLUMNS) + " |" for row in rows]
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+class SweepSummary(Callback):
+    """Print and save the comparison of a multirun's jobs when it ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        rows = summarize(sweep_dir)
+        table = Table(title=f"sweep {sweep_dir}", header_style="bold")
+        for column in COLUMNS:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(shown(row[c]) for c in COLUMNS))
+        console = Console()
+        console.print(table)
+        console.print(
+            f"summary: {sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}", soft_wrap=True
+        )

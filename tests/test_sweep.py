@@ -1,0 +1,121 @@
+"""Experiments, multiruns and their summary table, Optuna, and the joblib/submitit launchers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import FAST, run_cli
+from digits import config_dir
+from digits.train import run
+
+EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
+FEW_STEPS = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=3"]
+
+
+def sweep_dir(cwd: Path) -> Path:
+    (sweep,) = (cwd / "outputs" / "multiruns").iterdir()
+    return sweep
+
+
+def summary_rows(sweep: Path) -> list[dict[str, str]]:
+    assert (sweep / "summary.md").is_file()
+    with (sweep / "summary.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_trains_a_few_steps(make_cfg, experiment: str) -> None:
+    cfg = make_cfg(
+        f"experiment={experiment}",
+        "trainer.max_steps=3",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "logger=none",
+    )
+    assert cfg.task_name == experiment
+    metrics = run(cfg)
+    assert metrics["global_step"] == 3 and 0 <= metrics["test/acc"] <= 1
+
+
+def test_tutorial_experiments_match_the_tutorials(make_cfg) -> None:
+    t0 = make_cfg("experiment=t0_mlp")
+    assert (t0.model.hidden, t0.optimizer.lr, t0.trainer.max_epochs) == ([128, 84], 0.001, 50)
+    t1 = make_cfg("experiment=t1_dropout_cnn")
+    assert (t1.seed, t1.data.batch_size, t1.model.kernel_size, t1.model.padding) == (2019, 32, 5, 0)
+    t3 = make_cfg("experiment=t3_cnn")
+    assert (t3.data.mean, t3.data.std, t3.model.hidden) == (0.5, 0.5, 1024)
+
+
+def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train",
+        "-m",
+        *FEW_STEPS,
+        "model=mlp",
+        "optimizer.lr=0.01,-1",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = summary_rows(sweep_dir(tmp_path))
+    # Only what varies between jobs is shown, best validation accuracy first, failures last.
+    assert [row["overrides"] for row in rows] == ["optimizer.lr=0.01", "optimizer.lr=-1"]
+    assert rows[0]["status"] == "ok" and 0 <= float(rows[0]["val_acc_best"]) <= 1
+    assert rows[1]["status"].startswith("failed") and "learning rate" in rows[1]["status"]
+    assert "sweep" in result.stdout and "failed" in result.stdout
+
+
+def test_optuna_search_runs_seeded_trials_on_validation_accuracy(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train",
+        "hparams_search=optuna",
+        *FEW_STEPS,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = sweep_dir(tmp_path)
+    rows = summary_rows(sweep)
+    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
+    assert all("optimizer.lr=" in row["overrides"] for row in rows)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(float(r["val_acc_best"]) for r in rows))
+    assert set(best["best_params"]) == {
+        "optimizer.lr",
+        "data.batch_size",
+        "model.dropout",
+        "model.hidden",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_and_cluster_launchers_run_jobs(
+    tmp_path: Path, data_root: Path, launcher: str
+) -> None:
+    result = run_cli(
+        "digits.train",
+        "-m",
+        f"hydra/launcher={launcher}",
+        *FEW_STEPS,
+        "model=mlp,lenet",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = summary_rows(sweep_dir(tmp_path))
+    assert sorted(row["overrides"] for row in rows) == ["model=lenet", "model=mlp"]
+    assert all(row["status"] == "ok" for row in rows)
