@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from digits.data import load_mnist
-from digits.predict import expand, predict_files
+from digits.predict import Predictor, expand
 
 # Polylines in a unit box for digits drawn by hand (x right, y down).
 STROKES = {
@@ -141,8 +141,9 @@ def main(args: dict[str, str]) -> None:
     make_photos(out, int(args.get("count", 300)), data_root)
     files = expand([str(out)])
     truth = [int(f.stem.rsplit("label", 1)[1]) for f in files]
+    predictor = Predictor(args["ckpt_path"])
     for preprocess in ("naive", "mnist"):
-        predictions = predict_files(args["ckpt_path"], files, preprocess, top_k=3)
+        predictions = predictor(files, preprocess, top_k=3)
         right = [p.digit == t for p, t in zip(predictions, truth, strict=True)]
         drawn = [r for r, f in zip(right, files, strict=True) if f.name.startswith("drawn")]
         print(

@@ -1,18 +1,28 @@
-"""Lightning callbacks that put pictures in TensorBoard: training samples and the validation
-confusion matrix."""
+"""Lightning callbacks: pictures in TensorBoard (training samples, validation confusion matrix) and
+a time-to-accuracy probe for benchmarks."""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
 from digits.plots import confusion_matrix_figure, image_grid_figure
+
+log = logging.getLogger(__name__)
 
 
 def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
@@ -69,3 +79,155 @@ class TrainingFigures(L.Callback):
             writer.add_figure(
                 "val/confusion_matrix", confusion_matrix_figure(matrix, title), trainer.global_step
             )
+
+
+class TimeToAccuracy(L.Callback):
+    """Benchmark aid: after each training epoch, score the test set; stop once `target` accuracy is
+    reached. Writes time_to_accuracy.json (training time per epoch, test scoring excluded) into the
+    run directory. Uses the test set to decide when to stop: for measuring, not for model selection."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+        self.history: list[dict[str, float]] = []
+        self._train_time = 0.0
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._train_time += time.perf_counter() - self._epoch_start
+        datamodule = trainer.datamodule
+        datamodule.setup("test")
+        was_training = pl_module.training
+        pl_module.eval()
+        correct = total = 0
+        for batch in datamodule.test_dataloader():
+            batch = [tensor.to(pl_module.device) for tensor in batch]
+            images, labels = datamodule.on_after_batch_transfer(batch, 0)
+            correct += int((pl_module(images).argmax(dim=1) == labels).sum())
+            total += len(labels)
+        pl_module.train(was_training)
+        accuracy = correct / total
+        self.history.append(
+            {
+                "epoch": trainer.current_epoch + 1,
+                "train_time_s": self._train_time,
+                "test_acc": accuracy,
+            }
+        )
+        reached = accuracy >= self.target
+        if reached:
+            trainer.should_stop = True
+        if trainer.is_global_zero:
+            result = {"target": self.target, "reached": reached, "history": self.history}
+            if reached:
+                result["time_to_target_s"] = self._train_time
+            out = Path(trainer.default_root_dir) / "time_to_accuracy.json"
+            out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+class InterruptCheckpoint(L.Callback):
+    """Ctrl-C (SIGINT) or SIGTERM: finish the current step, save `path` (checkpoints/last.ckpt), say
+    how to resume, exit non-zero. Lightning stops after the step on SIGTERM; SIGINT is made to do
+    the same (a second Ctrl-C stops at once). Other exceptions (a diverged loss, a bug) leave the
+    last good checkpoint alone."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._interrupted = False
+        self._previous_handler: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
+        self._interrupted = True
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
+            return
+        trainer.save_checkpoint(self.path)
+        log.warning(
+            "interrupted at epoch %d, step %d; saved %s. Resume with: "
+            "python -m digits.train resume=%s",
+            trainer.current_epoch,
+            trainer.global_step,
+            self.path,
+            Path(self.path).parent.parent,
+        )
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Stop with a clear message when the training loss becomes NaN or infinite. Checks every
+    `every_n_steps` steps, since each check copies the loss to the host."""
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.global_step % self.every_n_steps:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None and not torch.isfinite(loss):
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            raise DigitsError(
+                f"training loss is {loss.item()} by step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch}): training diverged; lower optimizer.lr "
+                f"(it is {lr:g}) or check the data; last.ckpt keeps the last good epoch"
+            )
+
+
+class LastCheckpoint(L.Callback):
+    """Keep `path` (checkpoints/last.ckpt) current: after every training epoch and, if
+    `every_n_train_steps` > 0, every that many steps, so a killed run loses little. (Lightning's
+    ModelCheckpoint refreshes last.ckpt only when the monitored metric improves.) Lightning writes
+    checkpoints atomically."""
+
+    def __init__(self, path: str, every_n_train_steps: int) -> None:
+        self.path = path
+        self.every_n_train_steps = every_n_train_steps
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
+            trainer.save_checkpoint(self.path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)

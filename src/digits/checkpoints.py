@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
+from digits import config_dir
 from digits.data import MNISTDataModule
 from digits.errors import DigitsError
 from digits.module import DigitClassifier
@@ -20,27 +22,33 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise DigitsError(
-            f"ckpt_path={path}: not a readable checkpoint ({error})".split("\n")[0]
-        ) from error
+        reason = str(error).split("\n")[0]
+        raise DigitsError(f"ckpt_path={path}: not a readable checkpoint ({reason})") from error
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     if "net" not in hparams or "state_dict" not in checkpoint:
         raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")
+    checkpoint["path"] = str(path)
     return checkpoint
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> DigitClassifier:
+def model_from(checkpoint: dict[str, Any], device: torch.device | str = "cpu") -> DigitClassifier:
     """The trained model, in eval mode, on `device`."""
-    read_checkpoint(path)
-    model = DigitClassifier.load_from_checkpoint(path, map_location=device)
-    return model.eval()
+    model = DigitClassifier(**checkpoint["hyper_parameters"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
 
 
-def load_datamodule(path: str | Path, **overrides: Any) -> MNISTDataModule:
-    """The run's data module (root, split, normalisation), with `overrides` that are not None."""
-    saved = read_checkpoint(path).get("datamodule_hyper_parameters")
+def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
+    """The run's data module (root, split, normalisation), with `overrides` that are not None.
+    Settings the checkpoint predates come from conf/data/mnist.yaml."""
+    saved = checkpoint.get("datamodule_hyper_parameters")
     if not saved:
         raise DigitsError(
-            f"ckpt_path={path}: holds no data settings (trained outside digits.train?)"
+            f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
         )
-    return MNISTDataModule(**(saved | {k: v for k, v in overrides.items() if v is not None}))
+    defaults = OmegaConf.to_container(
+        OmegaConf.load(Path(config_dir()) / "data" / "mnist.yaml"), resolve=True
+    )
+    defaults = {key: value for key, value in defaults.items() if not key.startswith("_")}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return MNISTDataModule(**(defaults | dict(saved) | given))

@@ -25,11 +25,11 @@ from torchmetrics.classification import (
 )
 
 from digits import config_dir
-from digits.checkpoints import load_datamodule, load_model
+from digits.checkpoints import datamodule_from, model_from, read_checkpoint
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
 from digits.plots import confusion_matrix_figure, image_grid_figure, save
-from digits.utils import reports_user_errors, write_json
+from digits.utils import launch, reports_user_errors, write_json
 
 SPLITS = ("test", "val")
 console = Console()
@@ -80,8 +80,11 @@ def predict_split(
     ckpt_path: Path, split: str, data_root: str | None, batch_size: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Class probabilities, true labels and raw uint8 images of one split, in dataset order."""
-    model = load_model(ckpt_path, device)
-    datamodule = load_datamodule(ckpt_path, root=data_root, batch_size=batch_size)
+    checkpoint = read_checkpoint(ckpt_path)
+    model = model_from(checkpoint, device)
+    datamodule = datamodule_from(
+        checkpoint, root=data_root, batch_size=batch_size, pipeline="memory"
+    )
     datamodule.prepare_data()
     datamodule.setup("test" if split == "test" else "fit")
     dataset = datamodule.test_set if split == "test" else datamodule.val_set
@@ -205,7 +208,7 @@ def print_comparison(rows: list[tuple[Path, dict]]) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
 @reports_user_errors
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Evaluate a run, every job of a multirun, or one checkpoint."""
     if cfg.split not in SPLITS:
         raise DigitsError(f"split={cfg.split}: use one of {', '.join(SPLITS)}")
@@ -229,6 +232,11 @@ def main(cfg: DictConfig) -> None:
         rows.append((run_dir, result))
     if len(runs) > 1:
         print_comparison(rows)
+
+
+def main() -> None:
+    """`python -m digits.evaluate`: check the command line, then run."""
+    launch("evaluate", hydra_main)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from digits import config_dir
 from digits.data import MNISTDataModule
 from digits.models import NUM_CLASSES
 from digits.plots import image_grid_figure, save
-from digits.utils import reports_user_errors, write_json
+from digits.utils import launch, reports_user_errors, write_json
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:
@@ -47,7 +47,7 @@ def samples_by_class(images: torch.Tensor, labels: torch.Tensor, per_class: int)
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="explore")
 @reports_user_errors
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Write the exploration figures and print the class balance."""
     datamodule: MNISTDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -84,6 +84,11 @@ def main(cfg: DictConfig) -> None:
     writer.close()
     write_json(out / "class_counts.json", counts)
     Console().print(f"figures written to {out}", soft_wrap=True)
+
+
+def main() -> None:
+    """`python -m digits.explore`: check the command line, then run."""
+    launch("explore", hydra_main)
 
 
 if __name__ == "__main__":

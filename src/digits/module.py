@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from digits.models import NUM_CLASSES
@@ -39,6 +39,8 @@ class DigitClassifier(L.LightningModule):
         optimizer: Mapping,
         scheduler: Mapping | None,
         label_smoothing: float,
+        compile: bool = False,  # defaults: checkpoints from before these options still load
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -47,17 +49,28 @@ class DigitClassifier(L.LightningModule):
                 "optimizer": plain(optimizer),
                 "scheduler": plain(scheduler),
                 "label_smoothing": label_smoothing,
+                "compile": compile,
+                "channels_last": channels_last,
             }
         )
         self.net = instantiate(self.hparams.net, _convert_="all")
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net.compile()  # in place: state_dict keys stay the same
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.train_loss = MeanMetric()
         self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)  # survives resume
+        for metric in (self.train_acc, self.train_loss, self.val_acc_best):
+            metric.persistent(True)  # in checkpoints: a run resumed mid-epoch reports the same
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,10 +87,19 @@ class DigitClassifier(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, preds = self._step(batch)
-        self.train_acc(preds, batch[1])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.train_acc.update(preds, batch[1])
+        self.train_loss.update(loss, weight=len(batch[1]))
+        # Not in the progress bar per step: that would copy the loss to the host every step.
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Computed here rather than logged as metric objects: Lightning resets those when a run
+        # resumes mid-epoch, while these (persistent) states come back from the checkpoint.
+        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True, sync_dist=True)
+        self.log("train/acc", self.train_acc.compute(), prog_bar=True, sync_dist=True)
+        self.train_loss.reset()
+        self.train_acc.reset()
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -97,6 +119,18 @@ class DigitClassifier(L.LightningModule):
         self.test_acc(preds, batch[1])
         self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Dropout draws from torch's RNG: keep its state so a resumed run continues identically.
+        checkpoint["rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["rng_state"])
+        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

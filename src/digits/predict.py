@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from digits import config_dir
-from digits.checkpoints import load_model, read_checkpoint
+from digits.checkpoints import datamodule_from, model_from, read_checkpoint
 from digits.errors import DigitsError
 from digits.preprocess import PREPROCESSORS, BlankImage, load_grayscale
-from digits.utils import reports_user_errors
+from digits.utils import launch, reports_user_errors
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 OUTPUTS = ("table", "json")
@@ -73,52 +73,51 @@ def prepare(
     return predictions, images
 
 
-@torch.no_grad()
-def classify(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    mean: float,
-    std: float,
-    batch_size: int,
-) -> torch.Tensor:
-    """Class probabilities for (N, 28, 28) images in 0-1, normalised as the model was trained."""
-    device = next(model.parameters()).device
-    batches = [
-        model(((chunk.to(device) - mean) / std).unsqueeze(1)).softmax(dim=1).cpu()
-        for chunk in images.split(batch_size)
-    ]
-    return torch.cat(batches) if batches else torch.empty(0, 10)
+class Predictor:
+    """A trained model, loaded once, with the normalisation it was trained with."""
 
+    def __init__(self, ckpt_path: str | Path, device: str = "cpu") -> None:
+        checkpoint = read_checkpoint(ckpt_path)
+        data = datamodule_from(checkpoint).hparams
+        self.mean, self.std = data.mean, data.std
+        self.model = model_from(checkpoint, device)
+        self.device = device
 
-def predict_files(
-    ckpt_path: str | Path,
-    files: list[Path],
-    preprocess: str,
-    top_k: int,
-    batch_size: int = 256,
-    device: str = "cpu",
-    save_dir: Path | None = None,
-) -> list[Prediction]:
-    """Preprocess and classify every file; failures are recorded on their Prediction."""
-    if preprocess not in PREPROCESSORS:
-        raise DigitsError(f"preprocess={preprocess}: use one of {', '.join(PREPROCESSORS)}")
-    data = read_checkpoint(ckpt_path).get("datamodule_hyper_parameters") or {}
-    model = load_model(ckpt_path, device)
-    predictions, images = prepare(files, PREPROCESSORS[preprocess])
-    stacked = torch.stack(images) if images else torch.empty(0, 28, 28)
-    probabilities = classify(
-        model, stacked, data.get("mean", 0.0), data.get("std", 1.0), batch_size
-    )
-    ok = [p for p in predictions if p.error is None and not p.blank]
-    for prediction, probs, image in zip(ok, probabilities, stacked, strict=True):
-        values, digits = probs.topk(top_k)
-        prediction.digit, prediction.confidence = int(digits[0]), float(values[0])
-        prediction.top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
-        if save_dir is not None:
-            save_dir.mkdir(parents=True, exist_ok=True)
-            pixels = (image * 255).round().byte().numpy()
-            Image.fromarray(pixels).save(save_dir / f"{prediction.path.stem}.png")
-    return predictions
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities for (N, 28, 28) images in 0-1, white ink on black."""
+        batches = [
+            self.model(((chunk.to(self.device) - self.mean) / self.std).unsqueeze(1))
+            .softmax(dim=1)
+            .cpu()
+            for chunk in images.split(batch_size)
+        ]
+        return torch.cat(batches) if batches else torch.empty(0, 10)
+
+    def __call__(
+        self,
+        files: list[Path],
+        preprocess: str,
+        top_k: int,
+        batch_size: int = 256,
+        save_dir: Path | None = None,
+    ) -> list[Prediction]:
+        """Preprocess and classify every file; failures are recorded on their Prediction."""
+        if preprocess not in PREPROCESSORS:
+            raise DigitsError(f"preprocess={preprocess}: use one of {', '.join(PREPROCESSORS)}")
+        predictions, images = prepare(files, PREPROCESSORS[preprocess])
+        stacked = torch.stack(images) if images else torch.empty(0, 28, 28)
+        probabilities = self.probabilities(stacked, batch_size)
+        ok = [p for p in predictions if p.error is None and not p.blank]
+        for prediction, probs, image in zip(ok, probabilities, stacked, strict=True):
+            values, digits = probs.topk(top_k)
+            prediction.digit, prediction.confidence = int(digits[0]), float(values[0])
+            prediction.top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
+            if save_dir is not None:
+                save_dir.mkdir(parents=True, exist_ok=True)
+                pixels = (image * 255).round().byte().numpy()
+                Image.fromarray(pixels).save(save_dir / f"{prediction.path.stem}.png")
+        return predictions
 
 
 def report(predictions: list[Prediction], output: str) -> None:
@@ -154,25 +153,24 @@ def report(predictions: list[Prediction], output: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 @reports_user_errors
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     """Predict the digit in each image; exit 1 if any image could not be read."""
     if cfg.output not in OUTPUTS:
         raise DigitsError(f"output={cfg.output}: use one of {', '.join(OUTPUTS)}")
     files = expand([cfg.images] if isinstance(cfg.images, str) else cfg.images)
     if not files:
         raise DigitsError("images=[...] is empty: give image files or folders")
-    predictions = predict_files(
-        cfg.ckpt_path,
-        files,
-        cfg.preprocess,
-        cfg.top_k,
-        cfg.batch_size,
-        "cuda" if cfg.accelerator == "gpu" else "cpu",
-        Path(cfg.save_preprocessed) if cfg.save_preprocessed else None,
-    )
+    predictor = Predictor(cfg.ckpt_path, "cuda" if cfg.accelerator == "gpu" else "cpu")
+    save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
+    predictions = predictor(files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir)
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
         sys.exit(1)
+
+
+def main() -> None:
+    """`python -m digits.predict`: check the command line, then run."""
+    launch("predict", hydra_main)
 
 
 if __name__ == "__main__":

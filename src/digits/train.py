@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,18 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from digits import config_dir
+from digits.config import validate_train
+from digits.errors import DigitsError
 from digits.module import DigitClassifier
 from digits.sweep import ERROR_FILE
 from digits.utils import (
+    launch,
     print_summary,
     reports_user_errors,
     route_lightning_logs,
@@ -43,6 +49,17 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
 
 
+def throughput(trainer: L.Trainer, datamodule: L.LightningDataModule, resumed: bool) -> dict:
+    """Training images per second over the training loop alone (Lightning's Timer callback: no
+    start-up, data loading from disk or testing), when this fit started from scratch."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or resumed or not timer.time_elapsed("train"):
+        return {}
+    seconds = timer.time_elapsed("train")
+    images = trainer.global_step * datamodule.hparams.batch_size * trainer.world_size
+    return {"train_time_s": round(seconds, 3), "train_images_per_s": round(images / seconds, 1)}
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
     run_dir = Path(cfg.paths.output_dir)
@@ -55,6 +72,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         optimizer=cfg.optimizer,
         scheduler=cfg.get("scheduler"),
         label_smoothing=cfg.label_smoothing,
+        compile=cfg.compile,
+        channels_last=cfg.channels_last,
     )
     loggers: list[Logger] = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
@@ -65,9 +84,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        except (
+            SIGTERMException
+        ) as stop:  # Lightning stops after the step; InterruptCheckpoint saved
+            raise SystemExit(128 + signal.SIGTERM) from stop
         fitted = trainer.callback_metrics
         metrics |= scalars({name: fitted[name] for name in FIT_METRICS if name in fitted})
+        metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best or (None if cfg.train else cfg.ckpt_path)
@@ -95,7 +120,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @reports_user_errors
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `optimized_metric` (validation accuracy) for sweepers.
 
     In a multirun a failing job is logged and recorded in its directory (error.txt) and the sweep
@@ -113,6 +138,30 @@ def main(cfg: DictConfig) -> float | None:
         (Path(hydra_config.runtime.output_dir) / ERROR_FILE).write_text(reason + "\n")
         return math.nan
     return metrics.get(cfg.optimized_metric)
+
+
+def resume_arguments(args: list[str]) -> list[str]:
+    """`resume=<run dir>`: the run's own overrides, then the user's, in the same directory from its
+    last checkpoint (epoch and step counters, TensorBoard curves and checkpoints continue)."""
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    run_dir = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not saved.is_file() or not last.is_file():
+        raise DigitsError(f"resume={run_dir}: not a run directory with checkpoints/last.ckpt")
+    previous = [
+        str(o) for o in OmegaConf.load(saved) if not str(o).startswith(("resume=", "ckpt_path="))
+    ]
+    rest = [a for a in args if not a.startswith("resume=")]
+    return [*previous, *rest, f"ckpt_path={last}", f"hydra.run.dir={run_dir}"]
+
+
+def main() -> None:
+    """`python -m digits.train`: check the command line, then run."""
+    sys.argv[1:] = reports_user_errors(resume_arguments)(sys.argv[1:])
+    launch("train", hydra_main, validate_train)
 
 
 if __name__ == "__main__":

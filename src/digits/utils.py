@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
@@ -22,18 +24,34 @@ log = logging.getLogger(__name__)
 
 
 def reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Entry-point decorator: a DigitsError becomes one line on stderr and exit status 2."""
+    """Entry-point decorator: a DigitsError becomes one line on stderr and exit status 2
+    (HYDRA_FULL_ERROR=1 shows the full traceback instead, for developers)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except DigitsError as error:
-            log.error(str(error))
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if logging.getLogger().handlers:  # inside Hydra: also into the run's log
+                log.error(str(error))
             print(f"error: {error}", file=sys.stderr)
             sys.exit(error.exit_code)
 
     return wrapper
+
+
+def launch(
+    config_name: str,
+    hydra_main: Callable[[], Any],
+    validate: Callable[[DictConfig], None] | None = None,
+) -> None:
+    """Console entry point: check the command line against the config, then hand over to Hydra."""
+    from digits.config import check_command_line
+
+    reports_user_errors(check_command_line)(config_name, sys.argv[1:], validate)
+    hydra_main()
 
 
 def route_lightning_logs() -> None:

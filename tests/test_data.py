@@ -1,0 +1,95 @@
+"""The data module: split, batches, normalisation, augmentation, resumable shuffling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
+from digits.data import random_affine
+
+
+def test_split_is_seeded_disjoint_and_the_test_set_is_separate(make_cfg) -> None:
+    datamodule = instantiate(make_cfg().data)
+    datamodule.setup()
+    assert len(datamodule.train_set) == TRAIN_SIZE - VAL_SIZE
+    assert len(datamodule.val_set) == VAL_SIZE and len(datamodule.test_set) == TEST_SIZE
+    again = instantiate(make_cfg().data)
+    again.setup("fit")
+    assert torch.equal(again.val_set.images, datamodule.val_set.images)
+    other = instantiate(make_cfg("data.split_seed=1").data)
+    other.setup("fit")
+    assert not torch.equal(other.val_set.images, datamodule.val_set.images)
+
+
+@pytest.mark.parametrize("pipeline", ["memory", "torchvision"])
+def test_both_pipelines_give_the_same_normalised_batches(make_cfg, pipeline: str) -> None:
+    memory = instantiate(make_cfg().data)
+    memory.setup("test")
+    images, labels = memory.on_after_batch_transfer(next(iter(memory.test_dataloader())), 0)
+    other = instantiate(make_cfg(f"data.pipeline={pipeline}").data)
+    other.setup("test")
+    images2, labels2 = other.on_after_batch_transfer(next(iter(other.test_dataloader())), 0)
+    assert images.shape == images2.shape == (64, 1, 28, 28) and images.dtype == torch.float32
+    assert torch.allclose(images, images2, atol=1e-6) and torch.equal(labels, labels2)
+    raw = memory.test_set.images[:64].float() / 255
+    assert torch.allclose(images[:, 0], (raw - 0.1307) / 0.3081, atol=1e-6)
+
+
+def test_random_affine_moves_pixels_and_identity_leaves_them() -> None:
+    images = torch.zeros(8, 1, 28, 28)
+    images[:, :, 10:18, 12:16] = 1
+    same = random_affine(images, rotation=0, translate=0, scale=[1, 1])
+    assert torch.allclose(same, images, atol=1e-5)
+    moved = random_affine(images, rotation=15, translate=0.1, scale=[0.9, 1.1])
+    assert moved.shape == images.shape and not torch.allclose(moved, images)
+    assert (moved.sum(dim=(1, 2, 3)) > 0.5 * images[0].sum()).all()  # the stroke stays in view
+
+
+def test_shuffle_replays_an_epoch_and_resumes_mid_epoch(make_cfg) -> None:
+    torch.manual_seed(5)
+    datamodule = instantiate(make_cfg().data)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    loader.sampler.set_epoch(2)
+    epoch = [labels for _, labels in loader]
+    loader.sampler.set_epoch(2)
+    assert all(torch.equal(a, b) for a, b in zip(epoch, [y for _, y in loader], strict=True))
+    loader.sampler.set_epoch(3)
+    assert not all(torch.equal(a, b) for a, b in zip(epoch, [y for _, y in loader], strict=True))
+
+    loader.sampler.set_epoch(2)
+    iterator = iter(loader)
+    for _ in range(5):
+        next(iterator)
+    state = loader.state_dict()
+    assert state == {"batches_given": 5}
+    fresh = datamodule.train_dataloader()
+    fresh.load_state_dict(state)
+    fresh.sampler.set_epoch(2)
+    rest = [labels for _, labels in fresh]
+    assert len(rest) == len(epoch) - 5
+    assert all(torch.equal(a, b) for a, b in zip(rest, epoch[5:], strict=True))
+
+
+def test_augmented_run_saves_checkpoints_that_load_weights_only(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train",
+        *FAST,
+        "model=mlp",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "data.augment={rotation:10,translate:0.1,scale:[0.9,1.1]}",
+        "hydra.run.dir=outputs/aug",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for checkpoint in (tmp_path / "outputs" / "aug" / "checkpoints").glob("*.ckpt"):
+        saved = torch.load(checkpoint, weights_only=True)
+        assert saved["datamodule_hyper_parameters"]["augment"]["scale"] == [0.9, 1.1]

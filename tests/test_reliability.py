@@ -1,0 +1,307 @@
+"""Bad input gets one clear line and exit 2; damaged data never trains; runs stop and resume safely."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, run_cli
+from digits.config import check_command_line, validate_train
+from digits.data import check_raw_files, gunzip_raw_files
+from digits.errors import DigitsError
+
+SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, mlp"),
+        (["-m", "model=mlp,resnet"], "model=resnet: no such model option"),
+        (["optimizer.lrr=0.1"], "optimizer.lrr=0.1: no such key"),
+        (["data.batch_size=abc"], "data.batch_size=abc: must be an integer >= 1"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1: out of range, must be > 0"),
+        (["data.batch_size=0"], "data.batch_size=0: out of range, must be >= 1"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0: out of range, must be >= 1"),
+        (["data.val_size=70000"], "data.val_size=70000: out of range"),
+        (["model=cnn", "model.dropout=1.0"], "model.dropout=1.0: out of range, must be in [0, 1)"),
+        (["model=mlp", "model.dropout=-0.1"], "model.dropout=-0.1: out of range"),
+        (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file"),
+    ],
+)
+def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected: str) -> None:
+    with pytest.raises(DigitsError) as error:
+        check_command_line("train", args, validate_train)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DigitsError, match=r"no CUDA GPU is visible.*trainer=cpu"):
+        check_command_line("train", ["trainer=gpu"], validate_train)
+
+
+def test_checkpoint_of_another_project_or_model_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    last = trained_run / "checkpoints" / "last.ckpt"
+    with pytest.raises(DigitsError, match="holds a MLP network, not the selected LeNet"):
+        check_command_line("train", ["model=lenet", f"ckpt_path={last}"], validate_train)
+    with pytest.raises(DigitsError, match=r"model.hidden=\[128, 84\] in the checkpoint, \[64\]"):
+        check_command_line("train", ["model.hidden=[64]", f"ckpt_path={last}"], validate_train)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1}}, foreign)
+    with pytest.raises(DigitsError, match="not a checkpoint of a digits model"):
+        check_command_line("train", [f"ckpt_path={foreign}"], validate_train)
+
+
+def test_cli_error_is_one_line_exit_2_and_full_trace_on_request(tmp_path: Path) -> None:
+    result = run_cli("digits.train", "optimizer.lr=-1", cwd=tmp_path, data_root=None)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: optimizer.lr=-1: out of range, must be > 0"
+    ]
+    assert not (tmp_path / "outputs" / "runs").exists()  # stopped before anything started
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "DIGITS_OUTPUT_DIR": str(tmp_path / "o")}
+    full = subprocess.run(
+        [sys.executable, "-m", "digits.train", "optimizer.lr=-1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert full.returncode != 0 and "Traceback" in full.stderr
+
+
+def test_unwritable_output_folder_fails_at_start(tmp_path: Path, data_root: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env_dir = blocker / "outputs"  # a folder cannot be made inside a file, even by root
+    result = subprocess.run(
+        [sys.executable, "-m", "digits.train", *SHORT],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DIGITS_OUTPUT_DIR": str(env_dir), "DIGITS_DATA_DIR": str(data_root)},
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"paths.log_dir={env_dir}: cannot write there" in line
+
+
+@pytest.fixture
+def damaged_raw(data_root: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    return copy / "MNIST" / "raw"
+
+
+@pytest.mark.parametrize(
+    ("damage", "file", "problem"),
+    [
+        ("magic", "train-images-idx3-ubyte", "wrong magic number"),
+        ("truncate", "t10k-images-idx3-ubyte", "but its header promises"),
+        ("labels", "train-labels-idx1-ubyte", "labels for"),
+        ("header", "t10k-labels-idx1-ubyte", "shorter than an IDX header"),
+    ],
+)
+def test_damaged_idx_files_are_named_with_the_problem(
+    damaged_raw: Path, damage: str, file: str, problem: str
+) -> None:
+    path = damaged_raw / file
+    data = path.read_bytes()
+    if damage == "magic":
+        path.write_bytes(b"\x00\x00\x08\x01" + data[4:])
+    elif damage == "truncate":
+        path.write_bytes(data[:-100])
+    elif damage == "labels":  # a consistent file with one label too few
+        count = int.from_bytes(data[4:8], "big") - 1
+        path.write_bytes(data[:4] + count.to_bytes(4, "big") + data[8:-1])
+    else:
+        path.write_bytes(data[:5])
+    with pytest.raises(DigitsError) as error:
+        check_raw_files(damaged_raw)
+    message = str(error.value)
+    assert message.startswith(str(path)) and problem in message and "delete it" in message
+
+
+def test_gzip_only_files_are_decompressed_and_bad_gzip_is_named(damaged_raw: Path) -> None:
+    good = damaged_raw / "t10k-labels-idx1-ubyte"
+    original = good.read_bytes()
+    good.with_name(good.name + ".gz").write_bytes(gzip.compress(original))
+    good.unlink()
+    gunzip_raw_files(damaged_raw)
+    assert good.read_bytes() == original
+
+    bad = damaged_raw / "train-images-idx3-ubyte"
+    bad.unlink()
+    (damaged_raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(DigitsError, match="gzip does not decompress"):
+        gunzip_raw_files(damaged_raw)
+    assert not bad.exists()  # no half-written file left behind
+
+
+def test_damaged_data_stops_the_cli_before_training(damaged_raw: Path, tmp_path: Path) -> None:
+    target = damaged_raw / "train-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-10])
+    result = run_cli("digits.train", *SHORT, cwd=tmp_path, data_root=damaged_raw.parents[1])
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert str(target) in line and "Traceback" not in result.stderr
+    assert not list((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+def test_diverging_loss_stops_with_the_step(tmp_path: Path, data_root: Path) -> None:
+    result = run_cli(
+        "digits.train",
+        *SHORT,
+        "optimizer=sgd",
+        "optimizer.lr=1e12",
+        "logger=none",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "training loss is" in line and "by step" in line and "optimizer.lr" in line
+
+
+def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fsspec.implementations.local import LocalFileOpener
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    io = TorchCheckpointIO()
+    io.save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
+    before = path.read_bytes()
+
+    def dying_write(self, data):  # the process dies half-way through writing the file
+        LocalFileOpener.__dict__["_write_half"](self, data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalFileOpener, "_write_half", LocalFileOpener.write, raising=False)
+    monkeypatch.setattr(LocalFileOpener, "write", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
+    assert path.read_bytes() == before
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
+def start_training(cwd: Path, data_root: Path, *args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DIGITS_OUTPUT_DIR": str(cwd / "outputs"),
+        "DIGITS_DATA_DIR": str(data_root),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "digits.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 1), (signal.SIGTERM, 143)])
+def test_interrupt_saves_a_checkpoint_and_resume_continues_in_place(
+    tmp_path: Path, data_root: Path, sig: signal.Signals, code: int
+) -> None:
+    args = [*FAST, "model=mlp", "data.batch_size=8", "trainer.max_epochs=6"]
+    process = start_training(tmp_path, data_root, *args, "hydra.run.dir=outputs/runs/interrupted")
+    run_dir = tmp_path / "outputs" / "runs" / "interrupted"
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)
+    first_epoch_step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)[
+        "global_step"
+    ]
+    time.sleep(1.0)
+    process.send_signal(sig)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == code, output[-3000:]
+    assert f"resume={run_dir}" in output
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] > first_epoch_step  # saved at the step it stopped, not the epoch
+
+    resumed = run_cli("digits.train", f"resume={run_dir}", cwd=tmp_path, data_root=data_root)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == ["interrupted"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 6
+    steps_per_epoch = -(-1000 // 8)
+    assert metrics["global_step"] == 6 * steps_per_epoch
+    event_files = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert len({p.parent for p in event_files}) == 1 and len(event_files) >= 2
+
+
+@pytest.mark.slow
+def test_sigkilled_deterministic_run_resumes_to_the_same_metrics(
+    tmp_path: Path, data_root: Path
+) -> None:
+    args = [
+        *FAST,
+        "model=cnn",
+        "data.batch_size=16",
+        "trainer.max_epochs=3",
+        "logger=none",
+        "trainer.deterministic=true",
+        "callbacks.last_checkpoint.every_n_train_steps=7",
+        "seed=3",
+    ]
+    whole = run_cli(
+        "digits.train", *args, "hydra.run.dir=outputs/whole", cwd=tmp_path, data_root=data_root
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    process = start_training(tmp_path, data_root, *args, "hydra.run.dir=outputs/killed")
+    run_dir = tmp_path / "outputs" / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    wait_for(last, process)
+    while torch.load(last, weights_only=False)["global_step"] < 70:  # well into epoch 2
+        assert process.poll() is None
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    step = torch.load(last, weights_only=False)["global_step"]
+    assert step % 63 != 0, "killed at an epoch boundary; the test wants mid-epoch"
+
+    resumed = run_cli(
+        "digits.train",
+        *args,
+        f"ckpt_path={last}",
+        "hydra.run.dir=outputs/killed",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = json.loads((tmp_path / "outputs" / "whole" / "metrics.json").read_text())
+    got = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
+        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
+    assert got["global_step"] == expected["global_step"]
+    final = torch.load(
+        tmp_path / "outputs" / "whole" / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    resumed_final = torch.load(last, weights_only=True)
+    for name, weights in final["state_dict"].items():
+        assert torch.equal(weights, resumed_final["state_dict"][name]), name

@@ -1,0 +1,244 @@
+"""`make bench`: how fast digits trains and predicts, against what the hardware allows.
+
+    python tools/bench.py [steps=200] [models=mlp,lenet,cnn] [batches=64,256] [tta=true]
+
+One process per measurement, all with the same model, Adam, batch size and number of steps:
+  digits     `python -m digits.train` for `steps` steps (Trainer, LightningModule, DataModule,
+             TensorBoard logging, checkpointing), timed by Lightning's Timer over the training loop
+  raw        a hand-written loop over the training set preloaded as one normalised tensor
+  tutorial   a hand-written loop over torchvision's MNIST DataLoader (PIL -> ToTensor -> Normalize)
+plus the time for `model=cnn` to reach 99.0% test accuracy from scratch, and predict latency.
+Prints a table and writes outputs/bench/<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from digits import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def hand_loop(model_name: str, batch_size: int, steps: int, pipeline: str) -> float:
+    """Images/s of a plain PyTorch training loop; pipeline 'raw' or 'tutorial'."""
+    cfg = config(f"model={model_name}")
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optimizer.lr)
+    loss_fn = nn.CrossEntropyLoss()
+    mean, std = cfg.data.mean, cfg.data.std
+    if pipeline == "raw":
+        dataset = MNIST(DATA_ROOT, train=True)
+        images = dataset.data.unsqueeze(1).float().div(255).sub(mean).div(std)
+        labels = dataset.targets
+
+        def batches():
+            order = torch.randperm(len(labels))
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                yield images[index], labels[index]
+    else:
+        transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize((mean,), (std,))]
+        )
+        loader = DataLoader(
+            MNIST(DATA_ROOT, train=True, transform=transform), batch_size=batch_size, shuffle=True
+        )
+
+        def batches():
+            yield from loader
+
+    model.train()
+    start = time.perf_counter()
+    done = 0
+    while done < steps:
+        for x, y in batches():
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            done += 1
+            if done == steps:
+                break
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) -> float:
+    """Images/s of the real `python -m digits.train` path, from its metrics.json."""
+    command = [
+        sys.executable,
+        "-m",
+        "digits.train",
+        f"model={model_name}",
+        "optimizer=adam",
+        f"data.batch_size={batch_size}",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={steps}",
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "test=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    return json.loads((run_dir / "metrics.json").read_text())["train_images_per_s"]
+
+
+def time_to_accuracy(run_dir: Path, target: float = 0.99, max_epochs: int = 10) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "digits.train",
+        "model=cnn",
+        "optimizer=adam",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        f"trainer.max_epochs={max_epochs}",
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "test=false",
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.time_to_accuracy._target_=digits.callbacks.TimeToAccuracy",
+        f"+callbacks.time_to_accuracy.target={target}",
+    ]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    return json.loads((run_dir / "time_to_accuracy.json").read_text())
+
+
+def predict_speed(ckpt: Path, folder: Path) -> dict:
+    """Single-image latency with the model loaded, and end-to-end folder throughput."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from photo_benchmark import make_photos
+
+    from digits.predict import Predictor, expand
+
+    make_photos(folder, 200, DATA_ROOT)
+    files = expand([str(folder)])
+    start = time.perf_counter()
+    predictor = Predictor(ckpt)
+    load_seconds = time.perf_counter() - start
+    latencies = []
+    for file in files[:30]:
+        start = time.perf_counter()
+        predictor([file], "mnist", top_k=3)
+        latencies.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    predictor(files, "mnist", top_k=3)
+    seconds = time.perf_counter() - start
+    return {
+        "model_load_ms": round(load_seconds * 1000, 1),
+        "single_image_latency_ms": round(statistics.median(latencies) * 1000, 2),
+        "folder_images": len(files),
+        "folder_images_per_s": round(len(files) / seconds, 1),
+    }
+
+
+def measure(kind: str, *args: str) -> float:
+    """Run one measurement in a fresh process; returns images/s."""
+    out = subprocess.run(
+        [sys.executable, __file__, "_measure", kind, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def main(args: dict[str, str]) -> None:
+    steps = int(args.get("steps", 200))
+    models = args.get("models", "mlp,lenet,cnn").split(",")
+    batches = [int(b) for b in args.get("batches", "64,256").split(",")]
+    console = Console()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model_name in models:
+            for batch_size in batches:
+                run_dir = Path(tmp) / f"{model_name}-{batch_size}"
+                row = {
+                    "model": model_name,
+                    "batch_size": batch_size,
+                    "steps": steps,
+                    "digits": digits_train(model_name, batch_size, steps, run_dir),
+                    "raw": measure("raw", model_name, str(batch_size), str(steps)),
+                    "tutorial": measure("tutorial", model_name, str(batch_size), str(steps)),
+                }
+                row["digits/raw"] = round(row["digits"] / row["raw"], 3)
+                row["digits/tutorial"] = round(row["digits"] / row["tutorial"], 3)
+                rows.append(row)
+                console.print(row)
+        result = {
+            "date": datetime.now().isoformat(timespec="seconds"),
+            "cpu_threads": torch.get_num_threads(),
+            "throughput": rows,
+        }
+        if args.get("tta", "true") == "true":
+            tta_dir = Path(tmp) / "tta"
+            result["time_to_99"] = time_to_accuracy(tta_dir)
+            result["predict"] = predict_speed(
+                tta_dir / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
+            )
+
+    table = Table(title=f"training images/s (Adam, {steps} steps, CPU)", header_style="bold")
+    for column in (
+        "model",
+        "batch",
+        "digits",
+        "raw loop",
+        "tutorial",
+        "digits/raw",
+        "digits/tutorial",
+    ):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            r["model"],
+            str(r["batch_size"]),
+            f"{r['digits']:.0f}",
+            f"{r['raw']:.0f}",
+            f"{r['tutorial']:.0f}",
+            f"{r['digits/raw']:.2f}",
+            f"{r['digits/tutorial']:.2f}",
+        )
+    console.print(table)
+    if "time_to_99" in result:
+        tta = result["time_to_99"]
+        reached = f"{tta['time_to_target_s']:.1f} s" if tta["reached"] else "not reached"
+        console.print(f"cnn to 99.0% test accuracy: {reached} ({tta['history']})")
+        console.print(f"predict: {result['predict']}")
+    out = REPO / "outputs" / "bench" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_measure"]:
+        kind, model_name, batch_size, steps = sys.argv[2:6]
+        print(hand_loop(model_name, int(batch_size), int(steps), kind))
+    else:
+        main(dict(arg.split("=", 1) for arg in sys.argv[1:]))
