@@ -1,8 +1,9 @@
 """`make bench`: how fast digits trains and predicts, against what the hardware allows.
 
-    python tools/bench.py [steps=200] [models=mlp,lenet,cnn] [batches=64,256] [tta=true]
+    python tools/bench.py [steps=N] [models=mlp,lenet,cnn] [batches=64,256] [tta=true]
 
-One process per measurement, all with the same model, Adam, batch size and number of steps:
+One process per measurement, all with the same model, Adam, batch size and number of steps (default:
+one epoch, ceil(55,000 / batch size) steps):
   digits     `python -m digits.train` for `steps` steps (Trainer, LightningModule, DataModule,
              TensorBoard logging, checkpointing), timed by Lightning's Timer over the training loop
   raw        a hand-written loop over the training set preloaded as one normalised tensor
@@ -170,7 +171,8 @@ def measure(kind: str, *args: str) -> float:
 
 
 def main(args: dict[str, str]) -> None:
-    steps = int(args.get("steps", 200))
+    epoch_steps = "steps" not in args  # default: one epoch of the 55,000 training images
+    steps = int(args.get("steps", 0))
     models = args.get("models", "mlp,lenet,cnn").split(",")
     batches = [int(b) for b in args.get("batches", "64,256").split(",")]
     console = Console()
@@ -178,6 +180,8 @@ def main(args: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for model_name in models:
             for batch_size in batches:
+                if epoch_steps:
+                    steps = -(-55_000 // batch_size)
                 run_dir = Path(tmp) / f"{model_name}-{batch_size}"
                 row = {
                     "model": model_name,
@@ -203,7 +207,8 @@ def main(args: dict[str, str]) -> None:
                 tta_dir / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
             )
 
-    table = Table(title=f"training images/s (Adam, {steps} steps, CPU)", header_style="bold")
+    shown_steps = "one epoch of" if epoch_steps else f"{steps}"
+    table = Table(title=f"training images/s (Adam, {shown_steps} steps, CPU)", header_style="bold")
     for column in (
         "model",
         "batch",

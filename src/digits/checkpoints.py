@@ -34,7 +34,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_from(checkpoint: dict[str, Any], device: torch.device | str = "cpu") -> DigitClassifier:
     """The trained model, in eval mode, on `device`."""
     model = DigitClassifier(**checkpoint["hyper_parameters"])
-    model.load_state_dict(checkpoint["state_dict"])
+    # Metric states (train_acc, ...) are optional: checkpoints from older versions lack some.
+    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    broken = [key for key in missing if key.startswith("net.")] + list(unexpected)
+    if broken:
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: weights do not fit the network ({', '.join(broken[:3])})"
+        )
     return model.to(device).eval()
 
 

@@ -64,10 +64,17 @@ def naive(gray: np.ndarray) -> torch.Tensor:
 
 
 def _blur(image: torch.Tensor, radius: int) -> torch.Tensor:
+    """Box average over a (2r+1)^2 window, as two 1-D passes (the box is separable)."""
     size = 2 * radius + 1
-    return F.avg_pool2d(image[None, None], size, stride=1, padding=radius, count_include_pad=False)[
-        0, 0
-    ]
+    x = F.avg_pool2d(image[None, None], (1, size), 1, (0, radius), count_include_pad=False)
+    return F.avg_pool2d(x, (size, 1), 1, (radius, 0), count_include_pad=False)[0, 0]
+
+
+def _min_filter(image: torch.Tensor, radius: int) -> torch.Tensor:
+    """Minimum over a (2r+1)^2 window, as two 1-D passes (the window is separable)."""
+    size = 2 * radius + 1
+    x = -F.max_pool2d(-image[None, None], (1, size), 1, (0, radius))
+    return -F.max_pool2d(-x, (size, 1), 1, (radius, 0))[0, 0]
 
 
 def ink_map(gray: np.ndarray) -> torch.Tensor:
@@ -83,7 +90,7 @@ def ink_map(gray: np.ndarray) -> torch.Tensor:
         image = 255 - image  # dark ink on light paper: make it white on black like MNIST
     # The background is what survives a local minimum wider than a stroke: subtract it.
     radius = max(2, max(image.shape) // 12)
-    background = -F.max_pool2d(-image[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+    background = _min_filter(image, radius)
     ink = (image - _blur(background, radius)).clamp(min=0)
     return _blur(ink, 1)  # soften sensor noise and JPEG blocks before thresholding
 

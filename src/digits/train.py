@@ -86,9 +86,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.train:
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        except (
-            SIGTERMException
-        ) as stop:  # Lightning stops after the step; InterruptCheckpoint saved
+        except SIGTERMException as stop:
+            # Lightning stopped after the step and InterruptCheckpoint saved it: exit 143.
             raise SystemExit(128 + signal.SIGTERM) from stop
         fitted = trainer.callback_metrics
         metrics |= scalars({name: fitted[name] for name in FIT_METRICS if name in fitted})
