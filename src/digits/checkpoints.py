@@ -34,9 +34,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_from(checkpoint: dict[str, Any], device: torch.device | str = "cpu") -> DigitClassifier:
     """The trained model, in eval mode, on `device`."""
     model = DigitClassifier(**checkpoint["hyper_parameters"])
-    # Metric states (train_acc, ...) are optional: checkpoints from older versions lack some.
+    # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    broken = [key for key in missing if key.startswith("net.")] + list(unexpected)
+    broken = [key for key in [*missing, *unexpected] if key.startswith("net.")]
     if broken:
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: weights do not fit the network ({', '.join(broken[:3])})"
