@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from digits import config_dir
+from digits.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SIZE, TEST_SIZE, VAL_SIZE = 1200, 200, 200

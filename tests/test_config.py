@@ -12,8 +12,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from digits import config_dir
-from digits.module import DigitClassifier
+from digits.config import config_dir
+from digits.models import DigitClassifier
 
 CONF = Path(config_dir())
 
@@ -45,7 +45,7 @@ def test_model_sizes_are_configurable(make_cfg) -> None:
 @pytest.mark.parametrize("scheduler", options("scheduler"))
 def test_scheduler_options_configure_with_step_counts_filled_in(make_cfg, scheduler: str) -> None:
     cfg = make_cfg(f"scheduler={scheduler}", "model=mlp", "logger=none", "callbacks=none")
-    module = DigitClassifier(cfg.model, cfg.optimizer, cfg.get("scheduler"), 0.0)
+    module = DigitClassifier(cfg.model, cfg.optimizer, cfg.get("scheduler"), **cfg.module)
     trainer = instantiate(cfg.trainer, max_epochs=2, limit_train_batches=3, limit_val_batches=1)
     trainer.fit(module, datamodule=instantiate(cfg.data))
     if scheduler == "none":
@@ -92,7 +92,7 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
     found = subprocess.run(
-        [sys.executable, "-c", "import digits; print(digits.config_dir())"],
+        [sys.executable, "-c", "from digits.config import config_dir; print(config_dir())"],
         env={**os.environ, "PYTHONPATH": str(site)},
         cwd=tmp_path,
         capture_output=True,

@@ -11,7 +11,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli
-from digits.evaluate import confident_mistakes, score, tensorboard_dir
+from digits.evaluate import confident_mistakes, score
+from digits.runs import RunDir
 
 PNG_MAGIC = b"\x89PNG"
 
@@ -52,7 +53,9 @@ def test_evaluate_a_run_matches_training_and_writes_its_report(
     for name in ("confusion_matrix.png", "mistakes.png"):
         assert (trained_run / "evaluation" / name).read_bytes()[:4] == PNG_MAGIC
 
-    events = EventAccumulator(str(tensorboard_dir(trained_run)), size_guidance={"images": 0})
+    events = EventAccumulator(
+        str(RunDir(trained_run).tensorboard_events()), size_guidance={"images": 0}
+    )
     events.Reload()
     images = set(events.Tags()["images"])
     assert {"evaluation/test/confusion_matrix", "evaluation/test/mistakes"} <= images

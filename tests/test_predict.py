@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 
 from conftest import run_cli
 from digits.errors import DigitsError
-from digits.preprocess import BlankImage, load_grayscale, mnist_like, naive
+from digits.reading.images import load_grayscale
+from digits.reading.preprocess import BlankImage, mnist_like, naive
 
 
 def seven(size: int = 28) -> np.ndarray:

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from digits.config import check_command_line, validate_train
-from digits.data import check_raw_files, gunzip_raw_files
+from digits.config.checks import check_command_line, check_train
+from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
 
 SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
@@ -41,7 +41,7 @@ SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
 )
 def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected: str) -> None:
     with pytest.raises(DigitsError) as error:
-        check_command_line("train", args, validate_train)
+        check_command_line("train", args, check_train)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -50,7 +50,7 @@ def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(DigitsError, match=r"no CUDA GPU is visible.*trainer=cpu"):
-        check_command_line("train", ["trainer=gpu"], validate_train)
+        check_command_line("train", ["trainer=gpu"], check_train)
 
 
 def test_checkpoint_of_another_project_or_model_is_refused(
@@ -58,13 +58,13 @@ def test_checkpoint_of_another_project_or_model_is_refused(
 ) -> None:
     last = trained_run / "checkpoints" / "last.ckpt"
     with pytest.raises(DigitsError, match="holds a MLP network, not the selected LeNet"):
-        check_command_line("train", ["model=lenet", f"ckpt_path={last}"], validate_train)
+        check_command_line("train", ["model=lenet", f"ckpt_path={last}"], check_train)
     with pytest.raises(DigitsError, match=r"model.hidden=\[128, 84\] in the checkpoint, \[64\]"):
-        check_command_line("train", ["model.hidden=[64]", f"ckpt_path={last}"], validate_train)
+        check_command_line("train", ["model.hidden=[64]", f"ckpt_path={last}"], check_train)
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1}}, foreign)
     with pytest.raises(DigitsError, match="not a checkpoint of a digits model"):
-        check_command_line("train", [f"ckpt_path={foreign}"], validate_train)
+        check_command_line("train", [f"ckpt_path={foreign}"], check_train)
 
 
 def test_cli_error_is_one_line_exit_2_and_full_trace_on_request(tmp_path: Path) -> None:

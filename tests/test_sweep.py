@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import FAST, run_cli
-from digits import config_dir
+from digits.config import config_dir
 from digits.train import run
 
 EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
@@ -47,7 +47,7 @@ def test_tutorial_experiments_match_the_tutorials(make_cfg) -> None:
     t1 = make_cfg("experiment=t1_dropout_cnn")
     assert (t1.seed, t1.data.batch_size, t1.model.kernel_size, t1.model.padding) == (2019, 32, 5, 0)
     t3 = make_cfg("experiment=t3_cnn")
-    assert (t3.data.mean, t3.data.std, t3.model.hidden) == (0.5, 0.5, 1024)
+    assert (t3.module.mean, t3.module.std, t3.model.hidden) == (0.5, 0.5, 1024)
 
 
 def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from digits.module import DigitClassifier
+from digits.models import DigitClassifier
 from digits.train import run
 
 
@@ -28,7 +28,7 @@ def test_each_model_and_optimizer_lowers_the_loss(make_cfg, model: str, optimize
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
-    module = DigitClassifier(cfg.model, cfg.optimizer, None, 0.0)
+    module = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module)
     before = batch_loss(module, batch)
     trainer = instantiate(
         cfg.trainer, max_steps=15, limit_val_batches=0, enable_checkpointing=False, logger=False

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from digits import config_dir
+from digits.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")
@@ -52,7 +52,7 @@ def hand_loop(model_name: str, batch_size: int, steps: int, pipeline: str) -> fl
     model = instantiate(cfg.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optimizer.lr)
     loss_fn = nn.CrossEntropyLoss()
-    mean, std = cfg.data.mean, cfg.data.std
+    mean, std = cfg.module.mean, cfg.module.std
     if pipeline == "raw":
         dataset = MNIST(DATA_ROOT, train=True)
         images = dataset.data.unsqueeze(1).float().div(255).sub(mean).div(std)
@@ -123,10 +123,11 @@ def time_to_accuracy(run_dir: Path, target: float = 0.99, max_epochs: int = 10) 
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"hydra.run.dir={run_dir}",
-        "+callbacks.time_to_accuracy._target_=digits.callbacks.TimeToAccuracy",
+        "+callbacks.time_to_accuracy._target_=time_to_accuracy.TimeToAccuracy",
         f"+callbacks.time_to_accuracy.target={target}",
     ]
-    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    tools = {"PYTHONPATH": os.pathsep.join([str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO, env=os.environ | tools)
     return json.loads((run_dir / "time_to_accuracy.json").read_text())
 
 
@@ -135,10 +136,11 @@ def predict_speed(ckpt: Path, folder: Path) -> dict:
     sys.path.insert(0, str(REPO / "tools"))
     from photo_benchmark import make_photos
 
-    from digits.predict import Predictor, expand
+    from digits.predict import Predictor
+    from digits.reading.images import image_files
 
     make_photos(folder, 200, DATA_ROOT)
-    files = expand([str(folder)])
+    files = image_files([str(folder)])
     start = time.perf_counter()
     predictor = Predictor(ckpt)
     load_seconds = time.perf_counter() - start

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from digits.data import load_mnist
-from digits.predict import Predictor, expand
+from digits.data.idx import load_mnist
+from digits.predict import Predictor
+from digits.reading.images import image_files
 
 # Polylines in a unit box for digits drawn by hand (x right, y down).
 STROKES = {
@@ -139,7 +140,7 @@ def main(args: dict[str, str]) -> None:
     out = Path(args.get("out", "outputs/photos"))
     data_root = args.get("data_root", os.environ.get("DIGITS_DATA_DIR", "data"))
     make_photos(out, int(args.get("count", 300)), data_root)
-    files = expand([str(out)])
+    files = image_files([str(out)])
     truth = [int(f.stem.rsplit("label", 1)[1]) for f in files]
     predictor = Predictor(args["ckpt_path"])
     for preprocess in ("naive", "mnist"):

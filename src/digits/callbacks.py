@@ -1,26 +1,26 @@
-"""Lightning callbacks: pictures in TensorBoard (training samples, validation confusion matrix) and
-a time-to-accuracy probe for benchmarks."""
+"""Lightning callbacks of our own: pictures in TensorBoard (training samples, validation confusion
+matrix), keeping last.ckpt current, saving on Ctrl-C or SIGTERM, stopping a diverged run."""
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.errors import DigitsError
-from digits.models import NUM_CLASSES
+from digits.models.networks import NUM_CLASSES
 from digits.plots import confusion_matrix_figure, image_grid_figure
+from digits.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -81,61 +81,18 @@ class TrainingFigures(L.Callback):
             )
 
 
-class TimeToAccuracy(L.Callback):
-    """Benchmark aid: after each training epoch, score the test set; stop once `target` accuracy is
-    reached. Writes time_to_accuracy.json (training time per epoch, test scoring excluded) into the
-    run directory. Uses the test set to decide when to stop: for measuring, not for model selection."""
-
-    def __init__(self, target: float) -> None:
-        self.target = target
-        self.history: list[dict[str, float]] = []
-        self._train_time = 0.0
-        self._epoch_start = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = time.perf_counter()
-
-    @torch.no_grad()
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._train_time += time.perf_counter() - self._epoch_start
-        datamodule = trainer.datamodule
-        datamodule.setup("test")
-        was_training = pl_module.training
-        pl_module.eval()
-        correct = total = 0
-        for batch in datamodule.test_dataloader():
-            batch = [tensor.to(pl_module.device) for tensor in batch]
-            images, labels = datamodule.on_after_batch_transfer(batch, 0)
-            correct += int((pl_module(images).argmax(dim=1) == labels).sum())
-            total += len(labels)
-        pl_module.train(was_training)
-        accuracy = correct / total
-        self.history.append(
-            {
-                "epoch": trainer.current_epoch + 1,
-                "train_time_s": self._train_time,
-                "test_acc": accuracy,
-            }
-        )
-        reached = accuracy >= self.target
-        if reached:
-            trainer.should_stop = True
-        if trainer.is_global_zero:
-            result = {"target": self.target, "reached": reached, "history": self.history}
-            if reached:
-                result["time_to_target_s"] = self._train_time
-            out = Path(trainer.default_root_dir) / "time_to_accuracy.json"
-            out.write_text(json.dumps(result, indent=2) + "\n")
-
-
 class InterruptCheckpoint(L.Callback):
-    """Ctrl-C (SIGINT) or SIGTERM: finish the current step, save `path` (checkpoints/last.ckpt), say
+    """Ctrl-C (SIGINT) or SIGTERM: finish the current step, save the run's checkpoints/last.ckpt, say
     how to resume, exit non-zero. Lightning stops after the step on SIGTERM; SIGINT is made to do
     the same (a second Ctrl-C stops at once). Other exceptions (a diverged loss, a bug) leave the
-    last good checkpoint alone."""
+    last good checkpoint alone.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    Why not Lightning's: OnExceptionCheckpoint (and ModelCheckpoint(save_on_exception=True)) saves on
+    every exception, so a diverged run would overwrite the last good checkpoint, Ctrl-C lands
+    mid-step, and OnExceptionCheckpoint deletes its file again at teardown."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run = RunDir(Path(run_dir))
         self._interrupted = False
         self._previous_handler: Any = None
 
@@ -169,14 +126,14 @@ class InterruptCheckpoint(L.Callback):
     ) -> None:
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.run.last_checkpoint)
         log.warning(
             "interrupted at epoch %d, step %d; saved %s. Resume with: "
             "python -m digits.train resume=%s",
             trainer.current_epoch,
             trainer.global_step,
-            self.path,
-            Path(self.path).parent.parent,
+            self.run.last_checkpoint,
+            self.run.path,
         )
 
 
@@ -207,14 +164,17 @@ class StopOnNonFiniteLoss(L.Callback):
             )
 
 
-class LastCheckpoint(L.Callback):
-    """Keep `path` (checkpoints/last.ckpt) current: after every training epoch and, if
-    `every_n_train_steps` > 0, every that many steps, so a killed run loses little. (Lightning's
-    ModelCheckpoint refreshes last.ckpt only when the monitored metric improves.) Lightning writes
-    checkpoints atomically."""
+class LastCheckpoint(Checkpoint):
+    """Keep the run's checkpoints/last.ckpt current: after every training epoch and, if
+    `every_n_train_steps` > 0, every that many steps, so a killed run loses little.
 
-    def __init__(self, path: str, every_n_train_steps: int) -> None:
-        self.path = path
+    Why not Lightning's: ModelCheckpoint(save_last=True) refreshes last.ckpt only when it saves a
+    top-k checkpoint, i.e. when val/acc improves, and one ModelCheckpoint takes either an epoch or a
+    step interval, not both. A Checkpoint subclass, so Lightning runs it after ModelCheckpoint and
+    last.ckpt records the best checkpoint of the same epoch."""
+
+    def __init__(self, run_dir: str, every_n_train_steps: int) -> None:
+        self.run = RunDir(Path(run_dir))
         self.every_n_train_steps = every_n_train_steps
 
     def on_train_batch_end(
@@ -226,8 +186,8 @@ class LastCheckpoint(L.Callback):
         batch_idx: int,
     ) -> None:
         if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.run.last_checkpoint)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and not trainer.fast_dev_run:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.run.last_checkpoint)

@@ -7,12 +7,15 @@ into its TensorBoard. Given a multirun directory, evaluates every job and compar
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import hydra
+import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
@@ -24,76 +27,80 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from digits import config_dir
-from digits.checkpoints import datamodule_from, model_from, read_checkpoint
+from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.config import config_dir
+from digits.data import MNISTDataModule
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
+from digits.models.checkpoint import model_from, read_checkpoint
 from digits.plots import confusion_matrix_figure, image_grid_figure, save
-from digits.utils import launch, reports_user_errors, write_json
+from digits.reports import write_json
+from digits.runs import RunDir, runs_in
 
-SPLITS = ("test", "val")
 console = Console()
 
 
-def find_runs(path: Path) -> list[Path]:
-    """The run itself, or every job of a multirun directory, in job order."""
-    if not path.is_dir():
-        raise DigitsError(f"run={path}: no such directory")
-    if (path / "checkpoints").is_dir():
-        return [path]
-    jobs = [child for child in path.iterdir() if (child / "checkpoints").is_dir()]
-    if not jobs:
-        raise DigitsError(f"run={path}: neither a run (no checkpoints/) nor a multirun of runs")
-    return sorted(
-        jobs,
-        key=lambda job: (
-            not job.name.isdigit(),
-            int(job.name) if job.name.isdigit() else 0,
-            job.name,
-        ),
-    )
+class Probabilities(L.Callback):
+    """Collects what test_step / validation_step return (class probabilities) with the labels."""
+
+    def __init__(self) -> None:
+        self.probabilities: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def _collect(self, outputs: torch.Tensor, batch: Any) -> None:
+        self.probabilities.append(outputs.detach().float().cpu())
+        self.labels.append(batch[1].cpu())
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        self._collect(outputs, batch)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        self._collect(outputs, batch)
 
 
-def run_checkpoint(run_dir: Path, which: str) -> Path:
-    """The run's best (by val/acc) or last checkpoint."""
-    folder = run_dir / "checkpoints"
-    if which == "last":
-        path = folder / "last.ckpt"
-    elif which == "best":
-        ranked = sorted(folder.glob("epoch*.ckpt"), key=lambda p: p.stat().st_mtime)
-        path = ranked[-1] if ranked else folder / "epoch*.ckpt"
-    else:
-        raise DigitsError(f"checkpoint={which}: use best or last")
-    if not path.is_file():
-        raise DigitsError(f"{path}: checkpoint not found in {folder}")
-    return path
+def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
+    """The run's data module (root, split, pipeline), with `overrides` that are not None. Settings
+    the data module no longer takes (first-format normalisation) are left out."""
+    saved = checkpoint.get("datamodule_hyper_parameters")
+    if not saved:
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
+        )
+    accepted = inspect.signature(MNISTDataModule).parameters
+    settings = {key: value for key, value in saved.items() if key in accepted}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return MNISTDataModule(**(settings | given))
 
 
-def tensorboard_dir(run_dir: Path) -> Path:
-    """Where the run's TensorBoard events are (tensorboard/<run name>/), so figures join its curves."""
-    events = sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
-    return events[0].parent if events else run_dir / "tensorboard"
-
-
-@torch.no_grad()
 def predict_split(
-    ckpt_path: Path, split: str, data_root: str | None, batch_size: int, device: torch.device
+    cfg: DictConfig, ckpt_path: Path
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Class probabilities, true labels and raw uint8 images of one split, in dataset order."""
+    """Class probabilities, true labels and raw uint8 images of one split, in dataset order, by
+    Lightning's test (or validation) loop with the run's own data settings."""
     checkpoint = read_checkpoint(ckpt_path)
-    model = model_from(checkpoint, device)
+    model = model_from(checkpoint)
     datamodule = datamodule_from(
-        checkpoint, root=data_root, batch_size=batch_size, pipeline="memory"
+        checkpoint, root=cfg.data_root, batch_size=cfg.batch_size, pipeline="memory"
     )
-    datamodule.prepare_data()
-    datamodule.setup("test" if split == "test" else "fit")
-    dataset = datamodule.test_set if split == "test" else datamodule.val_set
-    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
-    probabilities = []
-    for batch in loader:
-        images, _ = datamodule.on_after_batch_transfer([t.to(device) for t in batch], 0)
-        probabilities.append(model(images).softmax(dim=1).cpu())
-    return torch.cat(probabilities), dataset.labels, dataset.images
+    collected = Probabilities()
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[collected],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    if cfg.split == "test":
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        dataset = datamodule.test_set
+    else:
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        dataset = datamodule.val_set
+    return torch.cat(collected.probabilities), torch.cat(collected.labels), dataset.images
 
 
 def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> dict[str, Any]:
@@ -139,12 +146,9 @@ def confident_mistakes(
     return order, captions
 
 
-def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run_dir: Path | None) -> dict:
+def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | None) -> dict:
     """Evaluate one checkpoint; write metrics.json and figures into out_dir."""
-    device = torch.device("cuda" if cfg.accelerator == "gpu" else "cpu")
-    probabilities, labels, images = predict_split(
-        ckpt_path, cfg.split, cfg.data_root, cfg.batch_size, device
-    )
+    probabilities, labels, images = predict_split(cfg, ckpt_path)
     result = {"checkpoint": str(ckpt_path), "split": cfg.split} | score(
         probabilities, labels, cfg.top_pairs
     )
@@ -157,8 +161,8 @@ def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run_dir: Path 
             images[order], captions, title="most confident mistakes (true→predicted)"
         ),
     }
-    if cfg.tensorboard and run_dir is not None:
-        writer = SummaryWriter(str(tensorboard_dir(run_dir)))
+    if cfg.tensorboard and run is not None:
+        writer = SummaryWriter(str(run.tensorboard_events()))
         for name, figure in figures.items():
             writer.add_figure(f"evaluation/{cfg.split}/{name}", figure, close=False)
         writer.close()
@@ -189,16 +193,14 @@ def print_report(result: dict, out_dir: Path) -> None:
     console.print(f"written to {out_dir}", soft_wrap=True)
 
 
-def print_comparison(rows: list[tuple[Path, dict]]) -> None:
+def print_comparison(rows: list[tuple[RunDir, dict]]) -> None:
     table = Table(title="evaluation of every job", header_style="bold")
     for column in ("job", "overrides", "accuracy", "macro f1", "checkpoint"):
         table.add_column(column)
-    for run_dir, result in sorted(rows, key=lambda row: -row[1]["accuracy"]):
-        overrides_file = run_dir / ".hydra" / "overrides.yaml"
-        overrides = OmegaConf.load(overrides_file) if overrides_file.is_file() else []
+    for run, result in sorted(rows, key=lambda row: -row[1]["accuracy"]):
         table.add_row(
-            run_dir.name,
-            " ".join(str(o) for o in overrides),
+            run.path.name,
+            " ".join(run.overrides()),
             f"{result['accuracy']:.4f}",
             f"{result['macro']['f1']:.4f}",
             Path(result["checkpoint"]).name,
@@ -210,26 +212,24 @@ def print_comparison(rows: list[tuple[Path, dict]]) -> None:
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
     """Evaluate a run, every job of a multirun, or one checkpoint."""
-    if cfg.split not in SPLITS:
-        raise DigitsError(f"split={cfg.split}: use one of {', '.join(SPLITS)}")
-    folder = "evaluation" if cfg.split == "test" else f"evaluation_{cfg.split}"
+    silence_known_warnings()
     if cfg.ckpt_path:
         ckpt = Path(cfg.ckpt_path)
-        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
-        out_dir = (run_dir or ckpt.parent) / folder
-        print_report(evaluate_run(cfg, ckpt, out_dir, run_dir), out_dir)
+        run = RunDir.of_checkpoint(ckpt)
+        # Results go into the checkpoint's run, or next to a checkpoint outside any run.
+        out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split)
+        print_report(evaluate_run(cfg, ckpt, out_dir, run), out_dir)
         return
     if not cfg.run:
         raise DigitsError("give run=<run or multirun directory> or ckpt_path=<checkpoint file>")
-    runs = find_runs(Path(cfg.run))
+    runs = runs_in(Path(cfg.run))
     rows = []
-    for run_dir in runs:
-        result = evaluate_run(
-            cfg, run_checkpoint(run_dir, cfg.checkpoint), run_dir / folder, run_dir
-        )
+    for run in runs:
+        out_dir = run.evaluation(cfg.split)
+        result = evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run)
         if len(runs) == 1:
-            print_report(result, run_dir / folder)
-        rows.append((run_dir, result))
+            print_report(result, out_dir)
+        rows.append((run, result))
     if len(runs) > 1:
         print_comparison(rows)
 

@@ -19,11 +19,12 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from digits import config_dir
+from digits.cli import launch, reports_user_errors
+from digits.config import config_dir
 from digits.data import MNISTDataModule
 from digits.models import NUM_CLASSES
 from digits.plots import image_grid_figure, save
-from digits.utils import launch, reports_user_errors, write_json
+from digits.reports import write_json
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:

@@ -1,35 +1,36 @@
 """Classify your own images: `python -m digits.predict ckpt_path=<file> images=[a.png,photos/]`.
 
-Each image is preprocessed the way MNIST was made (see digits.preprocess), normalised as in training,
-and classified in batches by a model loaded once. Prints the digit, its confidence and the top-k
-classes per image (`output=json` for JSON lines). Unreadable files are reported one line each and
-the rest still predicted; the exit status is 1 if any image failed.
+Each image is preprocessed the way MNIST was made (see digits.reading.preprocess) and classified by
+the checkpoint's model, loaded once, through Lightning's predict loop. Prints the digit, its
+confidence and the top-k classes per image (`output=json` for JSON lines). Unreadable files are
+reported one line each and the rest still predicted; the exit status is 1 if any image failed.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+import lightning as L
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
+from torch.utils.data import DataLoader
 
-from digits import config_dir
-from digits.checkpoints import datamodule_from, model_from, read_checkpoint
+from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.config import config_dir
 from digits.errors import DigitsError
-from digits.preprocess import PREPROCESSORS, BlankImage, load_grayscale
-from digits.utils import launch, reports_user_errors
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-OUTPUTS = ("table", "json")
+from digits.models import NUM_CLASSES, load_classifier
+from digits.reading.images import image_files, load_grayscale
+from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
 
 
 @dataclass
@@ -40,18 +41,6 @@ class Prediction:
     top: list[tuple[int, float]] = field(default_factory=list)
     error: str | None = None
     blank: bool = False
-
-
-def expand(paths: Iterable[str]) -> list[Path]:
-    """Files as given, folders as the image files inside them (sorted)."""
-    files: list[Path] = []
-    for name in paths:
-        path = Path(name).expanduser()
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(path)
-    return files
 
 
 def prepare(
@@ -73,26 +62,24 @@ def prepare(
     return predictions, images
 
 
+def quiet_trainer() -> L.Trainer:
+    """A Trainer for inference that prints and writes nothing (for tools; the CLI uses conf/trainer)."""
+    return L.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+
 class Predictor:
-    """A trained model, loaded once, with the normalisation it was trained with."""
+    """A checkpoint's model, loaded once, run by a Lightning Trainer's predict loop."""
 
-    def __init__(self, ckpt_path: str | Path, device: str = "cpu") -> None:
-        checkpoint = read_checkpoint(ckpt_path)
-        data = datamodule_from(checkpoint).hparams
-        self.mean, self.std = data.mean, data.std
-        self.model = model_from(checkpoint, device)
-        self.device = device
+    def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+        self.model = load_classifier(ckpt_path)
+        self.trainer = trainer or quiet_trainer()
 
-    @torch.no_grad()
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities for (N, 28, 28) images in 0-1, white ink on black."""
-        batches = [
-            self.model(((chunk.to(self.device) - self.mean) / self.std).unsqueeze(1))
-            .softmax(dim=1)
-            .cpu()
-            for chunk in images.split(batch_size)
-        ]
-        return torch.cat(batches) if batches else torch.empty(0, 10)
+        if not len(images):
+            return torch.empty(0, NUM_CLASSES)
+        loader = DataLoader(images.unsqueeze(1), batch_size=batch_size)
+        return torch.cat(self.trainer.predict(self.model, dataloaders=loader)).float().cpu()
 
     def __call__(
         self,
@@ -103,10 +90,8 @@ class Predictor:
         save_dir: Path | None = None,
     ) -> list[Prediction]:
         """Preprocess and classify every file; failures are recorded on their Prediction."""
-        if preprocess not in PREPROCESSORS:
-            raise DigitsError(f"preprocess={preprocess}: use one of {', '.join(PREPROCESSORS)}")
         predictions, images = prepare(files, PREPROCESSORS[preprocess])
-        stacked = torch.stack(images) if images else torch.empty(0, 28, 28)
+        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
         probabilities = self.probabilities(stacked, batch_size)
         ok = [p for p in predictions if p.error is None and not p.blank]
         for prediction, probs, image in zip(ok, probabilities, stacked, strict=True):
@@ -155,14 +140,17 @@ def report(predictions: list[Prediction], output: str) -> None:
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
     """Predict the digit in each image; exit 1 if any image could not be read."""
-    if cfg.output not in OUTPUTS:
-        raise DigitsError(f"output={cfg.output}: use one of {', '.join(OUTPUTS)}")
-    files = expand([cfg.images] if isinstance(cfg.images, str) else cfg.images)
+    silence_known_warnings()
+    files = image_files([cfg.images] if isinstance(cfg.images, str) else cfg.images)
     if not files:
         raise DigitsError("images=[...] is empty: give image files or folders")
-    predictor = Predictor(cfg.ckpt_path, "cuda" if cfg.accelerator == "gpu" else "cpu")
+    trainer = instantiate(
+        cfg.trainer, logger=False, enable_progress_bar=False, enable_checkpointing=False
+    )
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
-    predictions = predictor(files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir)
+    predictions = Predictor(cfg.ckpt_path, trainer)(
+        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir
+    )
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
         sys.exit(1)

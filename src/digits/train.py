@@ -12,36 +12,41 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, Timer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from digits import config_dir
-from digits.config import validate_train
+from digits.cli import launch, reports_user_errors, silence_known_warnings, user_error
+from digits.config import config_dir
+from digits.config.checks import check_train
+from digits.config.schema import MOVED
 from digits.errors import DigitsError
-from digits.module import DigitClassifier
-from digits.sweep import ERROR_FILE
-from digits.utils import (
-    launch,
-    print_summary,
-    reports_user_errors,
-    route_lightning_logs,
-    scalars,
-    write_json,
-)
+from digits.models import DigitClassifier
+from digits.reports import print_summary, write_json
+from digits.runs import RunDir
 
 log = logging.getLogger(__name__)
 
 FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
+
+
+def scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Tensor-or-number metrics as plain floats."""
+    return {
+        name: value.item() if isinstance(value, torch.Tensor) else float(value)
+        for name, value in metrics.items()
+    }
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -62,18 +67,13 @@ def throughput(trainer: L.Trainer, datamodule: L.LightningDataModule, resumed: b
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
-    run_dir = Path(cfg.paths.output_dir)
+    run_dir = RunDir(Path(cfg.paths.output_dir))
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     model = DigitClassifier(
-        net=cfg.model,
-        optimizer=cfg.optimizer,
-        scheduler=cfg.get("scheduler"),
-        label_smoothing=cfg.label_smoothing,
-        compile=cfg.compile,
-        channels_last=cfg.channels_last,
+        net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )
     loggers: list[Logger] = instantiate_all(cfg.get("logger"))
     callbacks = instantiate_all(cfg.get("callbacks"))
@@ -92,19 +92,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         fitted = trainer.callback_metrics
         metrics |= scalars({name: fitted[name] for name in FIT_METRICS if name in fitted})
         metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
+    best = next(
+        (c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)),
+        None,
+    )
     if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best or (None if cfg.train else cfg.ckpt_path)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics |= scalars(trainer.callback_metrics)
     metrics["epochs"] = trainer.current_epoch
     metrics["global_step"] = trainer.global_step
     metrics["wall_time_s"] = round(time.perf_counter() - start, 2)
-    if trainer.checkpoint_callback:
-        metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
+    if best is not None:
+        metrics["best_checkpoint"] = best
 
     log.info("final metrics: %s", metrics)
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir.metrics_file, metrics)
     hparams = OmegaConf.to_container(cfg, resolve=True)
     numbers = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
     for logger in loggers:
@@ -113,7 +116,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else:
             logger.log_hyperparams(hparams)
         logger.finalize("success")
-    print_summary("digits.train", metrics, run_dir)
+    print_summary("digits.train", metrics, run_dir.path)
     return metrics
 
 
@@ -124,7 +127,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     In a multirun a failing job is logged and recorded in its directory (error.txt) and the sweep
     goes on; its result is NaN, which Optuna counts as a failed trial."""
-    route_lightning_logs()
+    silence_known_warnings()
     hydra_config = HydraConfig.get()
     log.info("run directory: %s", hydra_config.runtime.output_dir)
     try:
@@ -133,34 +136,38 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
         log.exception("job failed")
+        error = user_error(error) or error
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        (Path(hydra_config.runtime.output_dir) / ERROR_FILE).write_text(reason + "\n")
+        RunDir(Path(hydra_config.runtime.output_dir)).error_file.write_text(reason + "\n")
         return math.nan
     return metrics.get(cfg.optimized_metric)
 
 
 def resume_arguments(args: list[str]) -> list[str]:
-    """`resume=<run dir>`: the run's own overrides, then the user's, in the same directory from its
-    last checkpoint (epoch and step counters, TensorBoard curves and checkpoints continue)."""
+    """`resume=<run dir>`: the run's own overrides (settings that moved since, at their new keys),
+    then the user's, in the same directory from its last checkpoint (epoch and step counters,
+    TensorBoard curves and checkpoints continue)."""
     given = [a for a in args if a.startswith("resume=")]
     if not given:
         return args
-    run_dir = Path(given[-1].split("=", 1)[1]).expanduser().resolve()
-    saved = run_dir / ".hydra" / "overrides.yaml"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not saved.is_file() or not last.is_file():
-        raise DigitsError(f"resume={run_dir}: not a run directory with checkpoints/last.ckpt")
-    previous = [
-        str(o) for o in OmegaConf.load(saved) if not str(o).startswith(("resume=", "ckpt_path="))
-    ]
+    run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
+    if not run.overrides_file.is_file() or not run.last_checkpoint.is_file():
+        raise DigitsError(f"resume={run.path}: not a run directory with checkpoints/last.ckpt")
+    previous = [moved(o) for o in run.overrides() if not o.startswith(("resume=", "ckpt_path="))]
     rest = [a for a in args if not a.startswith("resume=")]
-    return [*previous, *rest, f"ckpt_path={last}", f"hydra.run.dir={run_dir}"]
+    return [*previous, *rest, f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
+
+
+def moved(override: str) -> str:
+    """An override of a setting that has moved, at its new key."""
+    key, _, value = override.partition("=")
+    return f"{MOVED[key]}={value}" if key in MOVED else override
 
 
 def main() -> None:
     """`python -m digits.train`: check the command line, then run."""
     sys.argv[1:] = reports_user_errors(resume_arguments)(sys.argv[1:])
-    launch("train", hydra_main, validate_train)
+    launch("train", hydra_main, check_train)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""The LightningModule: a network from conf/model/, cross-entropy, accuracy, optimizer and schedule."""
+"""The LightningModule: a network from conf/model/ behind the model's input contract, with
+cross-entropy, accuracy, optimizer and schedule.
+
+Input contract: images as 0-1 floats (N, 1, 28, 28), white ink on black. The module normalises them
+itself with the mean and std it was built with, which its checkpoint stores, so a checkpoint alone
+classifies an image (see digits.models.checkpoint.load_classifier)."""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
+from torchvision.transforms import v2
 
-from digits.models import NUM_CLASSES
+from digits.models.networks import NUM_CLASSES
 
 # Scheduler keys that the module fills in from the trainer when the config leaves them null.
 STEP_COUNT_KEYS = ("total_steps", "T_max")
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def plain(config: Mapping | None) -> dict[str, Any] | None:
@@ -30,8 +37,9 @@ def plain(config: Mapping | None) -> dict[str, Any] | None:
 
 class DigitClassifier(L.LightningModule):
     """Classifies 28x28 digit images. Takes the network, optimizer and scheduler as configs (dicts with
-    `_target_`) and instantiates them itself, so a checkpoint alone rebuilds the model:
-    `DigitClassifier.load_from_checkpoint(path)`."""
+    `_target_`) and instantiates them itself, so a checkpoint alone rebuilds the model. Its own
+    settings come from conf/module/: label smoothing, compile, channels_last and the input
+    normalisation (mean, std)."""
 
     def __init__(
         self,
@@ -39,8 +47,10 @@ class DigitClassifier(L.LightningModule):
         optimizer: Mapping,
         scheduler: Mapping | None,
         label_smoothing: float,
-        compile: bool = False,  # defaults: checkpoints from before these options still load
-        channels_last: bool = False,
+        compile: bool,
+        channels_last: bool,
+        mean: float,
+        std: float,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -51,8 +61,11 @@ class DigitClassifier(L.LightningModule):
                 "label_smoothing": label_smoothing,
                 "compile": compile,
                 "channels_last": channels_last,
+                "mean": mean,
+                "std": std,
             }
         )
+        self.normalize = v2.Normalize([mean], [std])
         self.net = instantiate(self.hparams.net, _convert_="all")
         self.channels_last = channels_last
         if channels_last:
@@ -74,27 +87,27 @@ class DigitClassifier(L.LightningModule):
             self.register_buffer(name, torch.zeros((), dtype=torch.float64))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black."""
+        images = self.normalize(images)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
         logits = self(images)
-        return self.criterion(logits, labels), logits.argmax(dim=1)
+        return self.criterion(logits, labels), logits
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as a best score.
         if self.trainer.global_step == 0:
             self.val_acc_best.reset()
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        loss, preds = self._step(batch)
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, logits = self._step(batch)
         labels = batch[1]
         self.train_loss_sum += loss.detach() * len(labels)
-        self.train_correct += (preds == labels).sum()
+        self.train_correct += (logits.argmax(dim=1) == labels).sum()
         self.train_seen += len(labels)
         # Only on the steps the logger writes (a self.log call costs ~0.5 ms, as much as an mlp
         # step), and not in the progress bar, which would copy the loss to the host every step.
@@ -111,24 +124,30 @@ class DigitClassifier(L.LightningModule):
         for name in ("train_loss_sum", "train_correct", "train_seen"):
             getattr(self, name).zero_()
 
-    def validation_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        loss, preds = self._step(batch)
-        self.val_acc(preds, batch[1])
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Logs val/loss and val/acc; returns the class probabilities (for callbacks)."""
+        loss, logits = self._step(batch)
+        self.val_acc(logits, batch[1])
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return preds  # for callbacks such as TrainingFigures
+        return logits.softmax(dim=1)
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, preds = self._step(batch)
-        self.test_acc(preds, batch[1])
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Logs test/loss and test/acc; returns the class probabilities (for digits.evaluate)."""
+        loss, logits = self._step(batch)
+        self.test_acc(logits, batch[1])
         self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        return logits.softmax(dim=1)
+
+    def predict_step(self, batch: torch.Tensor | Batch, batch_idx: int) -> torch.Tensor:
+        """Class probabilities (N, 10) for a batch of images, or of (images, labels)."""
+        images = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(images).softmax(dim=1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Dropout draws from torch's RNG: keep its state so a resumed run continues identically.

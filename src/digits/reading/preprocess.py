@@ -8,18 +8,13 @@ tutorials' way (invert, squash to 28x28) kept for comparison.
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from digits.errors import DigitsError
 
-# Refuse images over 50 megapixels: a phone photo is ~12, a decompression bomb is far more.
-MAX_PIXELS = 50_000_000
 WORK_SIZE = 256  # long side the cleanup works at; the result is 20 px anyway
 DIGIT_BOX = 20
 FIELD = 28
@@ -29,32 +24,6 @@ MASS_TRIM = 0.005  # ignore this share of ink mass at each edge when cropping (s
 
 class BlankImage(DigitsError):
     """The image holds no ink to classify."""
-
-
-def load_grayscale(path: Path) -> np.ndarray:
-    """Read any common image as float32 grayscale 0-255: EXIF orientation applied, transparency
-    composited on white, 16-bit scaled down. Raises DigitsError naming the file when it can't."""
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image = ImageOps.exif_transpose(image)
-                image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DigitsError(f"{path}: image too large ({error})".split(". ")[0]) from error
-    except UnidentifiedImageError as error:
-        raise DigitsError(f"{path}: not an image (or a format PIL cannot read)") from error
-    except OSError as error:
-        raise DigitsError(f"{path}: unreadable or truncated image ({error})") from error
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float32)
-        return array * (255.0 / max(float(array.max()), 1.0))
-    if image.mode == "P" or "A" in image.getbands():
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32)
 
 
 def naive(gray: np.ndarray) -> torch.Tensor:

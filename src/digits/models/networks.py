@@ -1,4 +1,5 @@
-"""The networks. Each maps a (N, 1, 28, 28) batch to (N, 10) logits; sizes come from conf/model/."""
+"""The networks. Each maps a normalised (N, 1, 28, 28) batch to (N, 10) logits; sizes come from
+conf/model/."""
 
 from __future__ import annotations
 

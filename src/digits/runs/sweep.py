@@ -7,49 +7,40 @@ directory, so it works with any launcher (basic, joblib, submitit) and lists fai
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-ERROR_FILE = "error.txt"
+from digits.runs.run_dir import RunDir, job_order
+
 COLUMNS = ("job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_s")
 
 
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    jobs = [p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
-    return sorted(jobs, key=lambda p: (len(p.name), p.name))
+def jobs_in(sweep_dir: Path) -> list[RunDir]:
+    jobs = [RunDir(p) for p in sweep_dir.iterdir() if RunDir(p).overrides_file.is_file()]
+    return sorted(jobs, key=lambda job: job_order(job.path))
 
 
-def job_overrides(job_dir: Path) -> list[str]:
-    overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")
-    return [str(o) for o in overrides if not str(o).startswith("hydra")]
-
-
-def job_row(job_dir: Path, common: set[str]) -> dict[str, Any]:
+def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:
     """One job's overrides (those not shared by every job), status and final metrics."""
-    varying = [o for o in job_overrides(job_dir) if o not in common]
-    row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(varying)}
-    metrics_file = job_dir / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        row |= {
+    varying = [o for o in job.overrides() if o not in common]
+    row: dict[str, Any] = {"job": job.path.name, "overrides": " ".join(varying)}
+    metrics = job.metrics()
+    if metrics is not None:
+        return row | {
             "status": "ok",
             "val_acc_best": metrics.get("val/acc_best"),
             "test_acc": metrics.get("test/acc"),
             "wall_time_s": metrics.get("wall_time_s"),
         }
-    else:
-        error = job_dir / ERROR_FILE
-        reason = error.read_text().strip() if error.is_file() else "no metrics.json"
-        row |= {"status": f"failed: {reason}", "val_acc_best": None, "test_acc": None}
-        row["wall_time_s"] = None
-    return row
+    reason = job.error_file.read_text().strip() if job.error_file.is_file() else "no metrics.json"
+    failed = {"status": f"failed: {reason}", "val_acc_best": None, "test_acc": None}
+    return row | failed | {"wall_time_s": None}
 
 
 def sort_key(row: dict[str, Any]) -> float:
@@ -59,12 +50,10 @@ def sort_key(row: dict[str, Any]) -> float:
 
 def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     """Write summary.md and summary.csv into the sweep directory; return the rows, best first."""
-    jobs = job_dirs(sweep_dir)
+    jobs = jobs_in(sweep_dir)
     if not jobs:
         return []
-    shared = (
-        set.intersection(*(set(job_overrides(job)) for job in jobs)) if len(jobs) > 1 else set()
-    )
+    shared = set.intersection(*(set(job.overrides()) for job in jobs)) if len(jobs) > 1 else set()
     rows = sorted((job_row(job, shared) for job in jobs), key=sort_key)
     with (sweep_dir / "summary.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)

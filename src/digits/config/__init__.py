@@ -1,0 +1,21 @@
+"""The configuration: where conf/ is, the schema every option is checked against, the checks.
+
+Importing this package registers the schema (Hydra's ConfigStore) and the `${run:...}` resolver,
+which composing conf/ needs."""
+
+from pathlib import Path
+
+from digits.config.schema import register_schemas
+from digits.runs.run_dir import register_resolver
+
+
+def config_dir() -> str:
+    """The Hydra config folder: inside the package when installed from a wheel, else the repo's conf/."""
+    packaged = Path(__file__).parents[1] / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).parents[3] / "conf")
+
+
+register_schemas()
+register_resolver()
+
+__all__ = ["config_dir"]

@@ -1,0 +1,355 @@
+"""The schema of every config: each setting's type and allowed values, declared once.
+
+Each YAML option in conf/ extends its dataclass here (`defaults: [/schema_mlp@_here_, _self_]`), so
+Hydra rejects wrong types and unknown keys while composing, and `digits.config.checks` derives the
+rest of the up-front check (ranges, choices, required values) and its messages from the same fields.
+The values themselves, the defaults included, live in conf/: fields here are MISSING, except the
+Trainer arguments our YAML does not set, whose defaults are Lightning's own.
+"""
+
+import dataclasses
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import lightning as L
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from digits.data.idx import TRAIN_IMAGES
+from digits.models.networks import NUM_CLASSES
+from digits.reading.preprocess import PREPROCESSORS
+
+
+@dataclass(frozen=True)
+class Range:
+    """Numbers (or each number of a list) between bounds; `note` says why, where it is not obvious."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    note: str = ""
+
+    def admits(self, value: Any) -> bool:
+        if isinstance(value, list | tuple):
+            return all(self.admits(item) for item in value)
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+    def describe(self) -> str:
+        low = (
+            f"[{self.ge:g}"
+            if self.ge is not None
+            else f"({self.gt:g}"
+            if self.gt is not None
+            else ""
+        )
+        high = (
+            f"{self.le:g}]"
+            if self.le is not None
+            else f"{self.lt:g})"
+            if self.lt is not None
+            else ""
+        )
+        if low and high:
+            text = f"in {low}, {high}"
+        elif low:
+            text = f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
+        else:
+            text = f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few words."""
+
+    options: tuple[str, ...]
+
+    def admits(self, value: Any) -> bool:
+        return value in self.options
+
+    def describe(self) -> str:
+        return f"one of {', '.join(self.options)}"
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A mapping checked against another schema, or null. (OmegaConf cannot merge a mapping into
+    an optional dataclass field that is null, so such a field is typed Any and checked here.)"""
+
+    schema: type
+
+    def describe(self) -> str:
+        return f"null or a mapping of {', '.join(f.name for f in dataclasses.fields(self.schema))}"
+
+
+def setting(allowed: Range | OneOf | Nested | None = None, default: Any = MISSING) -> Any:
+    """A dataclass field whose allowed values `digits.config.checks` enforces."""
+    return field(default=default, metadata={"allowed": allowed})
+
+
+PROBABILITY = Range(ge=0, lt=1)
+POSITIVE = Range(gt=0)
+AT_LEAST_ONE = Range(ge=1)
+NOT_NEGATIVE = Range(ge=0)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentConfig:
+    rotation: float = setting(Range(ge=0, le=180))
+    translate: float = setting(Range(ge=0, le=1))
+    scale: list[float] = setting(POSITIVE)
+
+
+@dataclass
+class DataConfig:
+    _target_: str = MISSING
+    _convert_: str = MISSING
+    root: str = MISSING
+    download: bool = MISSING
+    batch_size: int = setting(AT_LEAST_ONE)
+    val_size: int = setting(
+        Range(ge=1, lt=TRAIN_IMAGES, note=f"taken from MNIST's {TRAIN_IMAGES:,} training images")
+    )
+    split_seed: int = MISSING
+    num_workers: int = setting(NOT_NEGATIVE)
+    pin_memory: bool = MISSING
+    augment: Any = setting(Nested(AugmentConfig))
+    pipeline: str = setting(OneOf(("memory", "torchvision")))
+
+
+# --- the LightningModule and its network ------------------------------------------------------
+
+
+@dataclass
+class ModuleConfig:
+    label_smoothing: float = setting(PROBABILITY)
+    compile: bool = MISSING
+    channels_last: bool = MISSING
+    mean: float = MISSING
+    std: float = setting(POSITIVE)
+
+
+@dataclass
+class MLPConfig:
+    _target_: str = MISSING
+    hidden: list[int] = setting(AT_LEAST_ONE)
+    dropout: float = setting(PROBABILITY)
+
+
+@dataclass
+class LeNetConfig:
+    _target_: str = MISSING
+    channels: list[int] = setting(AT_LEAST_ONE)
+    kernel_size: int = setting(AT_LEAST_ONE)
+    padding: int = setting(NOT_NEGATIVE)
+    convs_per_block: int = setting(AT_LEAST_ONE)
+    batch_norm: bool = MISSING
+    conv_dropout: float = setting(PROBABILITY)
+    hidden: int | None = setting(AT_LEAST_ONE)
+    dropout: float = setting(PROBABILITY)
+
+
+@dataclass
+class CNNConfig:
+    _target_: str = MISSING
+    channels: list[int] = setting(AT_LEAST_ONE)
+    kernel_size: int = setting(AT_LEAST_ONE)
+    hidden: int | None = setting(AT_LEAST_ONE)
+    conv_dropout: float = setting(PROBABILITY)
+    dropout: float = setting(PROBABILITY)
+
+
+# --- optimizers and schedules (torch's classes, made partial) ---------------------------------
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    lr: float = setting(POSITIVE)
+    weight_decay: float = setting(NOT_NEGATIVE)
+
+
+@dataclass
+class SGDConfig(AdamConfig):
+    momentum: float = setting(PROBABILITY)
+
+
+@dataclass
+class SchedulerConfig:
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    interval: str = setting(OneOf(("step", "epoch")))
+
+
+@dataclass
+class StepLRConfig(SchedulerConfig):
+    step_size: int = setting(AT_LEAST_ONE)
+    gamma: float = setting(POSITIVE)
+
+
+@dataclass
+class CosineConfig(SchedulerConfig):
+    T_max: int | None = setting(AT_LEAST_ONE)
+    eta_min: float = setting(NOT_NEGATIVE)
+
+
+@dataclass
+class OneCycleConfig(SchedulerConfig):
+    max_lr: float = setting(POSITIVE)
+    total_steps: int | None = setting(AT_LEAST_ONE)
+    pct_start: float = setting(Range(gt=0, lt=1))
+
+
+# --- the Trainer ------------------------------------------------------------------------------
+
+
+def lightning_default(name: str) -> Any:
+    """The default of a Trainer argument, from Lightning's own signature."""
+    return inspect.signature(L.Trainer).parameters[name].default
+
+
+@dataclass
+class TrainerConfig:
+    """The Trainer arguments conf/ uses. Other Trainer arguments may be added (`+trainer.x=...`):
+    Lightning checks those."""
+
+    EXTRA_KEYS: ClassVar[str] = "another Lightning Trainer argument"
+
+    _target_: str = MISSING
+    default_root_dir: str | None = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING  # a count, a list of device indices, or "auto"
+    num_nodes: int = setting(AT_LEAST_ONE, lightning_default("num_nodes"))
+    strategy: Any = lightning_default("strategy")
+    precision: Any = MISSING
+    min_epochs: int | None = setting(NOT_NEGATIVE)
+    max_epochs: int = setting(AT_LEAST_ONE)
+    max_steps: int = setting(Range(ge=-1, note="-1: no limit"))
+    # Fractions (floats) or counts (integers) of batches.
+    limit_train_batches: Any = setting(NOT_NEGATIVE)
+    limit_val_batches: Any = setting(NOT_NEGATIVE)
+    limit_test_batches: Any = setting(NOT_NEGATIVE)
+    overfit_batches: Any = setting(NOT_NEGATIVE, lightning_default("overfit_batches"))
+    fast_dev_run: Any = lightning_default("fast_dev_run")
+    check_val_every_n_epoch: int | None = setting(AT_LEAST_ONE)
+    num_sanity_val_steps: int = setting(Range(ge=-1, note="-1: all"))
+    log_every_n_steps: int = setting(AT_LEAST_ONE)
+    deterministic: Any = MISSING
+    gradient_clip_val: float | None = setting(NOT_NEGATIVE)
+    enable_model_summary: bool = MISSING
+    sync_batchnorm: bool = lightning_default("sync_batchnorm")
+    profiler: Any = lightning_default("profiler")
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+@dataclass
+class PathsConfig:
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    data: Any = MISSING
+    model: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    module: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = None
+    paths: Any = MISSING
+    task_name: str = MISSING
+    run_name: str = MISSING
+    optimized_metric: str = MISSING
+    seed: int | None = MISSING
+    train: bool = MISSING
+    test: bool = MISSING
+    ckpt_path: str | None = MISSING
+    resume: str | None = MISSING
+
+
+@dataclass
+class EvaluateConfig:
+    trainer: Any = MISSING
+    run: str | None = MISSING
+    ckpt_path: str | None = MISSING
+    checkpoint: str = setting(OneOf(("best", "last")))
+    split: str = setting(OneOf(("test", "val")))
+    data_root: str | None = MISSING
+    batch_size: int = setting(AT_LEAST_ONE)
+    mistakes: int = setting(NOT_NEGATIVE)
+    top_pairs: int = setting(NOT_NEGATIVE)
+    tensorboard: bool = MISSING
+
+
+@dataclass
+class PredictConfig:
+    trainer: Any = MISSING
+    ckpt_path: str = MISSING
+    images: Any = MISSING  # a file or folder, or a list of them
+    preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
+    output: str = setting(OneOf(("table", "json")))
+    top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
+    save_preprocessed: str | None = MISSING
+    batch_size: int = setting(AT_LEAST_ONE)
+
+
+@dataclass
+class ExploreConfig:
+    data: Any = MISSING
+    out: str = MISSING
+    samples_per_class: int = setting(AT_LEAST_ONE)
+
+
+SCHEMAS = {
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "predict": PredictConfig,
+    "explore": ExploreConfig,
+    "paths": PathsConfig,
+    "data": DataConfig,
+    "module": ModuleConfig,
+    "mlp": MLPConfig,
+    "lenet": LeNetConfig,
+    "cnn": CNNConfig,
+    "adam": AdamConfig,
+    "sgd": SGDConfig,
+    "step": StepLRConfig,
+    "cosine": CosineConfig,
+    "onecycle": OneCycleConfig,
+    "trainer": TrainerConfig,
+}
+
+# Settings that moved, with where they are now: old command lines get a pointer, and `resume=` of
+# a run made before the move still works.
+MOVED = {
+    "data.mean": "module.mean",
+    "data.std": "module.std",
+    "label_smoothing": "module.label_smoothing",
+    "compile": "module.compile",
+    "channels_last": "module.channels_last",
+}
+
+
+def register_schemas() -> None:
+    """Store every schema in Hydra's ConfigStore as `schema_<name>`, for conf/ to extend."""
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=f"schema_{name}", node=schema)

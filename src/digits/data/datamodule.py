@@ -1,0 +1,150 @@
+"""MNIST as a LightningDataModule.
+
+The default data path keeps the decoded images in one uint8 tensor (60,000x28x28 is 47 MB) and takes
+whole batches from it by index; conversion to 0-1 floats (and augmentation) happen per batch on the
+device the model runs on. Normalisation is the model's own (see digits.models.classifier).
+Lightning's samplers (shuffle, DistributedSampler, limit_*_batches) still apply, because batches are
+drawn by an ordinary DataLoader over index lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from digits.data.augment import random_affine
+from digits.data.idx import (
+    check_raw_files,
+    gunzip_raw_files,
+    load_mnist,
+    missing_raw_files,
+    raw_folder,
+)
+from digits.data.loading import EpochShuffle, ResumableLoader, TensorImages, keep_batch
+from digits.errors import DigitsError
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST with a seeded train/validation split of the 60,000 training images and the official
+    10,000 test images. Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on
+    black. `pipeline`: memory (decoded once, batched by index: fast) or torchvision (the tutorials'
+    per-sample PIL -> ToTensor, kept for comparison)."""
+
+    def __init__(
+        self,
+        root: str,
+        download: bool,
+        batch_size: int,
+        val_size: int,
+        split_seed: int,
+        num_workers: int,
+        pin_memory: bool,
+        augment: Mapping[str, Any] | None,
+        pipeline: str,
+    ) -> None:
+        super().__init__()
+        if augment and pipeline != "memory":
+            raise DigitsError(
+                "data.augment works on the in-memory pipeline: set data.pipeline=memory"
+            )
+        self.save_hyperparameters()
+        self.root = Path(root).expanduser()
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def prepare_data(self) -> None:
+        """Make sure the four IDX files exist, downloading them with torchvision if allowed."""
+        raw = raw_folder(self.root)
+        gunzip_raw_files(raw)
+        missing = missing_raw_files(self.root)
+        if not missing:
+            return
+        hint = (
+            f"MNIST not found: {raw} lacks {', '.join(missing)}; put the four IDX files there "
+            "or point data.root (or DIGITS_DATA_DIR) at the folder that holds MNIST/raw/"
+        )
+        if not self.hparams.download:
+            raise DigitsError(hint + " (download is off: data.download=false)")
+        try:
+            MNIST(str(self.root), train=True, download=True)
+            MNIST(str(self.root), train=False, download=True)
+        except Exception as error:  # torchvision raises several kinds on a failed download
+            raise DigitsError(f"{hint} (download failed: {error})".replace("\n", " ")) from error
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and self.test_set is None:
+            check_raw_files(raw_folder(self.root))
+        if stage in (None, "fit", "validate") and self.train_set is None:
+            self._setup_train_and_val()
+        if stage in (None, "test", "predict") and self.test_set is None:
+            if self.hparams.pipeline == "memory":
+                self.test_set = TensorImages(*load_mnist(self.root, train=False))
+            else:
+                self.test_set = self._torchvision_dataset(train=False)
+
+    def _setup_train_and_val(self) -> None:
+        images, labels = load_mnist(self.root, train=True)
+        val_size = self.hparams.val_size
+        if val_size >= len(labels):  # the schema knows MNIST has 60,000; this folder may hold fewer
+            raise DigitsError(
+                f"data.val_size={val_size} is out of range: use 1..{len(labels) - 1} "
+                f"(validation is taken from the {len(labels)} training images in {self.root})"
+            )
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        order = torch.randperm(len(labels), generator=generator)
+        val_idx, train_idx = order[:val_size], order[val_size:]
+        if self.hparams.pipeline == "memory":
+            self.train_set = TensorImages(images[train_idx], labels[train_idx])
+            self.val_set = TensorImages(images[val_idx], labels[val_idx])
+        else:
+            full = self._torchvision_dataset(train=True)
+            self.train_set = Subset(full, train_idx.tolist())
+            self.val_set = Subset(full, val_idx.tolist())
+
+    def _torchvision_dataset(self, train: bool) -> MNIST:
+        return MNIST(str(self.root), train=train, transform=transforms.ToTensor())
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return ResumableLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            # The run's seed (seed_everything sets torch's initial seed) drives the shuffle order.
+            sampler=EpochShuffle(dataset, torch.initial_seed()) if shuffle else None,
+            # Its own generator: starting an epoch must not draw from the global RNG that dropout
+            # uses, or a resumed run would see different dropout masks.
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
+            collate_fn=keep_batch if self.hparams.pipeline == "memory" else None,
+            num_workers=self.hparams.num_workers,
+            pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def on_after_batch_transfer(
+        self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images become 0-1 floats (N, 1, 28, 28) on the model's device, randomly
+        transformed when training with `augment` set."""
+        images, labels = batch
+        if self.hparams.pipeline != "memory":
+            return images, labels  # torchvision's ToTensor already did it, per sample
+        images = images.unsqueeze(1).float().div_(255.0)
+        if self.hparams.augment and self.trainer is not None and self.trainer.training:
+            images = random_affine(images, **self.hparams.augment)
+        return images, labels

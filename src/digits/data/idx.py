@@ -1,0 +1,95 @@
+"""MNIST's files: the four IDX files in torchvision's layout (`<root>/MNIST/raw/`), checked and decoded."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+from pathlib import Path
+
+import torch
+from torchvision.datasets import MNIST
+
+from digits.errors import DigitsError
+
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # unsigned bytes, 3 or 1 dimensions
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+TRAIN_IMAGES = 60_000  # MNIST's training set, from which validation is split off
+
+
+def raw_folder(root: str | Path) -> Path:
+    return Path(root) / "MNIST" / "raw"
+
+
+def missing_raw_files(root: str | Path) -> list[str]:
+    return [name for name in RAW_FILES if not (raw_folder(root) / name).is_file()]
+
+
+def _corrupt(path: Path, problem: str) -> DigitsError:
+    return DigitsError(f"{path}: {problem}; delete it so that it is downloaded (or copied) again")
+
+
+def gunzip_raw_files(raw: Path) -> None:
+    """Decompress IDX files that are only there as .gz (atomically: never a half-written file)."""
+    for name in RAW_FILES:
+        packed, target = raw / f"{name}.gz", raw / name
+        if target.is_file() or not packed.is_file():
+            continue
+        partial = target.with_suffix(".partial")
+        try:
+            with gzip.open(packed) as source, partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+        except (OSError, EOFError) as error:
+            partial.unlink(missing_ok=True)
+            raise _corrupt(packed, f"gzip does not decompress ({error})") from error
+        partial.replace(target)
+
+
+def _check_header(path: Path, is_images: bool) -> int:
+    """The item count an IDX file's header promises, after checking magic number, shape and size."""
+    header_size = 16 if is_images else 8
+    with path.open("rb") as handle:
+        header = handle.read(header_size)
+    if len(header) < header_size:
+        raise _corrupt(path, f"only {len(header)} bytes, shorter than an IDX header")
+    magic, count = struct.unpack(">II", header[:8])
+    expected_magic = IDX_IMAGES if is_images else IDX_LABELS
+    if magic != expected_magic:
+        raise _corrupt(path, f"wrong magic number {magic:#010x} (expected {expected_magic:#010x})")
+    item_size = 1
+    if is_images:
+        rows, cols = struct.unpack(">II", header[8:16])
+        if (rows, cols) != (28, 28):
+            raise _corrupt(path, f"images are {rows}x{cols}, not 28x28")
+        item_size = rows * cols
+    expected_size = header_size + count * item_size
+    size = path.stat().st_size
+    if size != expected_size:
+        raise _corrupt(
+            path, f"{size} bytes but its header promises {count} items ({expected_size} bytes)"
+        )
+    return count
+
+
+def check_raw_files(raw: Path) -> None:
+    """Check every IDX file's magic number, shape and size, and that labels match images, so that a
+    damaged file stops the run before any training on partial data."""
+    counts = {name: _check_header(raw / name, "images" in name) for name in RAW_FILES}
+    for prefix in ("train", "t10k"):
+        images = counts[f"{prefix}-images-idx3-ubyte"]
+        labels = counts[f"{prefix}-labels-idx1-ubyte"]
+        if images != labels:
+            raise _corrupt(
+                raw / f"{prefix}-labels-idx1-ubyte", f"{labels} labels for {images} images"
+            )
+
+
+def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode one MNIST split from its IDX files into (uint8 N x 28 x 28 images, int64 labels)."""
+    dataset = MNIST(str(root), train=train, download=False)
+    return dataset.data, dataset.targets

@@ -1,0 +1,68 @@
+"""Loading a trained model from its checkpoint file alone: no config, no data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from digits.errors import DigitsError
+from digits.models.classifier import DigitClassifier
+
+# Checkpoints written before the model carried its normalisation (digits 0.1, first format) keep it
+# in the data module's settings; these are MNIST's statistics, its default there.
+FIRST_FORMAT_NORMALISATION = ("mean", "std")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents (weights-only load), upgraded to the current format, or a one-line
+    error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DigitsError(f"ckpt_path={path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).split("\n")[0]
+        raise DigitsError(f"ckpt_path={path}: not a readable checkpoint ({reason})") from error
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if "net" not in hparams or "state_dict" not in checkpoint:
+        raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")
+    checkpoint["path"] = str(path)
+    return upgrade(checkpoint)
+
+
+def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Bring a first-format checkpoint's hyperparameters up to DigitClassifier's signature: its
+    normalisation moves from the data settings into the model's."""
+    hparams = checkpoint["hyper_parameters"]
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    for key in FIRST_FORMAT_NORMALISATION:
+        if key not in hparams:
+            if key not in data:
+                raise DigitsError(
+                    f"ckpt_path={checkpoint['path']}: holds no input normalisation ({key})"
+                )
+            hparams[key] = data[key]
+    hparams.setdefault("compile", False)
+    hparams.setdefault("channels_last", False)
+    return checkpoint
+
+
+def model_from(checkpoint: dict[str, Any]) -> DigitClassifier:
+    """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU."""
+    model = DigitClassifier(**checkpoint["hyper_parameters"])
+    # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
+    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    broken = [key for key in [*missing, *unexpected] if key.startswith("net.")]
+    if broken:
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: weights do not fit the network ({', '.join(broken[:3])})"
+        )
+    return model.eval()
+
+
+def load_classifier(path: str | Path) -> DigitClassifier:
+    """Everything needed to classify 0-1 images (N, 1, 28, 28), from the checkpoint file alone."""
+    return model_from(read_checkpoint(path))

@@ -1,0 +1,54 @@
+"""Reading users' image files: which files, and each as a grayscale array, whatever its format."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digits.errors import DigitsError
+
+# Refuse images over 50 megapixels: a phone photo is ~12, a decompression bomb is far more.
+MAX_PIXELS = 50_000_000
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def image_files(paths: Iterable[str]) -> list[Path]:
+    """Files as given, folders as the image files inside them (sorted, not recursive)."""
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def load_grayscale(path: Path) -> np.ndarray:
+    """Read any common image as float32 grayscale 0-255: EXIF orientation applied, transparency
+    composited on white, 16-bit scaled down. Raises DigitsError naming the file when it can't."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image)
+                image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DigitsError(f"{path}: image too large ({error})".split(". ")[0]) from error
+    except UnidentifiedImageError as error:
+        raise DigitsError(f"{path}: not an image (or a format PIL cannot read)") from error
+    except OSError as error:
+        raise DigitsError(f"{path}: unreadable or truncated image ({error})") from error
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float32)
+        return array * (255.0 / max(float(array.max()), 1.0))
+    if image.mode == "P" or "A" in image.getbands():
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32)

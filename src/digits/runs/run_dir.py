@@ -1,0 +1,143 @@
+"""The run directory: the one place that knows where a run keeps what.
+
+    <run>/
+      .hydra/config.yaml, overrides.yaml   the resolved config and the command line's overrides
+      train.log                            the log
+      tensorboard/<run name>/              TensorBoard events
+      checkpoints/<best>.ckpt, last.ckpt   best by val/acc (ModelCheckpoint's choice) and the latest
+      metrics.json                         final metrics, incl. best_checkpoint
+      evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
+      error.txt                            why a multirun job failed
+
+Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
+`RunDir(paths.output_dir).checkpoints`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from digits.errors import DigitsError
+
+LAST = "last"  # ModelCheckpoint's file name for the latest checkpoint, without ".ckpt"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @classmethod
+    def of_checkpoint(cls, path: Path) -> RunDir | None:
+        """The run a checkpoint file sits in, if it sits in a run's checkpoints/ folder."""
+        run = cls(path.parent.parent)
+        return run if path.parent == run.checkpoints else None
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / f"{LAST}.ckpt"
+
+    @property
+    def overrides_file(self) -> Path:
+        return self.path / ".hydra" / "overrides.yaml"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def error_file(self) -> Path:
+        return self.path / "error.txt"
+
+    def evaluation(self, split: str) -> Path:
+        return self.path / ("evaluation" if split == "test" else f"evaluation_{split}")
+
+    def overrides(self) -> list[str]:
+        """The command-line overrides the run was made with (Hydra's own left out)."""
+        if not self.overrides_file.is_file():
+            return []
+        return [
+            str(o) for o in OmegaConf.load(self.overrides_file) if not str(o).startswith("hydra")
+        ]
+
+    def metrics(self) -> dict[str, Any] | None:
+        return json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else None
+
+    def tensorboard_events(self) -> Path:
+        """The folder of the run's TensorBoard events (tensorboard/<run name>/), so that later
+        figures join its curves."""
+        events = sorted(self.tensorboard.rglob("events.out.tfevents.*"))
+        return events[0].parent if events else self.tensorboard
+
+    def best_checkpoint(self) -> Path:
+        """The checkpoint ModelCheckpoint chose as best by val/acc: as metrics.json records it, or
+        as last.ckpt does for a run that did not finish. Looked up by name in this directory, so a
+        moved or copied run still finds its own."""
+        metrics = self.metrics() or {}
+        recorded = metrics.get("best_checkpoint") or self._best_in_last_checkpoint()
+        if not recorded:
+            raise DigitsError(f"run={self.path}: no best checkpoint recorded (no metrics.json)")
+        path = self.checkpoints / Path(recorded).name
+        if not path.is_file():
+            raise DigitsError(f"{path}: checkpoint not found in {self.checkpoints}")
+        return path
+
+    def _best_in_last_checkpoint(self) -> str:
+        if not self.last_checkpoint.is_file():
+            return ""
+        saved = torch.load(self.last_checkpoint, map_location="cpu", weights_only=True)
+        states = saved.get("callbacks", {})
+        return next(
+            (
+                state.get("best_model_path", "")
+                for key, state in states.items()
+                if key.startswith("ModelCheckpoint") and "'monitor': 'val/acc'" in key
+            ),
+            "",
+        )
+
+    def checkpoint(self, which: str) -> Path:
+        """The run's `best` or `last` checkpoint."""
+        if which == "best":
+            return self.best_checkpoint()
+        if not self.last_checkpoint.is_file():
+            raise DigitsError(f"{self.last_checkpoint}: checkpoint not found in {self.checkpoints}")
+        return self.last_checkpoint
+
+
+def runs_in(path: Path) -> list[RunDir]:
+    """The run itself, or every job of a multirun directory, in job order."""
+    if not path.is_dir():
+        raise DigitsError(f"run={path}: no such directory")
+    if RunDir(path).checkpoints.is_dir():
+        return [RunDir(path)]
+    jobs = [RunDir(child) for child in path.iterdir() if RunDir(child).checkpoints.is_dir()]
+    if not jobs:
+        raise DigitsError(f"run={path}: neither a run (no checkpoints/) nor a multirun of runs")
+    return sorted(jobs, key=lambda job: job_order(job.path))
+
+
+def job_order(path: Path) -> tuple[int, str]:
+    """Multirun jobs by number (0, 1, ..., 10), then other names."""
+    return (len(path.name), path.name) if path.name.isdigit() else (1_000_000, path.name)
+
+
+def register_resolver() -> None:
+    """`${run:<part>}` in configs: that part of this run's directory (paths.output_dir)."""
+    if not OmegaConf.has_resolver("run"):
+        OmegaConf.register_new_resolver(
+            "run", lambda part, _root_: str(getattr(RunDir(Path(_root_.paths.output_dir)), part))
+        )
