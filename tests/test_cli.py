@@ -33,6 +33,10 @@ def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -
     assert "optimizer=sgd" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     log_text = (run_dir / "train.log").read_text()
     assert "final metrics" in log_text and "Trainer.fit" in log_text
+    # Lightning's notes (its tip, limit_*_batches, devices) go to the log, not the console.
+    console = result.stdout + result.stderr
+    for note in ("Tip:", "was configured so", "GPU available"):
+        assert note in log_text and note not in console, note
 
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert "last.ckpt" in checkpoints and any(n.startswith("epoch") for n in checkpoints)
@@ -105,6 +109,7 @@ def test_missing_data_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert (result.stdout + result.stderr).count("MNIST not found") == 1  # said once
     assert str(empty / "MNIST" / "raw") in line
     for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "DIGITS_DATA_DIR"):
         assert name in line
@@ -134,8 +139,8 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
         timeout=600,
     )
     check_ok(result)
-    assert "distributed_backend=gloo" in result.stdout + result.stderr
     run_dir = only_dir(tmp_path / "outputs" / "runs")  # exactly one directory
+    assert "distributed_backend=gloo" in (run_dir / "train.log").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # Two processes split each epoch: half the steps of a single-process run.
     train_images = 1200 - 200

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import ListConfig
 
 from digits.config import config_dir
+from digits.config.checks import _nodes, check_command_line, schema_fields
+from digits.config.schema import OneOf, Range
+from digits.errors import DigitsError
 from digits.models import DigitClassifier
 
 CONF = Path(config_dir())
@@ -101,3 +106,49 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     ).stdout.strip()
     assert Path(found) == site / "digits" / "conf"
     assert (Path(found) / "model" / "cnn.yaml").is_file()
+
+
+def bad_value(allowed: Range, current: object) -> object:
+    """A value just outside `allowed`, as an int where the current value is one."""
+    if allowed.ge is not None:
+        value = allowed.ge - 1
+    elif allowed.gt is not None:
+        value = allowed.gt
+    elif allowed.lt is not None:
+        value = allowed.lt
+    else:
+        value = allowed.le + 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return [value] if isinstance(current, list | ListConfig) else value
+
+
+SELECTIONS = [
+    f"{group}={option}"
+    for group in ("model", "optimizer", "scheduler")
+    for option in options(group)
+]
+
+
+@pytest.mark.parametrize("selection", SELECTIONS)
+def test_every_range_and_choice_of_the_schema_is_checked_in_its_own_words(selection: str) -> None:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[selection])
+    checked = 0
+    for prefix, node in _nodes(cfg):
+        for name, schema_field in (schema_fields(node) or {}).items():
+            allowed = schema_field.metadata.get("allowed")
+            if isinstance(allowed, Range):
+                value = bad_value(allowed, node[name])
+                typed = f"{prefix}{name}={str(value).replace(' ', '')}"
+                expected = f"{typed}: out of range, must be {allowed.describe()}"
+            elif isinstance(allowed, OneOf):
+                typed = f"{prefix}{name}=bogus"
+                expected = f"{typed}: use {allowed.describe()}"
+            else:
+                continue
+            with pytest.raises(DigitsError) as error:
+                check_command_line("train", [selection, typed], None)
+            assert str(error.value) == expected
+            checked += 1
+    assert checked >= 20  # data, module, trainer and the selected option's own settings

@@ -37,6 +37,17 @@ SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
         (["model=cnn", "model.dropout=1.0"], "model.dropout=1.0: out of range, must be in [0, 1)"),
         (["model=mlp", "model.dropout=-0.1"], "model.dropout=-0.1: out of range"),
         (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file"),
+        # Derived from the schema: null, partial mappings, additions, moved and pass-through keys.
+        (["data.batch_size=null"], "data.batch_size=null: must be an integer >= 1"),
+        (["seed=abc"], "seed=abc: must be an integer (or null)"),
+        (["model.hidden=[a]"], "model.hidden=[a]: must be a list of integers >= 1"),
+        (["data.pipeline=bogus"], "data.pipeline=bogus: use one of memory, torchvision"),
+        (["data.augment={rotation:10}"], "data.augment.translate: required, must be a number"),
+        (["+optimizer.betas=1"], "optimizer.betas=1: no such key in the config (optimizer takes"),
+        (["trainer.benchmrk=true"], "(to pass another Lightning Trainer argument, use +trainer"),
+        (["data.mean=0.5"], "data.mean=0.5: moved to module.mean; use module.mean=0.5"),
+        (["compile=true"], "compile=true: moved to module.compile"),
+        (["scheduler=step", "scheduler.gamma=-0.5"], "scheduler.gamma=-0.5: out of range"),
     ],
 )
 def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected: str) -> None:
@@ -44,6 +55,17 @@ def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected:
         check_command_line("train", args, check_train)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_other_entry_points_check_against_their_schema() -> None:
+    with pytest.raises(DigitsError, match=r"^ckpt_path: required, must be a string$"):
+        check_command_line("predict", ["images=a.png"], None)
+    with pytest.raises(DigitsError, match=r"^top_k=11: out of range, must be in \[1, 10\]$"):
+        check_command_line("predict", ["ckpt_path=a", "top_k=11"], None)
+    with pytest.raises(DigitsError, match=r"^split=train: use one of test, val$"):
+        check_command_line("evaluate", ["split=train"], None)
+    with pytest.raises(DigitsError, match=r"^samples_per_class=0: out of range"):
+        check_command_line("explore", ["samples_per_class=0"], None)
 
 
 def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu() -> None:

@@ -1,0 +1,119 @@
+"""The model's input contract: it normalises 0-1 images itself, a checkpoint alone classifies, and
+checkpoints of the first format still load."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import run_cli
+from digits.data.idx import load_mnist
+from digits.models import DigitClassifier, load_classifier
+from digits.runs import RunDir
+
+# Written by digits before the model carried its normalisation (mlp, data.mean=0.5, data.std=0.25,
+# trained on the synthetic data of conftest.py).
+FIRST_FORMAT = Path(__file__).parent / "fixtures" / "checkpoint-v0.1-mlp.ckpt"
+
+# Classify with nothing but the checkpoint: digits' config and data packages may not even load.
+CLASSIFY = """
+import sys
+
+class NoConfigNoData:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[:2] in (["digits", "config"], ["digits", "data"]):
+            raise ImportError(name + " must not be needed to classify")
+
+sys.meta_path.insert(0, NoConfigNoData())
+import torch
+from digits.models import load_classifier
+
+model = load_classifier(sys.argv[1])
+images, labels = torch.load(sys.argv[2])
+with torch.no_grad():
+    predicted = model.predict_step(images, 0).argmax(dim=1)
+print((predicted == labels).float().mean().item())
+"""
+
+
+def test_the_model_normalises_its_0_1_input_itself(make_cfg) -> None:
+    cfg = make_cfg("model=mlp", "module.mean=0.5", "module.std=0.25")
+    model = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module).eval()
+    images = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(images), model.net((images - 0.5) / 0.25))
+        probabilities = model.predict_step(images, 0)
+        assert torch.equal(model.predict_step((images, torch.zeros(4)), 0), probabilities)
+    assert probabilities.shape == (4, 10)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(4))
+
+
+def test_a_checkpoint_file_alone_classifies_images(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    run = RunDir(trained_run)
+    checkpoint = shutil.copy(run.best_checkpoint(), tmp_path / "model.ckpt")
+    images, labels = load_mnist(data_root, train=False)
+    torch.save((images.unsqueeze(1).float() / 255, labels), tmp_path / "test.pt")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITS_")}
+    result = subprocess.run(
+        [sys.executable, "-c", CLASSIFY, str(checkpoint), str(tmp_path / "test.pt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracy = float(result.stdout.strip().splitlines()[-1])
+    assert accuracy == pytest.approx(run.metrics()["test/acc"], abs=1e-6)
+
+
+def test_first_format_checkpoints_load_with_their_own_normalisation() -> None:
+    saved = torch.load(FIRST_FORMAT, weights_only=True)
+    assert "mean" not in saved["hyper_parameters"]  # it was kept with the data settings then
+    data = saved["datamodule_hyper_parameters"]
+    model = load_classifier(FIRST_FORMAT)
+    assert (model.hparams.mean, model.hparams.std) == (data["mean"], data["std"]) == (0.5, 0.25)
+    # What the first format did: normalise with the data settings, then run the network.
+    net = instantiate(saved["hyper_parameters"]["net"], _convert_="all").eval()
+    weights = {k.removeprefix("net."): v for k, v in saved["state_dict"].items() if "net." in k}
+    net.load_state_dict(weights)
+    images = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(images), net((images - 0.5) / 0.25), atol=1e-6)
+
+
+def test_first_format_checkpoints_evaluate_and_predict(data_root: Path, tmp_path: Path) -> None:
+    checkpoint = shutil.copy(FIRST_FORMAT, tmp_path / "old.ckpt")
+    result = run_cli(
+        "digits.evaluate",
+        f"ckpt_path={checkpoint}",
+        "tensorboard=false",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "evaluation" / "metrics.json").read_text()
+    assert '"images": 200' in report
+    image = tmp_path / "digit.png"
+    images, _ = load_mnist(data_root, train=False)
+    from PIL import Image
+
+    Image.fromarray(images[0].numpy()).save(image)
+    predicted = run_cli(
+        "digits.predict",
+        f"ckpt_path={checkpoint}",
+        f"images={image}",
+        "output=json",
+        cwd=tmp_path,
+        data_root=None,
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert '"digit": ' in predicted.stdout
