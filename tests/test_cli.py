@@ -10,6 +10,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, REPO, run_cli
+from digits.runs import RunDir
+from digits.train import resume_arguments
 
 SHORT = [*FAST, "trainer.max_epochs=2", "model=mlp"]
 
@@ -171,3 +173,20 @@ def test_mlp_reaches_95_percent_on_real_mnist_in_one_epoch(tmp_path: Path) -> No
     check_ok(result)
     metrics = json.loads((only_dir(tmp_path / "outputs" / "runs") / "metrics.json").read_text())
     assert metrics["test/acc"] >= 0.95, metrics
+
+
+def test_resume_of_a_run_made_before_settings_moved_uses_their_new_keys(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "old-run")
+    run.overrides_file.parent.mkdir(parents=True)
+    run.overrides_file.write_text("- model=cnn\n- label_smoothing=0.1\n- data.mean=0.5\n")
+    run.checkpoints.mkdir()
+    run.last_checkpoint.write_bytes(b"")
+    args = resume_arguments([f"resume={run.path}", "trainer.max_epochs=5"])
+    assert args == [
+        "model=cnn",
+        "module.label_smoothing=0.1",
+        "module.mean=0.5",
+        "trainer.max_epochs=5",
+        f"ckpt_path={run.last_checkpoint}",
+        f"hydra.run.dir={run.path}",
+    ]

@@ -15,8 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import ListConfig
 
 from digits.config import config_dir
-from digits.config.checks import _nodes, check_command_line, schema_fields
+from digits.config.checks import check_command_line
 from digits.config.schema import OneOf, Range
+from digits.config.validate import schema_nodes
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
 
@@ -135,8 +136,8 @@ def test_every_range_and_choice_of_the_schema_is_checked_in_its_own_words(select
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[selection])
     checked = 0
-    for prefix, node in _nodes(cfg):
-        for name, schema_field in (schema_fields(node) or {}).items():
+    for prefix, node, fields in schema_nodes(cfg):
+        for name, schema_field in fields.items():
             allowed = schema_field.metadata.get("allowed")
             if isinstance(allowed, Range):
                 value = bad_value(allowed, node[name])

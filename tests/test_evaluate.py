@@ -6,12 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli
-from digits.evaluate import confident_mistakes, score
+from digits.config import config_dir
+from digits.evaluate import confident_mistakes, predict_split, score
 from digits.runs import RunDir
 
 PNG_MAGIC = b"\x89PNG"
@@ -119,3 +122,26 @@ def test_explore_writes_class_counts_and_figures(data_root: Path, tmp_path: Path
     assert [sum(counts[s]) for s in ("train", "val", "test")] == [1000, 200, 200]
     for name in ("mean_per_class", "pixel_histogram", "samples_per_class"):
         assert (out / f"{name}.png").read_bytes()[:4] == PNG_MAGIC
+
+
+def test_evaluate_runs_lightnings_test_loop_with_the_configured_trainer(
+    trained_run: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainers = []
+    test_loop = L.Trainer.test
+
+    def spy(self: L.Trainer, *args, **kwargs):
+        trainers.append(self)
+        return test_loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "test", spy)
+    overrides = [f"run={trained_run}", f"data_root={data_root}", "trainer.precision=64-true"]
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("evaluate", overrides=overrides)
+    run = RunDir(trained_run)
+    probabilities, labels, images = predict_split(cfg, run.best_checkpoint())
+    (trainer,) = trainers
+    assert trainer.precision == "64-true" and trainer.logger is None  # from conf/trainer/
+    assert len(images) == len(labels) == len(probabilities) == 200
+    accuracy = (probabilities.argmax(dim=1) == labels).float().mean().item()
+    assert accuracy == pytest.approx(run.metrics()["test/acc"], abs=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -12,8 +13,10 @@ from PIL import Image, ImageDraw
 
 from conftest import run_cli
 from digits.errors import DigitsError
+from digits.predict import Predictor
 from digits.reading.images import load_grayscale
 from digits.reading.preprocess import BlankImage, mnist_like, naive
+from digits.runs import RunDir
 
 
 def seven(size: int = 28) -> np.ndarray:
@@ -189,3 +192,24 @@ def test_predict_table_output(trained_run: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "seven.png" in result.stdout and "%" in result.stdout
+
+
+def test_predictor_runs_lightnings_predict_loop(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaders = []
+    predict_loop = L.Trainer.predict
+
+    def spy(self: L.Trainer, model, dataloaders=None, **kwargs):
+        loaders.append(dataloaders)
+        return predict_loop(self, model, dataloaders=dataloaders, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "predict", spy)
+    predictor = Predictor(RunDir(trained_run).best_checkpoint())
+    images = torch.rand(5, 28, 28)
+    probabilities = predictor.probabilities(images, batch_size=2)
+    (loader,) = loaders
+    assert len(loader) == 3  # batches of 2, 2 and 1
+    with torch.no_grad():
+        expected = predictor.model(images.unsqueeze(1)).softmax(dim=1)
+    assert torch.allclose(probabilities, expected, atol=1e-6)

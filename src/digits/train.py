@@ -1,7 +1,7 @@
 """Train a digit classifier: `python -m digits.train model=cnn optimizer=adam` (or `digits-train`).
 
-Hydra composes conf/train.yaml from its groups (data, model, optimizer, scheduler, trainer, logger,
-callbacks); this module instantiates them, fits, tests the best checkpoint on the official test set and
+Hydra composes conf/train.yaml from its groups (data, model, module, optimizer, scheduler, trainer,
+logger, callbacks); this module instantiates them, fits, tests the best checkpoint on the official test set and
 leaves everything about the run in its own directory (see README).
 """
 

@@ -87,8 +87,9 @@ class DigitClassifier(L.LightningModule):
             self.register_buffer(name, torch.zeros((), dtype=torch.float64))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black."""
-        images = self.normalize(images)
+        """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black. Images of another
+        float type are cast to the model's (e.g. trainer.precision=64-true or bf16-true)."""
+        images = self.normalize(images.to(self.dtype))
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
