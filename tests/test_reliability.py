@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from conftest import FAST, run_cli
 from digits.config.checks import check_command_line, check_train
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
+from digits.runs import RunDir
+from digits.runs.checkpoint_io import AtomicCheckpointIO
 
 SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
 
@@ -200,25 +203,133 @@ def test_diverging_loss_stops_with_the_step(tmp_path: Path, data_root: Path) -> 
     assert "training loss is" in line and "by step" in line and "optimizer.lr" in line
 
 
-def test_checkpoint_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fsspec.implementations.local import LocalFileOpener
-    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs: another filesystem than the temp folder's, and one that fills up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
-    path = tmp_path / "last.ckpt"
-    io = TorchCheckpointIO()
+
+def test_checkpoint_writes_are_atomic_on_another_filesystem(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_disk / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
     io.save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
     before = path.read_bytes()
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: renames.append((a, b)) or real_replace(a, b))
+    io.save_checkpoint({"step": 2, "weights": torch.ones(1000)}, path)
+    ((source, target),) = renames
+    assert Path(source).parent == path.parent and Path(target) == path  # written beside it
 
-    def dying_write(self, data):  # the process dies half-way through writing the file
-        LocalFileOpener.__dict__["_write_half"](self, data[: len(data) // 2])
-        raise KeyboardInterrupt
+    class DyingFile:  # the process is interrupted half-way through writing the file
+        def __init__(self, handle):
+            self.handle = handle
 
-    monkeypatch.setattr(LocalFileOpener, "_write_half", LocalFileOpener.write, raising=False)
-    monkeypatch.setattr(LocalFileOpener, "write", dying_write)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(bytes(data)[: len(data) // 2])
+            raise KeyboardInterrupt
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    second = path.read_bytes()
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *a, **k: DyingFile(real_open(self, *a, **k)))
     with pytest.raises(KeyboardInterrupt):
-        io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
-    assert path.read_bytes() == before
+        io.save_checkpoint({"step": 3, "weights": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == second != before
+    assert torch.load(path, weights_only=True)["step"] == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # nothing half-written
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(small_disk: Path) -> None:
+    path = small_disk / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
+    with pytest.raises(DigitsError) as error:
+        io.save_checkpoint({"step": 2, "weights": torch.ones(1_000_000)}, path)  # 4 MB
+    assert str(error.value).startswith(f"{path}: could not write the checkpoint (No space left")
+    assert "previous one is kept" in str(error.value) and "\n" not in str(error.value)
     assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in small_disk.iterdir()] == ["last.ckpt"]
+
+
+def test_training_onto_a_full_disk_stops_with_one_line(
+    small_disk: Path, tmp_path: Path, data_root: Path
+) -> None:
+    # The default mlp's checkpoint (~1.3 MB with Adam's state) does not fit on the 1 MB disk.
+    result = run_cli(
+        "digits.train",
+        *SHORT,
+        "logger=none",
+        f"hydra.run.dir={small_disk / 'run'}",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "could not write the checkpoint (No space left on device)" in line
+    assert not list(small_disk.rglob("*.partial"))
+
+
+def test_resuming_a_finished_run_changes_nothing_and_training_longer_continues(
+    tmp_path: Path, data_root: Path
+) -> None:
+    first = run_cli(
+        "digits.train",
+        *SHORT,
+        "logger=none",
+        "hydra.run.dir=outputs/runs/done",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = RunDir(tmp_path / "outputs" / "runs" / "done")
+    steps = run.metrics()["global_step"]
+    files = {p: p.stat().st_mtime_ns for p in run.path.rglob("*")}
+
+    again = run_cli("digits.train", f"resume={run.path}", cwd=tmp_path, data_root=data_root)
+    assert again.returncode == 2
+    (line,) = again.stderr.strip().splitlines()
+    assert f"resume={run.path}: the run has already trained 1 epoch" in line
+    assert "raise trainer.max_epochs" in line
+    assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*")} == files  # nothing touched
+
+    longer = run_cli(
+        "digits.train",
+        f"resume={run.path}",
+        "trainer.max_epochs=2",
+        cwd=tmp_path,
+        data_root=data_root,
+    )
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    metrics = run.metrics()
+    assert (metrics["epochs"], metrics["global_step"]) == (2, 2 * steps)
+    for key in ("train/loss_epoch", "val/acc", "val/acc_best", "test/acc"):
+        assert isinstance(metrics[key], float), key
+    (best,) = run.checkpoints.glob("epoch*.ckpt")  # exactly one best, the recorded one
+    assert run.best_checkpoint() == best
 
 
 def start_training(cwd: Path, data_root: Path, *args: str) -> subprocess.Popen:

@@ -155,7 +155,8 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise DigitsError(f"resume={run.path}: not a run directory with checkpoints/last.ckpt")
     previous = [moved(o) for o in run.overrides() if not o.startswith(("resume=", "ckpt_path="))]
     rest = [a for a in args if not a.startswith("resume=")]
-    return [*previous, *rest, f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
+    ours = [f"resume={run.path}", f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
+    return [*previous, *rest, *ours]
 
 
 def moved(override: str) -> str:

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -125,10 +126,32 @@ def check_devices(cfg: DictConfig) -> None:
 
 
 def check_train(cfg: DictConfig) -> None:
-    """What a training run needs beyond its schema: a checkpoint that fits, a writable folder."""
+    """What a training run needs beyond its schema: a checkpoint that fits and leaves something to
+    train, a writable folder."""
     if cfg.get("ckpt_path"):
-        check_checkpoint_fits(cfg.ckpt_path, cfg.model)
+        from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
+
+        checkpoint = read_checkpoint(cfg.ckpt_path)
+        check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
+        check_work_left(checkpoint, cfg)
     check_writable(Path(cfg.paths.log_dir))
+
+
+def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    """Resuming a run that has already trained as far as asked would change nothing but its files."""
+    epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    max_epochs, max_steps = cfg.trainer.max_epochs, cfg.trainer.max_steps
+    epochs_done = max_epochs is not None and epochs >= max_epochs
+    steps_done = max_steps not in (None, -1) and checkpoint["global_step"] >= max_steps
+    if not (epochs_done or steps_done) or not cfg.train:
+        return
+    given = f"resume={cfg.resume}" if cfg.get("resume") else f"ckpt_path={cfg.ckpt_path}"
+    limit = f"trainer.max_epochs={max_epochs}" if epochs_done else f"trainer.max_steps={max_steps}"
+    raise DigitsError(
+        f"{given}: the run has already trained {epochs} epoch{'s' * (epochs != 1)} "
+        f"({checkpoint['global_step']} steps) "
+        f"and {limit} asks for no more; nothing changed. To train longer, raise {limit.split('=')[0]}"
+    )
 
 
 def check_writable(folder: Path) -> None:
@@ -146,11 +169,8 @@ def check_writable(folder: Path) -> None:
         ) from error
 
 
-def check_checkpoint_fits(ckpt_path: str, model: DictConfig) -> None:
-    """The checkpoint must exist, be a digits checkpoint, and hold the selected network."""
-    from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
-
-    trained = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]
+def check_checkpoint_fits(ckpt_path: str, trained: dict[str, Any], model: DictConfig) -> None:
+    """The checkpoint's network (`trained`) must be the selected one."""
     architecture = OmegaConf.to_container(model, resolve=True)
     if architecture == trained:
         return

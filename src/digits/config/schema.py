@@ -253,6 +253,7 @@ class TrainerConfig:
     enable_model_summary: bool = MISSING
     sync_batchnorm: bool = lightning_default("sync_batchnorm")
     profiler: Any = lightning_default("profiler")
+    plugins: Any = MISSING
 
 
 # --- entry points -----------------------------------------------------------------------------
