@@ -438,3 +438,32 @@ def test_sigkilled_deterministic_run_resumes_to_the_same_metrics(
     resumed_final = torch.load(last, weights_only=True)
     for name, weights in final["state_dict"].items():
         assert torch.equal(weights, resumed_final["state_dict"][name]), name
+
+
+@pytest.mark.slow
+def test_a_run_directory_belongs_to_one_live_run(tmp_path: Path, data_root: Path) -> None:
+    args = [*FAST, "model=mlp", "data.batch_size=8", "trainer.max_epochs=50", "logger=none"]
+    first = start_training(tmp_path, data_root, *args, "hydra.run.dir=outputs/runs/mine")
+    run = RunDir(tmp_path / "outputs" / "runs" / "mine")
+    wait_for(run.last_checkpoint, first)
+    config = (run.path / ".hydra" / "config.yaml").stat().st_mtime_ns
+    second = run_cli(
+        "digits.train", *SHORT, "hydra.run.dir=outputs/runs/mine", cwd=tmp_path, data_root=data_root
+    )
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert f"hydra.run.dir=outputs/runs/mine: another run (pid {first.pid}" in line
+    assert (run.path / ".hydra" / "config.yaml").stat().st_mtime_ns == config  # untouched
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    run.check_free()  # the lock died with its process: resume= may take the directory
+
+
+@pytest.mark.slow
+def test_runs_started_in_the_same_second_get_their_own_directories(
+    tmp_path: Path, data_root: Path
+) -> None:
+    runs = [start_training(tmp_path, data_root, *SHORT, "logger=none") for _ in range(2)]
+    for process in runs:
+        assert process.wait(timeout=300) == 0, process.communicate()[0][-3000:]
+    assert len(list((tmp_path / "outputs" / "runs").iterdir())) == 2

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -129,16 +131,19 @@ def hydra_main(cfg: DictConfig) -> float | None:
     goes on; its result is NaN, which Optuna counts as a failed trial."""
     silence_known_warnings()
     hydra_config = HydraConfig.get()
-    log.info("run directory: %s", hydra_config.runtime.output_dir)
+    run_dir = RunDir(Path(hydra_config.runtime.output_dir))
+    log.info("run directory: %s", run_dir.path)
     try:
-        metrics = run(cfg)
+        # The run owns its directory (DDP's other processes are part of it and write nothing).
+        with run_dir.owned() if rank_zero_only.rank == 0 else nullcontext():
+            metrics = run(cfg)
     except Exception as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
         log.exception("job failed")
         error = user_error(error) or error
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        RunDir(Path(hydra_config.runtime.output_dir)).error_file.write_text(reason + "\n")
+        run_dir.error_file.write_text(reason + "\n")
         return math.nan
     return metrics.get(cfg.optimized_metric)
 
@@ -165,9 +170,19 @@ def moved(override: str) -> str:
     return f"{MOVED[key]}={value}" if key in MOVED else override
 
 
+def check_run_dir_free(args: list[str]) -> None:
+    """A run directory given on the command line (or by resume=) must not hold a live run: refuse
+    before Hydra writes anything into it."""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
+    if given and "-m" not in args and "--multirun" not in args:
+        RunDir(Path(given[-1]).expanduser()).check_free()
+
+
 def main() -> None:
     """`python -m digits.train`: check the command line, then run."""
     sys.argv[1:] = reports_user_errors(resume_arguments)(sys.argv[1:])
+    if rank_zero_only.rank == 0:
+        reports_user_errors(check_run_dir_free)(sys.argv[1:])
     launch("train", hydra_main, check_train)
 
 

@@ -8,6 +8,7 @@
       metrics.json                         final metrics, incl. best_checkpoint
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
       error.txt                            why a multirun job failed
+      .lock                                held by the process writing the run
 
 Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 `RunDir(paths.output_dir).checkpoints`.
@@ -15,10 +16,15 @@ Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 from omegaconf import OmegaConf
@@ -61,6 +67,40 @@ class RunDir:
     @property
     def error_file(self) -> Path:
         return self.path / "error.txt"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def owned(self) -> Iterator[None]:
+        """Hold the run directory for this process, or raise DigitsError when another live run
+        holds it. The operating system releases the lock when the process ends, even when killed."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a+") as handle:
+            self._lock(handle)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
+
+    def check_free(self) -> None:
+        """Raise DigitsError if another live run holds the directory (nothing is created)."""
+        if self.lock_file.is_file():
+            with self.lock_file.open("a+") as handle:
+                self._lock(handle)
+
+    def _lock(self, handle: TextIO) -> None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise DigitsError(
+                f"hydra.run.dir={self.path}: another run ({holder}) is writing there; give "
+                "another hydra.run.dir, or wait for that run to end"
+            ) from error
 
     def evaluation(self, split: str) -> Path:
         return self.path / ("evaluation" if split == "test" else f"evaluation_{split}")
