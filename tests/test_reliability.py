@@ -51,6 +51,14 @@ SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
         (["data.mean=0.5"], "data.mean=0.5: moved to module.mean; use module.mean=0.5"),
         (["compile=true"], "compile=true: moved to module.compile"),
         (["scheduler=step", "scheduler.gamma=-0.5"], "scheduler.gamma=-0.5: out of range"),
+        (["model=cnn", "model.channels=[0,64]"], "model.channels=[0,64]: out of range"),
+        (["model=lenet", "model.padding=-1"], "model.padding=-1: out of range, must be >= 0"),
+        (["model=cnn", "model.kernel_size=30"], "this network does not fit 28x28 images"),
+        # What this machine has: more CPU processes than cores would only hang.
+        (["trainer.devices=99"], "trainer.devices=99: this machine has"),
+        (["trainer.devices=0"], "trainer.devices=0: this machine has"),
+        (["trainer.precision=bogus"], "trainer.precision=bogus: use one of 64, 32, 16"),
+        (["trainer.limit_train_batches=-1"], "out of range, must be >= 0"),
     ],
 )
 def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected: str) -> None:
@@ -58,6 +66,36 @@ def test_bad_overrides_are_named_with_what_is_allowed(args: list[str], expected:
         check_command_line("train", args, check_train)
     assert expected in str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "expected"),
+    [
+        ("digits.predict", ["images=[{empty}]"], "no image files there (.bmp"),
+        ("digits.predict", ["images=[]"], "images=[] is empty"),
+        ("digits.predict", ["images=[{image}]", "top_k=0"], "top_k=0: out of range"),
+        ("digits.predict", ["images=[{image}]", "top_k=abc"], "top_k=abc: must be an integer"),
+        ("digits.predict", ["images=[{image}]", "batch_size=0"], "batch_size=0: out of range"),
+        ("digits.predict", ["images=[{image}]", "save_preprocessed={blocked}/x"], "cannot write"),
+        ("digits.explore", ["out={blocked}/x"], "out={blocked}/x: cannot write there"),
+        ("digits.train", ["hydra.run.dir={blocked}/x"], "hydra.run.dir={blocked}/x: cannot write"),
+        ("digits.evaluate", ["split=train"], "split=train: use one of test, val"),
+    ],
+)
+def test_bad_input_to_every_entry_point_is_one_line(
+    trained_run: Path, tmp_path: Path, module: str, args: list[str], expected: str
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"")
+    names = {"empty": tmp_path / "empty", "image": image, "blocked": tmp_path / "blocked"}
+    if module == "digits.predict":
+        args = [f"ckpt_path={RunDir(trained_run).last_checkpoint}", *args]
+    result = run_cli(module, *(a.format(**names) for a in args), cwd=tmp_path, data_root=None)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and expected.format(**names) in line
 
 
 def test_other_entry_points_check_against_their_schema() -> None:

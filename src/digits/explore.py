@@ -21,6 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from digits.cli import launch, reports_user_errors
 from digits.config import config_dir
+from digits.config.checks import check_explore
 from digits.data import MNISTDataModule
 from digits.models import NUM_CLASSES
 from digits.plots import image_grid_figure, save
@@ -89,7 +90,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m digits.explore`: check the command line, then run."""
-    launch("explore", hydra_main)
+    launch("explore", hydra_main, check_explore)
 
 
 if __name__ == "__main__":

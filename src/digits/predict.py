@@ -27,9 +27,10 @@ from torch.utils.data import DataLoader
 
 from digits.cli import launch, reports_user_errors, silence_known_warnings
 from digits.config import config_dir
+from digits.config.checks import check_predict
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES, load_classifier
-from digits.reading.images import image_files, load_grayscale
+from digits.reading.images import IMAGE_SUFFIXES, image_files, load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
 
 
@@ -123,6 +124,8 @@ def report(predictions: list[Prediction], output: str) -> None:
                 record["error"] = p.error
             print(json.dumps(record))
         return
+    if all(p.error for p in predictions):
+        return  # every file failed: the lines above say why, an empty table would not
     table = Table(header_style="bold")
     table.add_column("image", overflow="fold")
     for column in ("digit", "confidence", "top classes"):
@@ -141,9 +144,15 @@ def report(predictions: list[Prediction], output: str) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     """Predict the digit in each image; exit 1 if any image could not be read."""
     silence_known_warnings()
-    files = image_files([cfg.images] if isinstance(cfg.images, str) else cfg.images)
+    given = [cfg.images] if isinstance(cfg.images, str) else list(cfg.images)
+    files = image_files(given)
+    if not given:
+        raise DigitsError(
+            "images=[] is empty: give image files or folders, e.g. images=[a.png,photos/]"
+        )
     if not files:
-        raise DigitsError("images=[...] is empty: give image files or folders")
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise DigitsError(f"images=[{','.join(given)}]: no image files there ({suffixes})")
     trainer = instantiate(
         cfg.trainer, logger=False, enable_progress_bar=False, enable_checkpointing=False
     )
@@ -158,7 +167,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m digits.predict`: check the command line, then run."""
-    launch("predict", hydra_main)
+    launch("predict", hydra_main, check_predict)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.cli import launch, reports_user_errors, silence_known_warnings, user_error
 from digits.config import config_dir
-from digits.config.checks import check_train
+from digits.config.checks import check_train, check_writable
 from digits.config.schema import MOVED
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
@@ -175,7 +175,9 @@ def check_run_dir_free(args: list[str]) -> None:
     before Hydra writes anything into it."""
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
     if given and "-m" not in args and "--multirun" not in args:
-        RunDir(Path(given[-1]).expanduser()).check_free()
+        folder = Path(given[-1]).expanduser()
+        check_writable(folder, "hydra.run.dir", "choose a writable folder for the run")
+        RunDir(folder).check_free()
 
 
 def main() -> None:

@@ -116,18 +116,32 @@ def check_command_line(
 
 
 def check_devices(cfg: DictConfig) -> None:
-    """A GPU asked for must be there."""
+    """A GPU asked for must be there, and no more devices than this machine has (on the CPU each
+    device is a process: trainer.devices=99 would start 99 of them)."""
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if gpu and not torch.cuda.is_available():
         raise DigitsError(
             f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
             "run on the CPU with trainer=cpu (or trainer.accelerator=cpu)"
         )
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    if devices is None or devices in ("auto", -1, "-1"):
+        return
+    count = torch.cuda.device_count() if gpu else os.cpu_count() or 1
+    kind = "CUDA GPU" if gpu else "CPU core"
+    wanted = len(devices) if OmegaConf.is_list(devices) else devices
+    if not isinstance(wanted, int) or isinstance(wanted, bool) or not 1 <= wanted <= count:
+        raise DigitsError(
+            f"trainer.devices={devices}: this machine has {count} {kind}{'s' * (count != 1)} "
+            f"for accelerator={accelerator}; use 1..{count}, -1 (all) or auto"
+        )
 
 
 def check_train(cfg: DictConfig) -> None:
-    """What a training run needs beyond its schema: a checkpoint that fits and leaves something to
-    train, a writable folder."""
+    """What a training run needs beyond its schema: a network that fits MNIST's images, a
+    checkpoint that fits and leaves something to train, a writable folder."""
+    check_network(cfg.model)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 
@@ -135,6 +149,25 @@ def check_train(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
     check_writable(Path(cfg.paths.log_dir))
+
+
+def check_network(model: DictConfig) -> None:
+    """The network must turn a 28x28 image into 10 scores: sizes that are each in range can still
+    shrink the image to nothing (model=cnn model.kernel_size=30)."""
+    from hydra.utils import instantiate
+
+    from digits.models.networks import IMAGE_SIZE, NUM_CLASSES
+
+    try:
+        scores = instantiate(model, _convert_="all")(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
+    except (RuntimeError, ValueError) as error:
+        sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
+        reason = str(error).splitlines()[0]
+        raise DigitsError(
+            f"{sizes}: this network does not fit {IMAGE_SIZE}x{IMAGE_SIZE} images ({reason})"
+        ) from error
+    if scores.shape != (1, NUM_CLASSES):
+        raise DigitsError(f"model: the network gives {tuple(scores.shape)}, not (1, {NUM_CLASSES})")
 
 
 def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
@@ -154,8 +187,12 @@ def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
     )
 
 
-def check_writable(folder: Path) -> None:
-    """Fail now, not after an hour of training, if runs cannot be written under `folder`."""
+def check_writable(
+    folder: Path,
+    key: str = "paths.log_dir",
+    hint: str = "choose a writable folder with paths.log_dir=... or DIGITS_OUTPUT_DIR",
+) -> None:
+    """Fail now, not after an hour of work, if nothing can be written under `folder`."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as probe:
@@ -164,9 +201,19 @@ def check_writable(folder: Path) -> None:
             os.fsync(probe.fileno())
     except OSError as error:
         raise DigitsError(
-            f"paths.log_dir={folder}: cannot write there ({error.strerror}); choose a writable "
-            "folder with paths.log_dir=... or DIGITS_OUTPUT_DIR"
+            f"{key}={folder}: cannot write there ({error.strerror}); {hint}"
         ) from error
+
+
+def check_predict(cfg: DictConfig) -> None:
+    """Where the preprocessed images go must be writable before any image is read."""
+    if cfg.save_preprocessed:
+        folder = Path(cfg.save_preprocessed)
+        check_writable(folder, "save_preprocessed", "choose a writable folder, or leave it out")
+
+
+def check_explore(cfg: DictConfig) -> None:
+    check_writable(Path(cfg.out), "out", "choose a writable folder with out=...")
 
 
 def check_checkpoint_fits(ckpt_path: str, trained: dict[str, Any], model: DictConfig) -> None:

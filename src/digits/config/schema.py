@@ -10,6 +10,7 @@ Trainer arguments our YAML does not set, whose defaults are Lightning's own.
 import dataclasses
 import inspect
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -75,7 +76,7 @@ class OneOf:
     options: tuple[str, ...]
 
     def admits(self, value: Any) -> bool:
-        return value in self.options
+        return str(value) in self.options
 
     def describe(self) -> str:
         return f"one of {', '.join(self.options)}"
@@ -222,6 +223,18 @@ def lightning_default(name: str) -> Any:
     return inspect.signature(L.Trainer).parameters[name].default
 
 
+def lightning_choices(name: str) -> OneOf:
+    """The values a Trainer argument typed with Literals takes, from Lightning's own signature."""
+
+    def literals(hint: Any) -> list[str]:
+        if typing.get_origin(hint) is typing.Literal:
+            return [str(value) for value in typing.get_args(hint)]
+        return [value for arg in typing.get_args(hint) for value in literals(arg)]
+
+    hint = typing.get_type_hints(L.Trainer.__init__)[name]
+    return OneOf(tuple(dict.fromkeys(literals(hint))))
+
+
 @dataclass
 class TrainerConfig:
     """The Trainer arguments conf/ uses. Other Trainer arguments may be added (`+trainer.x=...`):
@@ -235,7 +248,7 @@ class TrainerConfig:
     devices: Any = MISSING  # a count, a list of device indices, or "auto"
     num_nodes: int = setting(AT_LEAST_ONE, lightning_default("num_nodes"))
     strategy: Any = lightning_default("strategy")
-    precision: Any = MISSING
+    precision: Any = setting(lightning_choices("precision"))
     min_epochs: int | None = setting(NOT_NEGATIVE)
     max_epochs: int = setting(AT_LEAST_ONE)
     max_steps: int = setting(Range(ge=-1, note="-1: no limit"))
