@@ -98,9 +98,32 @@ def test_evaluate_a_multirun_compares_every_job(
         assert (sweep / job / "evaluation" / "metrics.json").is_file()
 
 
+def test_evaluate_a_multirun_with_a_failed_job_shows_the_others(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained_run, sweep / "0")
+    failed = RunDir(sweep / "1")  # a job that failed before its first checkpoint
+    failed.overrides_file.parent.mkdir(parents=True)
+    failed.overrides_file.write_text("- data.val_size=1500\n")
+    failed.error_file.write_text("data.val_size=1500 is out of range\n")
+    result = run_cli(
+        "digits.evaluate", f"run={sweep}", "tensorboard=false", cwd=tmp_path, data_root=data_root
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "evaluation of every job" in result.stdout  # a comparison, not one run's report
+    good = json.loads((sweep / "0" / "evaluation" / "metrics.json").read_text())
+    assert f"{good['accuracy']:.4f}" in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "error: job 1 not evaluated: data.val_size=1500 is out of range"
+
+
 @pytest.mark.parametrize(
     ("argument", "message"),
-    [("run=/no/such/run", "no such directory"), ("ckpt_path={notes}", "not a readable checkpoint")],
+    [
+        ("run=/no/such/run", "no such directory"),
+        ("ckpt_path={notes}", "not a digits checkpoint (not a PyTorch file"),
+    ],
 )
 def test_evaluate_bad_input_is_one_line(tmp_path: Path, argument: str, message: str) -> None:
     notes = tmp_path / "notes.ckpt"

@@ -178,6 +178,7 @@ def damaged_raw(data_root: Path, tmp_path: Path) -> Path:
         ("truncate", "t10k-images-idx3-ubyte", "but its header promises"),
         ("labels", "train-labels-idx1-ubyte", "labels for"),
         ("header", "t10k-labels-idx1-ubyte", "shorter than an IDX header"),
+        ("label255", "train-labels-idx1-ubyte", "label 255 at item 12 is not a digit 0-9"),
     ],
 )
 def test_damaged_idx_files_are_named_with_the_problem(
@@ -189,6 +190,8 @@ def test_damaged_idx_files_are_named_with_the_problem(
         path.write_bytes(b"\x00\x00\x08\x01" + data[4:])
     elif damage == "truncate":
         path.write_bytes(data[:-100])
+    elif damage == "label255":
+        path.write_bytes(data[:20] + b"\xff" + data[21:])
     elif damage == "labels":  # a consistent file with one label too few
         count = int.from_bytes(data[4:8], "big") - 1
         path.write_bytes(data[:4] + count.to_bytes(4, "big") + data[8:-1])
@@ -216,6 +219,27 @@ def test_gzip_only_files_are_decompressed_and_bad_gzip_is_named(damaged_raw: Pat
     assert not bad.exists()  # no half-written file left behind
 
 
+def test_gzip_files_in_a_folder_that_cannot_be_written_are_not_called_damaged(
+    damaged_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = damaged_raw / "t10k-labels-idx1-ubyte"
+    good.with_name(good.name + ".gz").write_bytes(gzip.compress(good.read_bytes()))
+    good.unlink()
+    real_open = Path.open
+
+    def read_only(self: Path, mode: str = "r", *args, **kwargs):
+        if "w" in mode:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", read_only)  # root writes anywhere: pretend it cannot
+    with pytest.raises(DigitsError) as error:
+        gunzip_raw_files(damaged_raw)
+    message = str(error.value)
+    assert "cannot write the decompressed t10k-labels-idx1-ubyte there" in message
+    assert "delete" not in message
+
+
 def test_damaged_data_stops_the_cli_before_training(damaged_raw: Path, tmp_path: Path) -> None:
     target = damaged_raw / "train-labels-idx1-ubyte"
     target.write_bytes(target.read_bytes()[:-10])
@@ -226,19 +250,26 @@ def test_damaged_data_stops_the_cli_before_training(damaged_raw: Path, tmp_path:
     assert not list((tmp_path / "outputs").rglob("*.ckpt"))
 
 
-def test_diverging_loss_stops_with_the_step(tmp_path: Path, data_root: Path) -> None:
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "problem"),
+    [("sgd", "1e12", "training loss is nan"), ("adam", "1e6", "over 100 times its first value")],
+)
+def test_diverging_loss_stops_with_the_step(
+    tmp_path: Path, data_root: Path, optimizer: str, lr: str, problem: str
+) -> None:
     result = run_cli(
         "digits.train",
         *SHORT,
-        "optimizer=sgd",
-        "optimizer.lr=1e12",
+        f"optimizer={optimizer}",
+        f"optimizer.lr={lr}",
         "logger=none",
         cwd=tmp_path,
         data_root=data_root,
     )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
-    assert "training loss is" in line and "by step" in line and "optimizer.lr" in line
+    assert problem in line and "by step" in line and "optimizer.lr" in line
+    assert "metrics.json" not in {p.name for p in (tmp_path / "outputs").rglob("*")}
 
 
 @pytest.fixture

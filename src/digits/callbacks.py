@@ -4,6 +4,7 @@ matrix), keeping last.ckpt current, saving on Ctrl-C or SIGTERM, stopping a dive
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from pathlib import Path
@@ -137,12 +138,16 @@ class InterruptCheckpoint(L.Callback):
         )
 
 
-class StopOnNonFiniteLoss(L.Callback):
-    """Stop with a clear message when the training loss becomes NaN or infinite. Checks every
-    `every_n_steps` steps, since each check copies the loss to the host."""
+class StopOnDivergence(L.Callback):
+    """Stop with a clear message when the training loss becomes NaN or infinite, or grows past
+    `max_growth` times its value at the first step: a run that diverged must not end as a success
+    with garbage saved as its best. Checks every `every_n_steps` steps, since each check copies the
+    loss to the host."""
 
-    def __init__(self, every_n_steps: int) -> None:
+    def __init__(self, every_n_steps: int, max_growth: float) -> None:
         self.every_n_steps = every_n_steps
+        self.max_growth = max_growth
+        self.first_loss: float | None = None
 
     def on_train_batch_end(
         self,
@@ -152,16 +157,27 @@ class StopOnNonFiniteLoss(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.global_step % self.every_n_steps:
-            return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss):
-            lr = trainer.optimizers[0].param_groups[0]["lr"]
-            raise DigitsError(
-                f"training loss is {loss.item()} by step {trainer.global_step} "
-                f"(epoch {trainer.current_epoch}): training diverged; lower optimizer.lr "
-                f"(it is {lr:g}) or check the data; last.ckpt keeps the last good epoch"
-            )
+        if loss is None or (
+            self.first_loss is not None and trainer.global_step % self.every_n_steps
+        ):
+            return
+        value = float(loss)
+        if self.first_loss is None and math.isfinite(value):
+            self.first_loss = value
+            return
+        exploded = self.first_loss is not None and value > self.max_growth * max(
+            self.first_loss, 0.01
+        )
+        if math.isfinite(value) and not exploded:
+            return
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        growth = f", over {self.max_growth:g} times its first value ({self.first_loss:.3g})"
+        raise DigitsError(
+            f"training loss is {value:.3g} by step {trainer.global_step} (epoch "
+            f"{trainer.current_epoch}){growth if exploded else ''}: training diverged; lower "
+            f"optimizer.lr (it is {lr:g}) or check the data; last.ckpt keeps the last good epoch"
+        )
 
 
 class LastCheckpoint(Checkpoint):

@@ -8,6 +8,7 @@ into its TensorBoard. Given a multirun directory, evaluates every job and compar
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -193,18 +194,21 @@ def print_report(result: dict, out_dir: Path) -> None:
     console.print(f"written to {out_dir}", soft_wrap=True)
 
 
-def print_comparison(rows: list[tuple[RunDir, dict]]) -> None:
+def print_comparison(rows: list[tuple[RunDir, dict | DigitsError]]) -> None:
+    """One row per job, best first; jobs that could not be evaluated last, with the reason."""
     table = Table(title="evaluation of every job", header_style="bold")
     for column in ("job", "overrides", "accuracy", "macro f1", "checkpoint"):
-        table.add_column(column)
-    for run, result in sorted(rows, key=lambda row: -row[1]["accuracy"]):
+        table.add_column(column, overflow="fold")
+    done = sorted(
+        (row for row in rows if isinstance(row[1], dict)), key=lambda r: -r[1]["accuracy"]
+    )
+    for run, result in done:
+        accuracy, f1 = f"{result['accuracy']:.4f}", f"{result['macro']['f1']:.4f}"
         table.add_row(
-            run.path.name,
-            " ".join(run.overrides()),
-            f"{result['accuracy']:.4f}",
-            f"{result['macro']['f1']:.4f}",
-            Path(result["checkpoint"]).name,
+            run.path.name, " ".join(run.overrides()), accuracy, f1, Path(result["checkpoint"]).name
         )
+    for run, _ in (row for row in rows if isinstance(row[1], DigitsError)):
+        table.add_row(run.path.name, " ".join(run.overrides()), "-", "-", "failed (see below)")
     console.print(table)
 
 
@@ -222,16 +226,30 @@ def hydra_main(cfg: DictConfig) -> None:
         return
     if not cfg.run:
         raise DigitsError("give run=<run or multirun directory> or ckpt_path=<checkpoint file>")
-    runs = runs_in(Path(cfg.run))
-    rows = []
-    for run in runs:
+    if RunDir(Path(cfg.run)).checkpoints.is_dir():  # one run
+        run = RunDir(Path(cfg.run))
         out_dir = run.evaluation(cfg.split)
-        result = evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run)
-        if len(runs) == 1:
-            print_report(result, out_dir)
-        rows.append((run, result))
-    if len(runs) > 1:
-        print_comparison(rows)
+        print_report(evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run), out_dir)
+        return
+    rows: list[tuple[RunDir, dict | DigitsError]] = []
+    for run in runs_in(Path(cfg.run)):  # a multirun: a job that cannot be evaluated is listed
+        try:
+            rows.append(
+                (
+                    run,
+                    evaluate_run(
+                        cfg, run.checkpoint(cfg.checkpoint), run.evaluation(cfg.split), run
+                    ),
+                )
+            )
+        except DigitsError as error:
+            reason = run.error_file.read_text().strip() if run.error_file.is_file() else error
+            rows.append((run, DigitsError(f"job {run.path.name} not evaluated: {reason}")))
+    print_comparison(rows)
+    for _, failure in (row for row in rows if isinstance(row[1], DigitsError)):
+        print(f"error: {failure}", file=sys.stderr)
+    if any(isinstance(result, DigitsError) for _, result in rows):
+        sys.exit(1)
 
 
 def main() -> None:

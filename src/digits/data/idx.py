@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import struct
+import zlib
 from pathlib import Path
 
 import torch
@@ -42,11 +43,21 @@ def gunzip_raw_files(raw: Path) -> None:
             continue
         partial = target.with_suffix(".partial")
         try:
-            with gzip.open(packed) as source, partial.open("wb") as sink:
+            sink = partial.open("wb")
+        except OSError as error:
+            raise DigitsError(
+                f"{raw}: cannot write the decompressed {name} there ({error.strerror}); make the "
+                "folder writable, or decompress the .gz files yourself"
+            ) from error
+        try:
+            with gzip.open(packed) as source, sink:
                 shutil.copyfileobj(source, sink)
-        except (OSError, EOFError) as error:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
             partial.unlink(missing_ok=True)
             raise _corrupt(packed, f"gzip does not decompress ({error})") from error
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         partial.replace(target)
 
 
@@ -77,9 +88,14 @@ def _check_header(path: Path, is_images: bool) -> int:
 
 
 def check_raw_files(raw: Path) -> None:
-    """Check every IDX file's magic number, shape and size, and that labels match images, so that a
-    damaged file stops the run before any training on partial data."""
+    """Check every IDX file's magic number, shape and size, that labels match images and are
+    digits, so that a damaged file stops the run before any training on partial data."""
     counts = {name: _check_header(raw / name, "images" in name) for name in RAW_FILES}
+    for name in RAW_FILES[1::2]:  # the label files: one byte per image after an 8-byte header
+        labels = (raw / name).read_bytes()[8:]
+        if labels and max(labels) > 9:
+            index = next(i for i, label in enumerate(labels) if label > 9)
+            raise _corrupt(raw / name, f"label {labels[index]} at item {index} is not a digit 0-9")
     for prefix in ("train", "t10k"):
         images = counts[f"{prefix}-images-idx3-ubyte"]
         labels = counts[f"{prefix}-labels-idx1-ubyte"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise DigitsError(f"ckpt_path={path}: no such file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's own text would suggest weights_only=False
+        raise DigitsError(
+            f"ckpt_path={path}: not a digits checkpoint (not a PyTorch file, or one holding "
+            "objects; digits checkpoints hold plain values only)"
+        ) from error
     except Exception as error:
         reason = str(error).split("\n")[0]
         raise DigitsError(f"ckpt_path={path}: not a readable checkpoint ({reason})") from error

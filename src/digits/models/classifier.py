@@ -74,7 +74,7 @@ class DigitClassifier(L.LightningModule):
             self.net.compile()  # in place: state_dict keys stay the same
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # No input validation or NaN checks per step: each would cost a host sync (and time on the
-        # CPU); StopOnNonFiniteLoss watches the loss instead.
+        # CPU); StopOnDivergence watches the loss instead.
         accuracy = {"num_classes": NUM_CLASSES, "average": "micro", "validate_args": False}
         self.val_acc = MulticlassAccuracy(**accuracy)
         self.test_acc = MulticlassAccuracy(**accuracy)

@@ -102,6 +102,10 @@ class RunDir:
                 "another hydra.run.dir, or wait for that run to end"
             ) from error
 
+    def is_run(self) -> bool:
+        """A run directory, finished or not (a failed multirun job has no checkpoints)."""
+        return self.checkpoints.is_dir() or self.overrides_file.is_file()
+
     def evaluation(self, split: str) -> Path:
         return self.path / ("evaluation" if split == "test" else f"evaluation_{split}")
 
@@ -164,7 +168,7 @@ def runs_in(path: Path) -> list[RunDir]:
         raise DigitsError(f"run={path}: no such directory")
     if RunDir(path).checkpoints.is_dir():
         return [RunDir(path)]
-    jobs = [RunDir(child) for child in path.iterdir() if RunDir(child).checkpoints.is_dir()]
+    jobs = [RunDir(child) for child in path.iterdir() if RunDir(child).is_run()]
     if not jobs:
         raise DigitsError(f"run={path}: neither a run (no checkpoints/) nor a multirun of runs")
     return sorted(jobs, key=lambda job: job_order(job.path))

@@ -22,7 +22,7 @@ COLUMNS = ("job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_
 
 
 def jobs_in(sweep_dir: Path) -> list[RunDir]:
-    jobs = [RunDir(p) for p in sweep_dir.iterdir() if RunDir(p).overrides_file.is_file()]
+    jobs = [RunDir(p) for p in sweep_dir.iterdir() if RunDir(p).is_run()]
     return sorted(jobs, key=lambda job: job_order(job.path))
 
 
