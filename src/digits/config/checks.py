@@ -26,6 +26,7 @@ from digits.config import config_dir
 from digits.config.schema import MOVED
 from digits.config.validate import check_schema, composition_error
 from digits.errors import DigitsError
+from digits.runs.run_dir import RunDir
 
 HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
 MAX_SWEEP_CHECKS = 50
@@ -171,12 +172,16 @@ def check_network(model: DictConfig) -> None:
 
 
 def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
-    """Resuming a run that has already trained as far as asked would change nothing but its files."""
+    """Resuming a finished run that has already trained as far as asked would change nothing but
+    its files. (A run killed before it finished, e.g. in its test pass, may resume to finish.)"""
+    run = RunDir.of_checkpoint(Path(cfg.ckpt_path))
+    if run is None or not run.metrics_file.is_file() or not cfg.train:
+        return
     epochs = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
     max_epochs, max_steps = cfg.trainer.max_epochs, cfg.trainer.max_steps
     epochs_done = max_epochs is not None and epochs >= max_epochs
     steps_done = max_steps not in (None, -1) and checkpoint["global_step"] >= max_steps
-    if not (epochs_done or steps_done) or not cfg.train:
+    if not (epochs_done or steps_done):
         return
     given = f"resume={cfg.resume}" if cfg.get("resume") else f"ckpt_path={cfg.ckpt_path}"
     limit = f"trainer.max_epochs={max_epochs}" if epochs_done else f"trainer.max_steps={max_steps}"
