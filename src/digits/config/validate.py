@@ -25,6 +25,7 @@ from digits.config.schema import Nested, OneOf
 from digits.errors import DigitsError
 
 TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+PLURALS = {int: "integers", float: "numbers", bool: "true/false values", str: "strings"}
 
 Fields = dict[str, dataclasses.Field]
 
@@ -38,9 +39,7 @@ def describe(schema_field: dataclasses.Field) -> str:
         kind = next(arg for arg in kind.__args__ if arg is not type(None))
     if typing.get_origin(kind) is list:
         (item,) = typing.get_args(kind)
-        words = (
-            f"a list of {TYPE_WORDS.get(item, 'values').removeprefix('an ').removeprefix('a ')}s"
-        )
+        words = f"a list of {PLURALS.get(item, 'values')}"
     else:
         words = TYPE_WORDS.get(kind, "a value")
     allowed = schema_field.metadata.get("allowed")
@@ -63,6 +62,7 @@ def schema_nodes(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Dict
     if fields is not None:
         yield prefix, node, fields
     for key in node:
+        # The node itself, unresolved: ${hydra:...} values cannot resolve outside a run.
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             yield from schema_nodes(child, f"{prefix}{key}.")
