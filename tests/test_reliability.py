@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -536,3 +537,74 @@ def test_runs_started_in_the_same_second_get_their_own_directories(
     for process in runs:
         assert process.wait(timeout=300) == 0, process.communicate()[0][-3000:]
     assert len(list((tmp_path / "outputs" / "runs").iterdir())) == 2
+
+
+def kill_when(process: subprocess.Popen, run: RunDir, target: int | str, delay: float) -> None:
+    """SIGKILL once last.ckpt holds `target` steps (or, for "test", once the test pass loads the
+    best checkpoint), `delay` seconds later: inside a step, a checkpoint save or the test pass."""
+    log = run.path / "train.log"
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if target == "test":
+            reached = log.is_file() and "Restoring states from the checkpoint" in log.read_text()
+        else:
+            try:
+                reached = (
+                    torch.load(run.last_checkpoint, weights_only=True)["global_step"] >= target
+                )
+            except (FileNotFoundError, RuntimeError, EOFError):  # not there yet / being replaced
+                reached = False
+        if reached:
+            time.sleep(delay)
+            break
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, data_root: Path
+) -> None:
+    """kill -9 inside steps, checkpoint saves and the test pass: `resume=` finishes the run with the
+    metrics and weights of a run never interrupted (deterministic on the CPU)."""
+    args = [
+        *FAST,
+        "model=mlp",
+        "data.batch_size=16",
+        "trainer.max_epochs=2",
+        "logger=none",
+        "trainer.deterministic=true",
+        "callbacks.last_checkpoint.every_n_train_steps=5",
+        "seed=3",
+    ]
+    whole = run_cli(
+        "digits.train", *args, "hydra.run.dir=outputs/whole", cwd=tmp_path, data_root=data_root
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    expected = RunDir(tmp_path / "outputs" / "whole")
+    want = expected.metrics()
+    rng = random.Random(7)
+    targets = [*sorted(rng.sample(range(1, want["global_step"]), 8)), "test", "test"]
+    for attempt, target in enumerate(targets):
+        run = RunDir(tmp_path / "outputs" / f"killed{attempt}")
+        process = start_training(tmp_path, data_root, *args, f"hydra.run.dir={run.path}")
+        kill_when(process, run, target, rng.uniform(0, 0.05))
+        assert not run.metrics_file.is_file(), f"attempt {attempt} ({target}) finished first"
+        resumed = run_cli("digits.train", f"resume={run.path}", cwd=tmp_path, data_root=data_root)
+        assert resumed.returncode == 0, (target, resumed.stderr[-3000:])
+        got = run.metrics()
+        for key in (
+            "train/loss_epoch",
+            "train/acc",
+            "val/loss",
+            "val/acc",
+            "test/loss",
+            "test/acc",
+        ):
+            assert got.get(key) == pytest.approx(want[key], abs=1e-6), (target, key)
+        assert got["global_step"] == want["global_step"], target
+        final = torch.load(run.last_checkpoint, weights_only=True)["state_dict"]
+        reference = torch.load(expected.last_checkpoint, weights_only=True)["state_dict"]
+        assert all(torch.equal(final[name], reference[name]) for name in reference), target
+        assert len(list(run.checkpoints.glob("epoch*.ckpt"))) == 1, target

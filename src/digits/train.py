@@ -91,8 +91,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         except SIGTERMException as stop:
             # Lightning stopped after the step and InterruptCheckpoint saved it: exit 143.
             raise SystemExit(128 + signal.SIGTERM) from stop
-        fitted = trainer.callback_metrics
-        metrics |= scalars({name: fitted[name] for name in FIT_METRICS if name in fitted})
+        # A resumed run with no training left logs nothing: its checkpoint remembers.
+        fitted = model.restored_metrics | scalars(trainer.callback_metrics)
+        metrics |= {name: fitted[name] for name in FIT_METRICS if name in fitted}
         metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
     best = next(
         (c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)),

@@ -85,6 +85,7 @@ class DigitClassifier(L.LightningModule):
         # so a run resumed mid-epoch reports the same epoch means.
         for name in ("train_loss_sum", "train_correct", "train_seen"):
             self.register_buffer(name, torch.zeros((), dtype=torch.float64))
+        self.restored_metrics: dict[str, float] = {}  # from the checkpoint a run resumed from
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black. Images of another
@@ -153,10 +154,18 @@ class DigitClassifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Dropout draws from torch's RNG: keep its state so a resumed run continues identically.
         checkpoint["rng_state"] = torch.get_rng_state()
+        # What was logged so far, so a run killed after its training (in its test pass) still
+        # reports its training metrics once resumed: Lightning does not keep them.
+        checkpoint["logged_metrics"] = {
+            name: float(value)
+            for name, value in self.trainer.callback_metrics.items()
+            if value.numel() == 1
+        }
         if torch.cuda.is_available():
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.restored_metrics = checkpoint.get("logged_metrics", {})
         if "rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
