@@ -13,11 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from conftest import FAST, run_cli
+from digits.callbacks import StopOnDivergence
 from digits.config.checks import check_command_line, check_train
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
@@ -608,3 +610,16 @@ def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
         reference = torch.load(expected.last_checkpoint, weights_only=True)["state_dict"]
         assert all(torch.equal(final[name], reference[name]) for name in reference), target
         assert len(list(run.checkpoints.glob("epoch*.ckpt"))) == 1, target
+
+
+def test_divergence_is_judged_against_the_first_loss_of_the_run_even_after_resume() -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    trainer = SimpleNamespace(global_step=0, current_epoch=0, optimizers=[optimizer])
+    first = StopOnDivergence(every_n_steps=1, max_growth=100)
+    first.on_train_batch_end(trainer, None, torch.tensor(2.3), None, 0)
+    resumed = StopOnDivergence(every_n_steps=1, max_growth=100)
+    resumed.load_state_dict(first.state_dict())  # what a checkpoint carries over
+    trainer.global_step = 500
+    resumed.on_train_batch_end(trainer, None, torch.tensor(1.5), None, 0)  # noisy, not diverged
+    with pytest.raises(DigitsError, match=r"loss is 300 by step 500 .*over 100 times .*\(2\.3\)"):
+        resumed.on_train_batch_end(trainer, None, torch.tensor(300.0), None, 0)

@@ -142,12 +142,18 @@ class StopOnDivergence(L.Callback):
     """Stop with a clear message when the training loss becomes NaN or infinite, or grows past
     `max_growth` times its value at the first step: a run that diverged must not end as a success
     with garbage saved as its best. Checks every `every_n_steps` steps, since each check copies the
-    loss to the host."""
+    loss to the host. The first loss is kept in checkpoints, so a resumed run compares with it."""
 
     def __init__(self, every_n_steps: int, max_growth: float) -> None:
         self.every_n_steps = every_n_steps
         self.max_growth = max_growth
         self.first_loss: float | None = None
+
+    def state_dict(self) -> dict[str, float | None]:
+        return {"first_loss": self.first_loss}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.first_loss = state_dict.get("first_loss", self.first_loss)
 
     def on_train_batch_end(
         self,
