@@ -15,7 +15,12 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else Path(__file__).parents[3] / "conf")
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group (conf/<group>/*.yaml), or [] for a key that is no group."""
+    return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
+
+
 register_schemas()
 register_resolver()
 
-__all__ = ["config_dir"]
+__all__ = ["config_dir", "group_options"]

@@ -8,6 +8,7 @@ checkpoint, a writable folder) is checked here.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -16,24 +17,25 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from digits.config import config_dir
+from digits.config import config_dir, group_options
 from digits.config.schema import MOVED
-from digits.config.validate import check_schema, composition_error
+from digits.config.validate import check_schema, composition_error, schema_fields, unknown_key
 from digits.errors import DigitsError
 from digits.runs.run_dir import RunDir
 
-HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "--cfg", "-c", "--info", "-i", "--version")
 MAX_SWEEP_CHECKS = 50
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
+# Hydra flags that show something instead of running, or pick other configs: left to Hydra.
+HYDRA_OWN_WORK = (
+    "help", "hydra_help", "cfg", "info", "shell_completion",
+    "config_path", "config_name", "config_dir", "experimental_rerun",
+)  # fmt: skip
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -51,11 +53,36 @@ def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
     return combos[:MAX_SWEEP_CHECKS]
 
 
+def _overrides_and_flags(args: Sequence[str]) -> tuple[list[str], argparse.Namespace]:
+    """Split the command line as Hydra's own argument parser does; refuse flags it does not know
+    (argparse would print its usage and several lines)."""
+    flags, unknown = get_args_parser().parse_known_args(list(args))
+    for arg in unknown:
+        if arg.startswith("-"):
+            raise DigitsError(
+                f"{arg}: not an option; settings are key=value (e.g. model=cnn), flags are "
+                "Hydra's: -m (a sweep), --cfg job (show the config), --help"
+            )
+    return flags.overrides, flags
+
+
 def _parse(args: Sequence[str]) -> list[Override]:
-    try:
-        return OverridesParser.create().parse_overrides(list(args))
-    except HydraException as error:
-        raise DigitsError(str(error).splitlines()[0]) from error
+    """Hydra's parse of each override; a malformed one is named with the grammar's complaint."""
+    parser = OverridesParser.create()
+    overrides = []
+    for arg in args:
+        try:
+            overrides += parser.parse_overrides([arg])
+        except HydraException as error:
+            lines = str(error).splitlines()
+            reason = (
+                lines[1] if lines[0].startswith("Error parsing") and len(lines) > 1 else lines[0]
+            )
+            raise DigitsError(
+                f"{arg}: not a valid override ({reason.split(' expecting ')[0]}); write "
+                "key=value, e.g. optimizer.lr=0.01, and quote values holding , [ ] { } = or spaces"
+            ) from error
+    return overrides
 
 
 def _check_moved(overrides: list[Override]) -> None:
@@ -66,11 +93,17 @@ def _check_moved(overrides: list[Override]) -> None:
             raise DigitsError(f"{line}: moved to {MOVED[key]}; use {MOVED[key]}{line[len(key) :]}")
 
 
-def _check_group_choices(overrides: list[Override]) -> None:
+def _check_group_choices(overrides: list[Override], base: DictConfig) -> None:
+    """Each `group=option` must name an option of a group this entry point has (`base`: its config
+    composed without overrides, with Hydra's node)."""
+    groups = base.hydra.runtime.choices
     for override in overrides:
         group = override.key_or_group
         if override.is_delete() or "." in group or not (Path(config_dir()) / group).is_dir():
             continue
+        fields = schema_fields(base) or {}
+        if group not in groups and not (override.is_add() and group in fields):
+            raise unknown_key(group, override.input_line.lstrip("+"), fields)
         values = (
             list(override.sweep_string_iterator())
             if override.is_sweep_override() and override.is_choice_sweep()
@@ -78,9 +111,10 @@ def _check_group_choices(overrides: list[Override]) -> None:
         )
         options = group_options(group)
         for value in values:
-            if value is not None and str(value) not in options:
+            if value is None or str(value) not in options:
+                shown = "null" if value is None else value
                 raise DigitsError(
-                    f"{group}={value}: no such {group} option; available: {', '.join(options)}"
+                    f"{group}={shown}: no such {group} option; available: {', '.join(options)}"
                 )
 
 
@@ -89,13 +123,13 @@ def check_command_line(
 ) -> None:
     """Compose `config_name` with the user's overrides as Hydra will; raise DigitsError (one line)
     for the first mistake found. `check` adds what only that entry point knows."""
-    if any(arg in HYDRA_FLAGS or arg.startswith("--") for arg in args):
+    args, flags = _overrides_and_flags(args)
+    if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return
-    args = [a for a in args if a not in ("-m", "--multirun")]
     overrides = [o for o in _parse(args) if not o.key_or_group.startswith("hydra")]
     _check_moved(overrides)
-    _check_group_choices(overrides)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        _check_group_choices(overrides, compose(config_name, return_hydra_config=True))
 
         def recompose(combo: list[str]) -> DictConfig:
             return compose(config_name, overrides=combo)

@@ -88,6 +88,7 @@ class Nested:
     an optional dataclass field that is null, so such a field is typed Any and checked here.)"""
 
     schema: type
+    example: str = ""
 
     def describe(self) -> str:
         return f"null or a mapping of {', '.join(f.name for f in dataclasses.fields(self.schema))}"
@@ -127,7 +128,9 @@ class DataConfig:
     split_seed: int = MISSING
     num_workers: int = setting(NOT_NEGATIVE)
     pin_memory: bool = MISSING
-    augment: Any = setting(Nested(AugmentConfig))
+    augment: Any = setting(
+        Nested(AugmentConfig, example="{rotation:10,translate:0.1,scale:[0.9,1.1]}")
+    )
     pipeline: str = setting(OneOf(("memory", "torchvision")))
 
 

@@ -21,6 +21,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
+from digits.config import group_options
 from digits.config.schema import Nested, OneOf
 from digits.errors import DigitsError
 
@@ -68,9 +69,14 @@ def schema_nodes(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Dict
             yield from schema_nodes(child, f"{prefix}{key}.")
 
 
+def sets(override: str, key: str) -> bool:
+    """Whether a command-line override sets `key` or a key below it."""
+    return f"{override.split('=', 1)[0].lstrip('+~')}.".startswith(f"{key}.")
+
+
 def shown(key: str, value: Any, combo: Sequence[str]) -> str:
-    """`key=value` as the user typed it, when the command line set it."""
-    typed = next((o for o in combo if o.split("=", 1)[0].lstrip("+~") == key), None)
+    """`key=value` as the user typed it, when the command line set it (or a key below it)."""
+    typed = next((o for o in combo if sets(o, key)), None)
     if typed is not None:
         return typed.lstrip("+~")
     if value is None:
@@ -124,9 +130,12 @@ def check_nested(value: Any, schema: type, prefix: str, combo: Sequence[str]) ->
     check_node(node, fields, prefix, combo)
 
 
-def unknown_key(key: str, typed: str, fields: Fields | None, extra: str = "") -> DigitsError:
-    """No such key: say which keys there are, or how to pass another argument through."""
-    known = [name for name in fields or {} if not name.startswith("_")]
+def unknown_key(
+    key: str, typed: str, fields: Fields | list[str] | None, extra: str = ""
+) -> DigitsError:
+    """No such key: say which keys there are (a schema's fields, or a plain node's keys), or how to
+    pass another argument through."""
+    known = [str(name) for name in fields or {} if not str(name).startswith("_")]
     where = key.rsplit(".", 1)[0] if "." in key else "the top level"
     if extra:
         hint = f"to pass {extra}, use +{typed.lstrip('+')}"
@@ -143,6 +152,46 @@ def _parent(cfg: DictConfig, key: str) -> DictConfig | None:
     return node if isinstance(node, DictConfig) else None
 
 
+def _is_null(cfg: DictConfig, key: str) -> bool:
+    absent = object()
+    return OmegaConf.select(cfg, key, default=absent) is None
+
+
+def _under_null(cfg: DictConfig, key: str, combo: Sequence[str]) -> DigitsError:
+    """A key set below a setting that is null (off), such as data.augment.rotation."""
+    parent_key, _, name = key.rpartition(".")
+    owner_key, _, field_name = parent_key.rpartition(".")
+    owner = OmegaConf.select(cfg, owner_key) if owner_key else cfg
+    fields = (schema_fields(owner) or {}) if isinstance(owner, DictConfig) else {}
+    allowed = fields[field_name].metadata.get("allowed") if field_name in fields else None
+    example = getattr(allowed, "example", "") or "{...}"
+    typed = next((o for o in combo if sets(o, key)), key).lstrip("+~")
+    return DigitsError(
+        f"{typed}: {parent_key} is null (off), so it has no {name}; set it as a whole, "
+        f"e.g. {parent_key}={example}"
+    )
+
+
+def _not_in_option(
+    key: str, combo: Sequence[str], without: list[str], recompose: Callable[[list[str]], DictConfig]
+) -> DigitsError | None:
+    """A key the selected option of a config group lacks (scheduler.gamma with scheduler=none):
+    name the options that have it (None when no option has it)."""
+    group, _, name = key.rpartition(".")
+    having = []
+    for option in group_options(group):
+        try:
+            if name in (OmegaConf.select(recompose([*without, f"{group}={option}"]), group) or {}):
+                having.append(option)
+        except (ConfigCompositionException, OmegaConfBaseException):
+            continue
+    if not having:
+        return None
+    typed = next((o for o in combo if sets(o, key)), key).lstrip("+~")
+    choices = " or ".join(f"{group}={option}" for option in having)
+    return DigitsError(f"{typed}: the selected {group} has no {name}; it is a setting of {choices}")
+
+
 def composition_error(
     error: ConfigCompositionException,
     combo: list[str],
@@ -152,20 +201,29 @@ def composition_error(
     of the node the key is in (found by composing without the offending override)."""
     cause = error.__cause__
     key = (getattr(cause, "full_key", None) or "").split("[", 1)[0]  # a list element: the list
-    without = [o for o in combo if o.split("=", 1)[0].lstrip("+~") != key]
+    without = [o for o in combo if not sets(o, key)]
     parent = None
     if key and without != combo:
         try:
-            parent = _parent(recompose(without), key)
+            composed = recompose(without)
         except (ConfigCompositionException, OmegaConfBaseException):
-            parent = None
+            composed = None
+        parent = _parent(composed, key) if composed is not None else None
+        parent_key = key.rpartition(".")[0]
+        if parent_key and composed is not None and _is_null(composed, parent_key):
+            return _under_null(composed, key, combo)
     fields = schema_fields(parent) if parent is not None else None
+    keys = fields if fields is not None else list(parent or [])
     name = key.rsplit(".", 1)[-1]
     typed = shown(key, getattr(cause, "value", None), combo)
     if isinstance(cause, ValidationError) and key:
         what = describe(fields[name]) if fields and name in fields else "another type"
         return DigitsError(f"{typed}: must be {what}")
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and key:
+        if parent is not None and group_options(key.rpartition(".")[0]):
+            in_other_option = _not_in_option(key, combo, without, recompose)
+            if in_other_option is not None:
+                return in_other_option
         extra = getattr(OmegaConf.get_type(parent), "EXTRA_KEYS", "") if parent is not None else ""
-        return unknown_key(key, typed, fields, extra)
+        return unknown_key(key, typed, keys, extra)
     return DigitsError(" ".join(str(error).split()))
