@@ -118,23 +118,6 @@ def test_evaluate_a_multirun_with_a_failed_job_shows_the_others(
     assert line == "error: job 1 not evaluated: data.val_size=1500 is out of range"
 
 
-@pytest.mark.parametrize(
-    ("argument", "message"),
-    [
-        ("run=/no/such/run", "no such directory"),
-        ("ckpt_path={notes}", "not a digits checkpoint (not a PyTorch file"),
-    ],
-)
-def test_evaluate_bad_input_is_one_line(tmp_path: Path, argument: str, message: str) -> None:
-    notes = tmp_path / "notes.ckpt"
-    notes.write_text("not a checkpoint")
-    result = run_cli("digits.evaluate", argument.format(notes=notes), cwd=tmp_path, data_root=None)
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert message in line
-
-
 def test_explore_writes_class_counts_and_figures(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "explore"
     result = run_cli(

@@ -101,6 +101,7 @@ def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) ->
         "trainer.max_epochs=1",
         f"trainer.limit_train_batches={steps}",
         "trainer.limit_val_batches=0",
+        "~callbacks.model_checkpoint",  # no validation to choose a best checkpoint by
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"hydra.run.dir={run_dir}",
@@ -120,6 +121,7 @@ def time_to_accuracy(run_dir: Path, target: float = 0.99, max_epochs: int = 10) 
         "trainer.accelerator=cpu",
         f"trainer.max_epochs={max_epochs}",
         "trainer.limit_val_batches=0",
+        "~callbacks.model_checkpoint",  # no validation to choose a best checkpoint by
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"hydra.run.dir={run_dir}",

@@ -30,6 +30,7 @@ from torchmetrics.classification import (
 
 from digits.cli import launch, reports_user_errors, silence_known_warnings
 from digits.config import config_dir
+from digits.config.checks import check_evaluate
 from digits.data import MNISTDataModule
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
@@ -224,8 +225,6 @@ def hydra_main(cfg: DictConfig) -> None:
         out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split)
         print_report(evaluate_run(cfg, ckpt, out_dir, run), out_dir)
         return
-    if not cfg.run:
-        raise DigitsError("give run=<run or multirun directory> or ckpt_path=<checkpoint file>")
     if RunDir(Path(cfg.run)).checkpoints.is_dir():  # one run
         run = RunDir(Path(cfg.run))
         out_dir = run.evaluation(cfg.split)
@@ -254,7 +253,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m digits.evaluate`: check the command line, then run."""
-    launch("evaluate", hydra_main)
+    launch("evaluate", hydra_main, check_evaluate)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
@@ -144,7 +144,7 @@ def report(predictions: list[Prediction], output: str) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     """Predict the digit in each image; exit 1 if any image could not be read."""
     silence_known_warnings()
-    given = [cfg.images] if isinstance(cfg.images, str) else list(cfg.images)
+    given = [str(name) for name in (cfg.images if OmegaConf.is_list(cfg.images) else [cfg.images])]
     files = image_files(given)
     if not given:
         raise DigitsError(

@@ -35,12 +35,11 @@ from digits.config.checks import check_train, check_writable
 from digits.config.schema import MOVED
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
+from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
 from digits.runs import RunDir
 
 log = logging.getLogger(__name__)
-
-FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
 
 
 def scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -176,9 +175,8 @@ def check_run_dir_free(args: list[str]) -> None:
     before Hydra writes anything into it."""
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
     if given and "-m" not in args and "--multirun" not in args:
-        folder = Path(given[-1]).expanduser()
-        check_writable(folder, "hydra.run.dir", "choose a writable folder for the run")
-        RunDir(folder).check_free()
+        check_writable(given[-1], "hydra.run.dir", "choose a writable folder for the run")
+        RunDir(Path(given[-1]).expanduser()).check_free()
 
 
 def main() -> None:

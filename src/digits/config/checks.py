@@ -9,8 +9,11 @@ checkpoint, a writable folder) is checked here.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from digits.config import config_dir, group_options
 from digits.config.schema import MOVED
 from digits.config.validate import check_schema, composition_error, schema_fields, unknown_key
 from digits.errors import DigitsError
+from digits.models.classifier import FIT_METRICS
 from digits.runs.run_dir import RunDir
 
 MAX_SWEEP_CHECKS = 50
@@ -126,7 +130,8 @@ def check_command_line(
     args, flags = _overrides_and_flags(args)
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return
-    overrides = [o for o in _parse(args) if not o.key_or_group.startswith("hydra")]
+    parsed = _parse(args)
+    overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_moved(overrides)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         _check_group_choices(overrides, compose(config_name, return_hydra_config=True))
@@ -134,7 +139,8 @@ def check_command_line(
         def recompose(combo: list[str]) -> DictConfig:
             return compose(config_name, overrides=combo)
 
-        for combo in _expand_sweeps(overrides):
+        combos = _expand_sweeps(overrides)
+        for combo in combos:
             try:
                 cfg = recompose(combo)
             except ConfigCompositionException as error:
@@ -142,9 +148,42 @@ def check_command_line(
             except OmegaConfBaseException as error:
                 raise DigitsError(str(error).splitlines()[0]) from error
             check_schema(cfg, combo)
-            check_devices(cfg)
             if check is not None:
                 check(cfg)
+        hydra = _hydra_node(config_name, combos[0], parsed)
+        if hydra.runtime.choices.get("hydra/launcher", "basic") == "basic":  # runs on this machine
+            for combo in combos:
+                check_devices(recompose(combo))
+                check_trainer(recompose(combo))
+    _check_sweeper(hydra)
+
+
+def _hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> DictConfig:
+    """Hydra's own node as the command line sets it (launcher, sweeper, run directory)."""
+    own = [
+        o.input_line
+        for o in parsed
+        if o.key_or_group.startswith("hydra") and not o.is_sweep_override()
+    ]
+    try:
+        return compose(config_name, overrides=[*combo, *own], return_hydra_config=True).hydra
+    except (ConfigCompositionException, OmegaConfBaseException) as error:
+        for line in own:  # name the override Hydra refused
+            try:
+                compose(config_name, overrides=[*combo, line], return_hydra_config=True)
+            except (ConfigCompositionException, OmegaConfBaseException):
+                raise DigitsError(
+                    f"{line}: Hydra's config has no such key or option (see --cfg hydra)"
+                ) from error
+        raise DigitsError(" ".join(str(error).split())) from error
+
+
+def _check_sweeper(hydra: DictConfig) -> None:
+    """Optuna's sweeper with nothing to run fails only after the sweep ('No trials are completed')."""
+    for key in ("n_trials", "n_jobs"):
+        value = OmegaConf.select(hydra, f"sweeper.{key}")
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise DigitsError(f"hydra.sweeper.{key}={value}: out of range, must be an integer >= 1")
 
 
 # --- this machine ---------------------------------------------------------------------------
@@ -160,6 +199,7 @@ def check_devices(cfg: DictConfig) -> None:
             f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
             "run on the CPU with trainer=cpu (or trainer.accelerator=cpu)"
         )
+    check_nodes(cfg)
     devices = OmegaConf.select(cfg, "trainer.devices")
     if devices is None or devices in ("auto", -1, "-1"):
         return
@@ -173,9 +213,60 @@ def check_devices(cfg: DictConfig) -> None:
         )
 
 
+def check_trainer(cfg: DictConfig) -> None:
+    """Lightning's own checks of the Trainer settings (accelerator, strategy, profiler, ...), run
+    now by building a bare Trainer, not after the run directory and the data are set up."""
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if "trainer" not in cfg:
+        return
+    unchecked = ("_target_", "default_root_dir", "plugins")  # a run's folder, our own plugins
+    arguments = {key: cfg.trainer[key] for key in cfg.trainer if key not in unchecked}
+    arguments = OmegaConf.to_container(OmegaConf.create(arguments), resolve=True)
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # its start-up lines belong to the run, not the check
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(**arguments, logger=False, callbacks=[], enable_checkpointing=False)
+    except (ValueError, TypeError, ImportError, MisconfigurationException) as error:
+        reason = " ".join(str(error).split())
+        raise DigitsError(f"trainer: Lightning refuses these settings: {reason}") from error
+    finally:
+        lightning_log.setLevel(level)
+
+
+def check_nodes(cfg: DictConfig) -> None:
+    """More than one node needs a cluster that starts the other nodes' processes (SLURM, torchrun,
+    ...); without one the first process waits for them forever."""
+    from lightning.fabric.plugins.environments import (
+        LSFEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    nodes = OmegaConf.select(cfg, "trainer.num_nodes")
+    if not isinstance(nodes, int) or nodes <= 1:
+        return
+    clusters = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment)
+    if any(env.detect() for env in clusters) or "NODE_RANK" in os.environ:
+        return
+    raise DigitsError(
+        f"trainer.num_nodes={nodes}: no cluster here to start the other nodes (no SLURM, torchrun "
+        "or LSF; no NODE_RANK), so the run would wait forever; launch it on a cluster "
+        "(hydra/launcher=slurm) or use trainer.num_nodes=1"
+    )
+
+
 def check_train(cfg: DictConfig) -> None:
-    """What a training run needs beyond its schema: a network that fits MNIST's images, a
-    checkpoint that fits and leaves something to train, a writable folder."""
+    """What a training run needs beyond its schema: something to do, settings that agree, a
+    network that fits MNIST's images, a checkpoint that fits and leaves something to train, a
+    writable folder."""
+    check_work_asked(cfg)
+    check_monitors(cfg)
+    check_epochs(cfg)
     check_network(cfg.model)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
@@ -183,7 +274,70 @@ def check_train(cfg: DictConfig) -> None:
         checkpoint = read_checkpoint(cfg.ckpt_path)
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
-    check_writable(Path(cfg.paths.log_dir))
+    check_writable(cfg.paths.log_dir)
+
+
+def check_work_asked(cfg: DictConfig) -> None:
+    if not cfg.train and not cfg.test:
+        raise DigitsError("train=false test=false: nothing to do; leave one of them true")
+    if not cfg.train and not cfg.ckpt_path:
+        raise DigitsError(
+            "train=false: testing without training needs the model to test: give ckpt_path=<file> "
+            "(or use python -m digits.evaluate ckpt_path=<file>)"
+        )
+
+
+def _monitors(cfg: DictConfig) -> dict[str, str]:
+    """The metrics the run's callbacks monitor and its sweeper optimises, by key."""
+    monitored = {
+        f"callbacks.{name}.monitor": entry.monitor
+        for name, entry in (cfg.get("callbacks") or {}).items()
+        if entry and entry.get("monitor") is not None
+    }
+    return monitored | {"optimized_metric": cfg.optimized_metric}
+
+
+def check_monitors(cfg: DictConfig) -> None:
+    """What callbacks monitor and sweepers optimise must be a metric the model logs while fitting:
+    never a test metric (the test set must not choose the model)."""
+    for key, metric in _monitors(cfg).items():
+        if metric in FIT_METRICS:
+            continue
+        why = (
+            "the test set must never choose the model; "
+            if str(metric).startswith("test/")
+            else "not a metric the model logs while training; "
+        )
+        raise DigitsError(f"{key}={metric}: {why}use one of {', '.join(FIT_METRICS)}")
+    for name, entry in (cfg.get("callbacks") or {}).items():
+        if entry and entry.get("mode") not in (None, "min", "max"):
+            raise DigitsError(f"callbacks.{name}.mode={entry.mode}: use one of min, max")
+
+
+def check_epochs(cfg: DictConfig) -> None:
+    """Epoch settings that contradict each other, or that would leave nothing to choose the best
+    checkpoint by."""
+    trainer = cfg.trainer
+    if trainer.min_epochs is not None and trainer.min_epochs > trainer.max_epochs:
+        raise DigitsError(
+            f"trainer.min_epochs={trainer.min_epochs} is above trainer.max_epochs="
+            f"{trainer.max_epochs}; raise max_epochs or lower min_epochs"
+        )
+    validated = [m for k, m in _monitors(cfg).items() if k.startswith("callbacks.")]
+    if not cfg.train or not any(str(metric).startswith("val/") for metric in validated):
+        return
+    if trainer.limit_val_batches == 0:
+        raise DigitsError(
+            "trainer.limit_val_batches=0 turns validation off, but the best checkpoint is chosen "
+            "on validation metrics; keep some (e.g. trainer.limit_val_batches=0.1), or drop that "
+            "choice with ~callbacks.model_checkpoint"
+        )
+    every = trainer.check_val_every_n_epoch
+    if every is not None and trainer.max_steps == -1 and every > trainer.max_epochs:
+        raise DigitsError(
+            f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={trainer.max_epochs}"
+            ": no validation would run to choose the best checkpoint; validate at least once"
+        )
 
 
 def check_network(model: DictConfig) -> None:
@@ -227,11 +381,16 @@ def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
 
 
 def check_writable(
-    folder: Path,
+    folder: str | Path,
     key: str = "paths.log_dir",
     hint: str = "choose a writable folder with paths.log_dir=... or DIGITS_OUTPUT_DIR",
 ) -> None:
-    """Fail now, not after an hour of work, if nothing can be written under `folder`."""
+    """Fail now, not after an hour of work, if nothing can be written under `folder`. Folders
+    made to find out are removed again: a refused command leaves nothing behind."""
+    if not str(folder).strip():  # Path("") would quietly be the current folder
+        raise DigitsError(f"{key}={folder}: empty; {hint}")
+    given, folder = folder, Path(folder).expanduser().absolute()
+    made = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as probe:
@@ -240,19 +399,46 @@ def check_writable(
             os.fsync(probe.fileno())
     except OSError as error:
         raise DigitsError(
-            f"{key}={folder}: cannot write there ({error.strerror}); {hint}"
+            f"{key}={given}: cannot write there ({error.strerror}); {hint}"
         ) from error
+    finally:
+        for empty in made:  # deepest first
+            with contextlib.suppress(OSError):
+                empty.rmdir()
+
+
+def check_evaluate(cfg: DictConfig) -> None:
+    """One thing to evaluate: a run (or multirun) folder, or a checkpoint file."""
+    if not cfg.run and not cfg.ckpt_path:
+        raise DigitsError("give run=<run or multirun directory> or ckpt_path=<checkpoint file>")
+    if cfg.run and cfg.ckpt_path:
+        raise DigitsError(
+            f"run={cfg.run} ckpt_path={cfg.ckpt_path}: give one of them, not both (ckpt_path= "
+            "evaluates that file, run= the run's checkpoint=best or last)"
+        )
+    if cfg.run and Path(cfg.run).is_file():
+        raise DigitsError(
+            f"run={cfg.run}: a file, not a run directory (for a checkpoint file use ckpt_path=)"
+        )
 
 
 def check_predict(cfg: DictConfig) -> None:
-    """Where the preprocessed images go must be writable before any image is read."""
+    """Images given as file and folder names; where the preprocessed images go must be writable
+    before any image is read."""
+    given = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
+    names = given if isinstance(given, list) else [given]
+    if any(isinstance(name, list | dict) or name in ("", None) for name in names):
+        raise DigitsError(
+            f"images={given}: give image files and folders by name, e.g. images=[a.png,photos/]"
+        )
     if cfg.save_preprocessed:
-        folder = Path(cfg.save_preprocessed)
-        check_writable(folder, "save_preprocessed", "choose a writable folder, or leave it out")
+        check_writable(
+            cfg.save_preprocessed, "save_preprocessed", "choose a writable folder, or leave it out"
+        )
 
 
 def check_explore(cfg: DictConfig) -> None:
-    check_writable(Path(cfg.out), "out", "choose a writable folder with out=...")
+    check_writable(cfg.out, "out", "choose a writable folder with out=...")
 
 
 def check_checkpoint_fits(ckpt_path: str, trained: dict[str, Any], model: DictConfig) -> None:

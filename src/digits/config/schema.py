@@ -31,6 +31,7 @@ class Range:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    but_not: float | None = None
     note: str = ""
 
     def admits(self, value: Any) -> bool:
@@ -39,7 +40,8 @@ class Range:
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             return False
         return not (
-            (self.ge is not None and value < self.ge)
+            value == self.but_not
+            or (self.ge is not None and value < self.ge)
             or (self.gt is not None and value <= self.gt)
             or (self.le is not None and value > self.le)
             or (self.lt is not None and value >= self.lt)
@@ -47,16 +49,16 @@ class Range:
 
     def describe(self) -> str:
         low = (
-            f"[{self.ge:g}"
+            f"[{self.ge:n}"
             if self.ge is not None
-            else f"({self.gt:g}"
+            else f"({self.gt:n}"
             if self.gt is not None
             else ""
         )
         high = (
-            f"{self.le:g}]"
+            f"{self.le:n}]"
             if self.le is not None
-            else f"{self.lt:g})"
+            else f"{self.lt:n})"
             if self.lt is not None
             else ""
         )
@@ -66,6 +68,8 @@ class Range:
             text = f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
         else:
             text = f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
+        if self.but_not is not None:
+            text += f", not {self.but_not:n}"
         return f"{text} ({self.note})" if self.note else text
 
 
@@ -76,7 +80,7 @@ class OneOf:
     options: tuple[str, ...]
 
     def admits(self, value: Any) -> bool:
-        return str(value) in self.options
+        return (str(value).lower() if isinstance(value, bool) else str(value)) in self.options
 
     def describe(self) -> str:
         return f"one of {', '.join(self.options)}"
@@ -92,6 +96,14 @@ class Nested:
 
     def describe(self) -> str:
         return f"null or a mapping of {', '.join(f.name for f in dataclasses.fields(self.schema))}"
+
+
+@dataclass(frozen=True)
+class ExtraKeys:
+    """Keys a node takes beyond its schema's fields (added with `+key=value`), and what they are."""
+
+    what: str
+    names: tuple[str, ...]
 
 
 def setting(allowed: Range | OneOf | Nested | None = None, default: Any = MISSING) -> Any:
@@ -243,7 +255,11 @@ class TrainerConfig:
     """The Trainer arguments conf/ uses. Other Trainer arguments may be added (`+trainer.x=...`):
     Lightning checks those."""
 
-    EXTRA_KEYS: ClassVar[str] = "another Lightning Trainer argument"
+    # train.py passes callbacks and loggers itself, from their own groups.
+    EXTRA_KEYS: ClassVar[ExtraKeys] = ExtraKeys(
+        "another Lightning Trainer argument",
+        tuple(set(inspect.signature(L.Trainer).parameters) - {"callbacks", "logger"}),
+    )
 
     _target_: str = MISSING
     default_root_dir: str | None = MISSING
@@ -254,17 +270,22 @@ class TrainerConfig:
     precision: Any = setting(lightning_choices("precision"))
     min_epochs: int | None = setting(NOT_NEGATIVE)
     max_epochs: int = setting(AT_LEAST_ONE)
-    max_steps: int = setting(Range(ge=-1, note="-1: no limit"))
+    max_steps: int = setting(Range(ge=-1, but_not=0, note="-1: no limit"))
     # Fractions (floats) or counts (integers) of batches.
     limit_train_batches: Any = setting(NOT_NEGATIVE)
     limit_val_batches: Any = setting(NOT_NEGATIVE)
     limit_test_batches: Any = setting(NOT_NEGATIVE)
     overfit_batches: Any = setting(NOT_NEGATIVE, lightning_default("overfit_batches"))
     fast_dev_run: Any = lightning_default("fast_dev_run")
+    accumulate_grad_batches: int = setting(
+        AT_LEAST_ONE, lightning_default("accumulate_grad_batches")
+    )
+    # A fraction of the training epoch (float) or a number of training batches (int).
+    val_check_interval: Any = setting(POSITIVE, lightning_default("val_check_interval"))
     check_val_every_n_epoch: int | None = setting(AT_LEAST_ONE)
     num_sanity_val_steps: int = setting(Range(ge=-1, note="-1: all"))
     log_every_n_steps: int = setting(AT_LEAST_ONE)
-    deterministic: Any = MISSING
+    deterministic: Any = setting(OneOf(("true", "false", "warn")))
     gradient_clip_val: float | None = setting(NOT_NEGATIVE)
     enable_model_summary: bool = MISSING
     sync_batchnorm: bool = lightning_default("sync_batchnorm")
@@ -295,7 +316,7 @@ class TrainConfig:
     task_name: str = MISSING
     run_name: str = MISSING
     optimized_metric: str = MISSING
-    seed: int | None = MISSING
+    seed: int | None = setting(Range(ge=0, le=2**32 - 1, note="what numpy's generator takes"))
     train: bool = MISSING
     test: bool = MISSING
     ckpt_path: str | None = MISSING
@@ -332,7 +353,7 @@ class PredictConfig:
 class ExploreConfig:
     data: Any = MISSING
     out: str = MISSING
-    samples_per_class: int = setting(AT_LEAST_ONE)
+    samples_per_class: int = setting(Range(ge=1, le=50, note="columns of one figure"))
 
 
 SCHEMAS = {

@@ -7,6 +7,7 @@ unknown keys) and their `allowed` metadata (ranges, choices, nested mappings).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +23,7 @@ from omegaconf.errors import (
 )
 
 from digits.config import group_options
-from digits.config.schema import Nested, OneOf
+from digits.config.schema import ExtraKeys, Nested, OneOf
 from digits.errors import DigitsError
 
 TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -92,10 +93,11 @@ def check_schema(cfg: DictConfig, combo: Sequence[str]) -> None:
 
 def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[str]) -> None:
     """One node against its schema's fields."""
-    extra_keys = getattr(OmegaConf.get_type(node), "EXTRA_KEYS", "")
+    extra = getattr(OmegaConf.get_type(node), "EXTRA_KEYS", None)
     for key in node:
-        if key not in fields and not extra_keys:
-            raise unknown_key(f"{prefix}{key}", shown(f"{prefix}{key}", node[key], combo), fields)
+        if key not in fields and (extra is None or key not in extra.names):
+            typed = shown(f"{prefix}{key}", node[key], combo)
+            raise unknown_key(f"{prefix}{key}", typed, fields, extra)
     for name, schema_field in fields.items():
         key = f"{prefix}{name}"
         if OmegaConf.is_missing(node, name):
@@ -131,19 +133,26 @@ def check_nested(value: Any, schema: type, prefix: str, combo: Sequence[str]) ->
 
 
 def unknown_key(
-    key: str, typed: str, fields: Fields | list[str] | None, extra: str = ""
+    key: str, typed: str, fields: Fields | list[str] | None, extra: ExtraKeys | None = None
 ) -> DigitsError:
-    """No such key: say which keys there are (a schema's fields, or a plain node's keys), or how to
-    pass another argument through."""
+    """No such key: say which keys there are (a schema's fields, or a plain node's keys), the
+    nearest one to a typo, or how to pass another argument through (`extra`)."""
     known = [str(name) for name in fields or {} if not str(name).startswith("_")]
-    where = key.rsplit(".", 1)[0] if "." in key else "the top level"
-    if extra:
-        hint = f"to pass {extra}, use +{typed.lstrip('+')}"
-    elif known:
-        hint = f"{where} takes: {', '.join(known)}"
+    where, _, name = key.rpartition(".")
+    if extra is not None and name in extra.names:
+        return DigitsError(
+            f"{typed}: no such key in the config (to pass {extra.what}, use +{typed.lstrip('+')})"
+        )
+    close = difflib.get_close_matches(name, [*known, *(extra.names if extra else ())], n=2)
+    dotted = [f"{where}.{match}" if where else match for match in close]
+    guess = f"did you mean {' or '.join(dotted)}? " if close else ""
+    if known:
+        hint = f"{where or 'the top level'} takes: {', '.join(known)}"
+        if extra is not None:
+            hint += f", or {extra.what} with +{where}.<name>=..."
     else:
         hint = "see `--cfg job` for the keys"
-    return DigitsError(f"{typed}: no such key in the config ({hint})")
+    return DigitsError(f"{typed}: no such key in the config ({guess}{hint})")
 
 
 def _parent(cfg: DictConfig, key: str) -> DictConfig | None:
@@ -224,6 +233,6 @@ def composition_error(
             in_other_option = _not_in_option(key, combo, without, recompose)
             if in_other_option is not None:
                 return in_other_option
-        extra = getattr(OmegaConf.get_type(parent), "EXTRA_KEYS", "") if parent is not None else ""
+        extra = getattr(OmegaConf.get_type(parent), "EXTRA_KEYS", None) if parent else None
         return unknown_key(key, typed, keys, extra)
     return DigitsError(" ".join(str(error).split()))

@@ -10,6 +10,7 @@ import torch
 
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
+from digits.runs import RunDir
 
 # Checkpoints written before the model carried its normalisation (digits 0.1, first format) keep it
 # in the data module's settings; these are MNIST's statistics, its default there.
@@ -20,8 +21,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's contents (weights-only load), upgraded to the current format, or a one-line
     error naming the file."""
     path = Path(path)
+    if path.is_dir():
+        run = RunDir(path)
+        example = run.last_checkpoint if run.is_run() else path / "<name>.ckpt"
+        raise DigitsError(f"ckpt_path={path}: a folder, not a checkpoint file (e.g. {example})")
     if not path.is_file():
         raise DigitsError(f"ckpt_path={path}: no such file")
+    if path.stat().st_size == 0:
+        raise DigitsError(f"ckpt_path={path}: an empty file, not a checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's own text would suggest weights_only=False
@@ -29,9 +36,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"ckpt_path={path}: not a digits checkpoint (not a PyTorch file, or one holding "
             "objects; digits checkpoints hold plain values only)"
         ) from error
-    except Exception as error:
+    except Exception as error:  # torch names no cause a user can act on: a cut-off copy, mostly
         reason = str(error).split("\n")[0]
-        raise DigitsError(f"ckpt_path={path}: not a readable checkpoint ({reason})") from error
+        raise DigitsError(
+            f"ckpt_path={path}: not a readable checkpoint: truncated or damaged ({reason})"
+        ) from error
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     if "net" not in hparams or "state_dict" not in checkpoint:
         raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")

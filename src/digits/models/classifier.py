@@ -21,6 +21,9 @@ from torchvision.transforms import v2
 
 from digits.models.networks import NUM_CLASSES
 
+# What the module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
+# metrics.json keeps from the fit. Models are never selected on test/ metrics.
+FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
 # Scheduler keys that the module fills in from the trainer when the config leaves them null.
 STEP_COUNT_KEYS = ("total_steps", "T_max")
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -1,0 +1,214 @@
+"""The table of bad input: every entry point answers a user's mistake with one line on stderr that
+names the key, file or value and what is allowed, exit status 2, and nothing written.
+
+Each row runs the real entry point (`main()`, as `python -m digits.<entry>` does) in this process,
+which is quick enough for a table that grows with every bug found. Add a row for each new one.
+The subprocess tests in test_reliability.py check the same promise end to end for a few of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from digits.runs import RunDir
+
+T, E, P, X = "train", "evaluate", "predict", "explore"
+PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
+
+BAD_INPUT = [
+    # --- train: choices, keys, types, ranges (from the schema) ---
+    (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, mlp"),
+    (T, ["-m", "model=mlp,resnet"], "model=resnet: no such model option"),
+    (T, ["model=null"], "model=null: no such model option"),
+    (T, ["scheduler=null"], "scheduler=null: no such scheduler option; available: cosine"),
+    (T, ["optimizer.lrr=0.1"], "optimizer.lrr=0.1: no such key in the config (did you mean optimizer.lr?"),
+    (T, ["modle=cnn"], "modle=cnn: no such key in the config (did you mean"),
+    (T, ["data.batch_size=abc"], "data.batch_size=abc: must be an integer >= 1"),
+    (T, ["data.batch_size=null"], "data.batch_size=null: must be an integer >= 1"),
+    (T, ["data.batch_size=1e3"], "data.batch_size=1e3: must be an integer >= 1"),
+    (T, ["optimizer.lr=-1"], "optimizer.lr=-1: out of range, must be > 0"),
+    (T, ["optimizer.lr=nan"], "optimizer.lr=nan: out of range, must be > 0"),
+    (T, ["optimizer=sgd", "optimizer.momentum=2"], "optimizer.momentum=2: out of range, must be in [0, 1)"),
+    (T, ["optimizer.momentum=0.5"], "the selected optimizer has no momentum; it is a setting of optimizer=sgd"),
+    (T, ["trainer.max_epochs=0"], "trainer.max_epochs=0: out of range, must be >= 1"),
+    (T, ["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5: must be an integer >= 1"),
+    (T, ["data.val_size=70000"], "data.val_size=70000: out of range"),
+    (T, ["model=cnn", "model.dropout=1.0"], "model.dropout=1.0: out of range, must be in [0, 1)"),
+    (T, ["seed=-1"], "seed=-1: out of range, must be in [0, 4294967295]"),
+    (T, ["seed=abc"], "seed=abc: must be an integer in [0, 4294967295]"),
+    (T, ["model.hidden=[a]"], "model.hidden=[a]: must be a list of integers >= 1"),
+    (T, ["data.pipeline=bogus"], "data.pipeline=bogus: use one of memory, torchvision"),
+    (T, ["data.augment={rotation:10}"], "data.augment.translate: required, must be a number"),
+    (T, ["data.augment.rotation=10"], "data.augment is null (off), so it has no rotation; set it as a whole, e.g. data.augment={rotation:10"),
+    (T, ["data.augment={rotation:400,translate:0.1,scale:[1,1]}"], "data.augment.rotation=400"),
+    (T, ["data.augment=bogus"], "data.augment=bogus: must be null or a mapping of rotation, translate, scale"),
+    (T, ["scheduler.gamma=0.5"], "scheduler.gamma=0.5: the selected scheduler has no gamma; it is a setting of scheduler=step"),
+    (T, ["scheduler=step", "scheduler.gamma=-0.5"], "scheduler.gamma=-0.5: out of range"),
+    (T, ["scheduler=onecycle", "scheduler.max_lr=-1"], "scheduler.max_lr=-1: out of range"),
+    (T, ["+optimizer.betas=1"], "optimizer.betas=1: no such key in the config"),
+    (T, ["data.mean=0.5"], "data.mean=0.5: moved to module.mean; use module.mean=0.5"),
+    (T, ["compile=true"], "compile=true: moved to module.compile"),
+    (T, ["module.std=0"], "module.std=0: out of range, must be > 0"),
+    # --- train: the network must fit 28x28 images ---
+    (T, ["model=cnn", "model.channels=[0,64]"], "model.channels=[0,64]: out of range"),
+    (T, ["model=lenet", "model.padding=-1"], "model.padding=-1: out of range, must be >= 0"),
+    (T, ["model=cnn", "model.kernel_size=30"], "this network does not fit 28x28 images"),
+    # --- train: the Trainer, against this machine and Lightning's own checks ---
+    (T, ["trainer.benchmrk=true"], "no such key in the config (did you mean trainer.benchmark?"),
+    (T, ["trainer.benchmark=true"], "(to pass another Lightning Trainer argument, use +trainer.benchmark=true)"),
+    (T, ["+trainer.bogus=1"], "trainer.bogus=1: no such key in the config"),
+    (T, ["trainer.devices=999"], "trainer.devices=999: this machine has"),
+    (T, ["trainer.devices=0"], "trainer.devices=0: this machine has"),
+    (T, ["trainer.num_nodes=2"], "trainer.num_nodes=2: no cluster here to start the other nodes"),
+    (T, ["trainer.precision=bogus"], "trainer.precision=bogus: use one of 64, 32, 16"),
+    (T, ["trainer.accelerator=bogus"], "trainer: Lightning refuses these settings: You selected an invalid accelerator"),
+    (T, ["trainer.strategy=bogus"], "trainer: Lightning refuses these settings: You selected an invalid strategy"),
+    (T, ["trainer.limit_train_batches=-1"], "trainer.limit_train_batches=-1: out of range, must be >= 0"),
+    (T, ["trainer.max_steps=0"], "trainer.max_steps=0: out of range, must be >= -1, not 0"),
+    (T, ["trainer.deterministic=maybe"], "trainer.deterministic=maybe: use one of true, false, warn"),
+    (T, ["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0: out of range"),
+    (T, ["trainer.min_epochs=5", "trainer.max_epochs=2"], "trainer.min_epochs=5 is above trainer.max_epochs=2"),
+    (T, ["trainer.limit_val_batches=0"], "trainer.limit_val_batches=0 turns validation off"),
+    (T, ["trainer.check_val_every_n_epoch=9", "trainer.max_epochs=2"], "no validation would run"),
+    # --- train: what chooses the model, and what there is to do ---
+    (T, ["callbacks.model_checkpoint.monitor=test/acc"], "monitor=test/acc: the test set must never choose the model"),
+    (T, ["callbacks.model_checkpoint.monitor=bogus"], "not a metric the model logs while training; use one of"),
+    (T, ["callbacks.model_checkpoint.mode=bogus"], "callbacks.model_checkpoint.mode=bogus: use one of min, max"),
+    (T, ["callbacks.early_stopping.monitor=val/acc"], "no such key in the config (callbacks takes: model_checkpoint"),
+    (T, ["optimized_metric=test/acc"], "optimized_metric=test/acc: the test set must never choose"),
+    (T, ["train=false", "test=false"], "train=false test=false: nothing to do"),
+    (T, ["train=false"], "train=false: testing without training needs the model to test"),
+    # --- train: checkpoints, resume and the run directory ---
+    (T, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file"),
+    (T, ["ckpt_path={notes}"], "ckpt_path={notes}: not a digits checkpoint"),
+    (T, ["ckpt_path={empty_file}"], "ckpt_path={empty_file}: an empty file, not a checkpoint"),
+    (T, ["ckpt_path={run}"], "ckpt_path={run}: a folder, not a checkpoint file (e.g. {ckpt})"),
+    (T, ["model=lenet", "ckpt_path={ckpt}"], "holds a MLP network, not the selected LeNet"),
+    (T, ["resume=/no/such"], "resume=/no/such: not a run directory with checkpoints/last.ckpt"),
+    (T, ["resume={run}"], "the run has already trained 2 epochs"),
+    (T, ["hydra.run.dir={blocked}/x"], "hydra.run.dir={blocked}/x: cannot write there"),
+    (T, ["hydra.run.dir="], "hydra.run.dir=: empty"),
+    (T, ["paths.log_dir="], "paths.log_dir=: empty"),
+    # --- train: the command line itself, and Hydra's part of it ---
+    (T, ["--bogus"], "--bogus: not an option; settings are key=value"),
+    (T, ["optimizer.lr"], "optimizer.lr: not a valid override (missing EQUAL"),
+    (T, ["hparams_search=optuna", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: out of range"),
+    (T, ["hydra.bogus=1"], "hydra.bogus=1: Hydra's config has no such key or option"),
+    # --- evaluate ---
+    (E, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),
+    (E, ["run=/no/such/run"], "run=/no/such/run: no such directory"),
+    (E, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
+    (E, ["run={empty}"], "run={empty}: neither a run"),
+    (E, ["run={run}", "ckpt_path={ckpt}"], "give one of them, not both"),
+    (E, ["ckpt_path={notes}"], "ckpt_path={notes}: not a digits checkpoint"),
+    (E, ["ckpt_path={run}"], "ckpt_path={run}: a folder, not a checkpoint file"),
+    (E, ["run={run}", "split=train"], "split=train: use one of test, val"),
+    (E, ["run={run}", "checkpoint=worst"], "checkpoint=worst: use one of best, last"),
+    (E, ["run={run}", "mistakes=-1"], "mistakes=-1: out of range, must be >= 0"),
+    (E, ["run={run}", "model=cnn"], "model=cnn: no such key in the config (the top level takes: trainer, run"),
+    (E, ["run={run}", "trainer.devices=999"], "trainer.devices=999: this machine has"),
+    (E, ["run={run}", "data_root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    # --- predict ---
+    (P, ["images=[{image}]"], "ckpt_path: required, must be a string"),
+    (P, ["ckpt_path={ckpt}", "images=[]"], "images=[] is empty"),
+    (P, ["ckpt_path={ckpt}", "images=[{empty}]"], "no image files there (.bmp"),
+    (P, ["ckpt_path={ckpt}", "images=[[a]]"], "images=[['a']]: give image files and folders by name"),
+    (P, [*PREDICT, "top_k=0"], "top_k=0: out of range, must be in [1, 10]"),
+    (P, [*PREDICT, "top_k=11"], "top_k=11: out of range, must be in [1, 10]"),
+    (P, [*PREDICT, "top_k=abc"], "top_k=abc: must be an integer"),
+    (P, [*PREDICT, "batch_size=0"], "batch_size=0: out of range"),
+    (P, [*PREDICT, "output=bogus"], "output=bogus: use one of table, json"),
+    (P, [*PREDICT, "preprocess=bogus"], "preprocess=bogus: use one of mnist, naive"),
+    (P, [*PREDICT, "save_preprocessed={blocked}/x"], "save_preprocessed={blocked}/x: cannot write there"),
+    (P, ["ckpt_path={run}", "images=[{image}]"], "ckpt_path={run}: a folder, not a checkpoint file"),
+    (P, ["ckpt_path={notes}", "images=[{image}]"], "ckpt_path={notes}: not a digits checkpoint"),
+    (P, ["ckpt_path=/no/such.ckpt", "images=[{image}]"], "ckpt_path=/no/such.ckpt: no such file"),
+    # --- explore ---
+    (X, ["out={blocked}/x"], "out={blocked}/x: cannot write there"),
+    (X, ["out="], "out=: empty"),
+    (X, ["samples_per_class=0"], "samples_per_class=0: out of range, must be in [1, 50]"),
+    (X, ["samples_per_class=100000"], "samples_per_class=100000: out of range, must be in [1, 50]"),
+    (X, ["data.val_size=70000"], "data.val_size=70000: out of range"),
+    (X, ["data.root={empty}", "data.download=false"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    (X, ["bogus=1"], "bogus=1: no such key in the config (the top level takes: data, out, samples_per_class)"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def places(trained_run: Path, tmp_path: Path) -> dict[str, Path]:
+    """The files and folders the rows name."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28), 255).save(image)
+    run = RunDir(trained_run)
+    return {
+        "run": run.path,
+        "ckpt": run.last_checkpoint,
+        "image": image,
+        "empty": tmp_path / "empty",
+        "blocked": tmp_path / "blocked",
+        "notes": tmp_path / "notes.ckpt",
+        "empty_file": tmp_path / "empty.ckpt",
+    }
+
+
+def fill(text: str, places: dict[str, Path]) -> str:
+    """A row's text with {run}, {ckpt}, ... replaced (other braces, as in data.augment={...}, kept)."""
+    for name, path in places.items():
+        text = text.replace(f"{{{name}}}", str(path))
+    return text
+
+
+def run_entry_point(entry: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """`python -m digits.<entry> args...`, in this process; its exit status."""
+    monkeypatch.setattr(sys, "argv", [f"digits.{entry}", *args])
+    try:
+        importlib.import_module(f"digits.{entry}").main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def test_the_table_covers_every_entry_point_with_forty_rows_or_more() -> None:
+    assert len(BAD_INPUT) >= 40
+    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X}
+
+
+@pytest.mark.parametrize(("entry", "args", "expected"), BAD_INPUT)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    entry: str,
+    args: list[str],
+    expected: str,
+    places: dict[str, Path],
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("DIGITS_OUTPUT_DIR", str(work / "outputs"))
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    run_before = sorted(places["run"].rglob("*"))
+
+    status = run_entry_point(entry, [fill(a, places) for a in args], monkeypatch)
+
+    err = capsys.readouterr().err
+    assert status == 2, err[-3000:]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: ") and fill(expected, places) in line
+    assert not any(work.iterdir())  # no run directory, no outputs
+    assert sorted(places["run"].rglob("*")) == run_before  # the trained run is untouched
