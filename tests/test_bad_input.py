@@ -59,6 +59,9 @@ BAD_INPUT = [
     (T, ["model=cnn", "model.channels=[0,64]"], "model.channels=[0,64]: out of range"),
     (T, ["model=lenet", "model.padding=-1"], "model.padding=-1: out of range, must be >= 0"),
     (T, ["model=cnn", "model.kernel_size=30"], "this network does not fit 28x28 images"),
+    (T, ["model.hidden=[100000000,100000000]"], "cannot build this network (" ),
+    (T, ["optimizer._target_=torch.optim.Bogus"], "optimizer._target_=torch.optim.Bogus: cannot import it"),
+    (T, ["+callbacks.mine._target_=nope.Callback"], "callbacks.mine._target_=nope.Callback: cannot import it (No module named 'nope')"),
     # --- train: the Trainer, against this machine and Lightning's own checks ---
     (T, ["trainer.benchmrk=true"], "no such key in the config (did you mean trainer.benchmark?"),
     (T, ["trainer.benchmark=true"], "(to pass another Lightning Trainer argument, use +trainer.benchmark=true)"),
@@ -95,6 +98,8 @@ BAD_INPUT = [
     (T, ["hydra.run.dir={blocked}/x"], "hydra.run.dir={blocked}/x: cannot write there"),
     (T, ["hydra.run.dir="], "hydra.run.dir=: empty"),
     (T, ["paths.log_dir="], "paths.log_dir=: empty"),
+    (T, ["-m", "model=mlp,cnn", "hydra.sweep.dir={blocked}/x"], "hydra.sweep.dir={blocked}/x: cannot write there"),
+    (T, ["-m", "model=mlp", "hydra.sweep.dir="], "hydra.sweep.dir=: empty"),
     # --- train: the command line itself, and Hydra's part of it ---
     (T, ["--bogus"], "--bogus: not an option; settings are key=value"),
     (T, ["optimizer.lr"], "optimizer.lr: not a valid override (missing EQUAL"),
@@ -114,6 +119,7 @@ BAD_INPUT = [
     (E, ["run={run}", "model=cnn"], "model=cnn: no such key in the config (the top level takes: trainer, run"),
     (E, ["run={run}", "trainer.devices=999"], "trainer.devices=999: this machine has"),
     (E, ["run={run}", "data_root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    (E, ["run={damaged_run}"], "{damaged_run}/metrics.json: damaged, not JSON"),
     # --- predict ---
     (P, ["images=[{image}]"], "ckpt_path: required, must be a string"),
     (P, ["ckpt_path={ckpt}", "images=[]"], "images=[] is empty"),
@@ -150,7 +156,11 @@ def places(trained_run: Path, tmp_path: Path) -> dict[str, Path]:
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28), 255).save(image)
     run = RunDir(trained_run)
+    damaged = RunDir(tmp_path / "damaged-run")
+    damaged.checkpoints.mkdir(parents=True)
+    damaged.metrics_file.write_text("{cut off")
     return {
+        "damaged_run": damaged.path,
         "run": run.path,
         "ckpt": run.last_checkpoint,
         "image": image,

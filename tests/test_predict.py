@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from conftest import run_cli
 from digits.errors import DigitsError
 from digits.predict import Predictor
-from digits.reading.images import load_grayscale
+from digits.reading.images import image_files, load_grayscale
 from digits.reading.preprocess import BlankImage, mnist_like, naive
 from digits.runs import RunDir
 
@@ -213,3 +213,10 @@ def test_predictor_runs_lightnings_predict_loop(
     with torch.no_grad():
         expected = predictor.model(images.unsqueeze(1)).softmax(dim=1)
     assert torch.allclose(probabilities, expected, atol=1e-6)
+
+
+def test_image_patterns_are_expanded_as_no_shell_does_inside_a_hydra_list(tmp_path: Path) -> None:
+    for name in ("b.png", "a.png", "c.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    assert image_files([str(tmp_path / "*.png")]) == [tmp_path / "a.png", tmp_path / "b.png"]
+    assert image_files([str(tmp_path / "*.gif")]) == [tmp_path / "*.gif"]  # reported: no such file

@@ -37,6 +37,12 @@ SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
         ("digits.explore", ["out={blocked}/x"], "out={blocked}/x: cannot write there"),
         ("digits.train", ["hydra.run.dir={blocked}/x"], "hydra.run.dir={blocked}/x: cannot write"),
         ("digits.evaluate", ["split=train"], "split=train: use one of test, val"),
+        # Lightning checks a callback's arguments only when the run builds it.
+        (
+            "digits.train",
+            ["callbacks.model_checkpoint.save_top_k=-5"],
+            "callbacks.model_checkpoint: Invalid value for save_top_k=-5. Must be >= -1",
+        ),
     ],
 )
 def test_bad_input_to_every_entry_point_is_one_line_in_a_subprocess(

@@ -51,7 +51,8 @@ def samples_by_class(images: torch.Tensor, labels: torch.Tensor, per_class: int)
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
     """Write the exploration figures and print the class balance."""
-    datamodule: MNISTDataModule = instantiate(cfg.data)
+    # The decoded tensors, whatever data.pipeline says: it only changes how training batches are made.
+    datamodule: MNISTDataModule = instantiate(cfg.data, pipeline="memory")
     datamodule.prepare_data()
     datamodule.setup()
     splits = {"train": datamodule.train_set, "val": datamodule.val_set, "test": datamodule.test_set}

@@ -21,8 +21,10 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -50,9 +52,22 @@ def scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a config group such as `callbacks` or `logger`."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry and "_target_" in entry]
+def instantiate_all(group: DictConfig | None, key: str) -> list[Any]:
+    """Instantiate every entry of a config group such as `callbacks` or `logger`; a value the
+    library refuses (Lightning checks its callbacks' arguments only when they are built) is a
+    user's mistake, said in one line naming the entry."""
+    built = []
+    for name, entry in (group or {}).items():
+        if not entry or "_target_" not in entry:
+            continue
+        try:
+            built.append(instantiate(entry))
+        except InstantiationException as error:
+            if not isinstance(error.__cause__, ValueError | TypeError | MisconfigurationException):
+                raise
+            reason = " ".join(str(error.__cause__).split())
+            raise DigitsError(f"{key}.{name}: {reason}") from error
+    return built
 
 
 def throughput(trainer: L.Trainer, datamodule: L.LightningDataModule, resumed: bool) -> dict:
@@ -76,8 +91,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model = DigitClassifier(
         net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )
-    loggers: list[Logger] = instantiate_all(cfg.get("logger"))
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    loggers: list[Logger] = instantiate_all(cfg.get("logger"), "logger")
+    callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -171,11 +186,15 @@ def moved(override: str) -> str:
 
 
 def check_run_dir_free(args: list[str]) -> None:
-    """A run directory given on the command line (or by resume=) must not hold a live run: refuse
-    before Hydra writes anything into it."""
-    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")]
-    if given and "-m" not in args and "--multirun" not in args:
-        check_writable(given[-1], "hydra.run.dir", "choose a writable folder for the run")
+    """A run (or sweep) directory given on the command line (or by resume=) must be writable, and
+    a run's must not hold a live run: refuse before Hydra writes anything into it."""
+    multirun = "-m" in args or "--multirun" in args
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    if not given:
+        return
+    check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
+    if not multirun:
         RunDir(Path(given[-1]).expanduser()).check_free()
 
 

@@ -23,13 +23,19 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import ConfigCompositionException, HydraException
+from hydra.errors import ConfigCompositionException, HydraException, InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.config import config_dir, group_options
 from digits.config.schema import MOVED
-from digits.config.validate import check_schema, composition_error, schema_fields, unknown_key
+from digits.config.validate import (
+    check_schema,
+    check_targets,
+    composition_error,
+    schema_fields,
+    unknown_key,
+)
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS
 from digits.runs.run_dir import RunDir
@@ -84,7 +90,7 @@ def _parse(args: Sequence[str]) -> list[Override]:
             )
             raise DigitsError(
                 f"{arg}: not a valid override ({reason.split(' expecting ')[0]}); write "
-                "key=value, e.g. optimizer.lr=0.01, and quote values holding , [ ] { } = or spaces"
+                "key=value, e.g. optimizer.lr=0.01, and quote values holding , [ ] { } = ~ or spaces"
             ) from error
     return overrides
 
@@ -140,6 +146,7 @@ def check_command_line(
             return compose(config_name, overrides=combo)
 
         combos = _expand_sweeps(overrides)
+        configs = []
         for combo in combos:
             try:
                 cfg = recompose(combo)
@@ -148,13 +155,15 @@ def check_command_line(
             except OmegaConfBaseException as error:
                 raise DigitsError(str(error).splitlines()[0]) from error
             check_schema(cfg, combo)
+            check_targets(cfg)
             if check is not None:
                 check(cfg)
+            configs.append(cfg)
         hydra = _hydra_node(config_name, combos[0], parsed)
-        if hydra.runtime.choices.get("hydra/launcher", "basic") == "basic":  # runs on this machine
-            for combo in combos:
-                check_devices(recompose(combo))
-                check_trainer(recompose(combo))
+    if hydra.runtime.choices.get("hydra/launcher", "basic") == "basic":  # runs on this machine
+        for cfg in configs:
+            check_devices(cfg)
+            check_trainer(cfg)
     _check_sweeper(hydra)
 
 
@@ -347,10 +356,15 @@ def check_network(model: DictConfig) -> None:
 
     from digits.models.networks import IMAGE_SIZE, NUM_CLASSES
 
+    sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
     try:
-        scores = instantiate(model, _convert_="all")(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
+        network = instantiate(model, _convert_="all")
+    except InstantiationException as error:  # e.g. layers too large for this machine's memory
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise DigitsError(f"{sizes}: cannot build this network ({reason})") from error
+    try:
+        scores = network(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE))
     except (RuntimeError, ValueError) as error:
-        sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
         reason = str(error).splitlines()[0]
         raise DigitsError(
             f"{sizes}: this network does not fit {IMAGE_SIZE}x{IMAGE_SIZE} images ({reason})"

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -89,6 +91,31 @@ def check_schema(cfg: DictConfig, combo: Sequence[str]) -> None:
     """Required values, unknown keys, ranges and choices of every node that has a schema."""
     for prefix, node, fields in schema_nodes(cfg):
         check_node(node, fields, prefix, combo)
+
+
+def check_targets(node: DictConfig, prefix: str = "") -> None:
+    """Every `_target_` must name something importable: Hydra would say so only when it gets
+    there, mid-run (an optimizer is built when fitting starts)."""
+    for key in node:
+        child = node._get_node(key)
+        if key == "_target_" and isinstance(node[key], str):
+            hydra_log = logging.getLogger("hydra.utils")
+            hydra_log.disabled = True  # it logs the failure too; one line is ours to print
+            try:
+                get_object(node[key])
+            except Exception as error:  # Hydra wraps the import's own error as its cause
+                reason = str(error.__cause__ or error).splitlines()[0]
+                raise DigitsError(
+                    f"{prefix}_target_={node[key]}: cannot import it ({reason})"
+                ) from error
+            finally:
+                hydra_log.disabled = False
+        elif isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            check_targets(child, f"{prefix}{key}.")
+        elif isinstance(child, ListConfig) and not child._is_none():
+            for index, item in enumerate(child):
+                if isinstance(item, DictConfig):
+                    check_targets(item, f"{prefix}{key}[{index}].")
 
 
 def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,11 +18,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def image_files(paths: Iterable[str]) -> list[Path]:
-    """Files as given, folders as the image files inside them (sorted, not recursive)."""
+    """Files as given, folders as the image files inside them (sorted, not recursive), and
+    patterns such as photos/*.jpg as the files they match (no shell expands a value in a Hydra
+    list)."""
     files: list[Path] = []
     for name in paths:
         path = Path(name).expanduser()
-        if path.is_dir():
+        matches = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else []
+        if matches and not path.exists():
+            files += [Path(match) for match in matches if Path(match).is_file()]
+        elif path.is_dir():
             files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             files.append(path)

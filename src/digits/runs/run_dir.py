@@ -118,7 +118,16 @@ class RunDir:
         ]
 
     def metrics(self) -> dict[str, Any] | None:
-        return json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else None
+        """The run's final metrics.json, or None before it finished."""
+        if not self.metrics_file.is_file():
+            return None
+        try:
+            return json.loads(self.metrics_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DigitsError(
+                f"{self.metrics_file}: damaged, not JSON ({error}); delete it to let evaluate use "
+                "the best checkpoint that checkpoints/last.ckpt records"
+            ) from error
 
     def tensorboard_events(self) -> Path:
         """The folder of the run's TensorBoard events (tensorboard/<run name>/), so that later
