@@ -252,8 +252,9 @@ def lightning_choices(name: str) -> OneOf:
 
 @dataclass
 class TrainerConfig:
-    """The Trainer arguments conf/ uses. Other Trainer arguments may be added (`+trainer.x=...`):
-    Lightning checks those."""
+    """The Trainer arguments conf/ uses, and a few more worth range-checking. Any other Trainer
+    argument may be added (`+trainer.x=...`): Lightning checks its value, up front
+    (digits.config.checks.check_trainer)."""
 
     # train.py passes callbacks and loggers itself, from their own groups.
     EXTRA_KEYS: ClassVar[ExtraKeys] = ExtraKeys(
