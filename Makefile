@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench photos tensorboard clean
+.PHONY: help install test test-fast lint format train bench bench-serving photos tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,8 +31,12 @@ format: ## ruff autofix and format
 train: ## Train: make train ARGS="model=cnn optimizer=adam"
 	$(BIN)/python -m digits.train $(ARGS)
 
-bench: ## Training/predict speed vs a raw PyTorch loop and the tutorials' pipeline (needs DIGITS_DATA_DIR)
+bench: ## Training/predict speed vs a raw loop and the tutorials', then bench-serving (needs DIGITS_DATA_DIR)
 	$(BIN)/python tools/bench.py $(ARGS)
+	$(BIN)/python tools/bench_serving.py
+
+bench-serving: ## torch vs onnxruntime per model, and a load test of digits.serve (needs DIGITS_DATA_DIR)
+	$(BIN)/python tools/bench_serving.py $(ARGS)
 
 photos: ## Accuracy on photo-like digits, naive vs MNIST preprocessing: make photos ARGS="ckpt_path=..."
 	$(BIN)/python tools/photo_benchmark.py $(ARGS)

@@ -19,6 +19,8 @@ from omegaconf import DictConfig, open_dict
 from digits.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("DIGITS_DATA_DIR", REPO.parent / "shared" / "data"))
+HAS_REAL_DATA = (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 TRAIN_SIZE, TEST_SIZE, VAL_SIZE = 1200, 200, 200
 # Fast settings for every test run: small splits, no sanity check, a few batches.
 FAST = [
@@ -111,6 +113,28 @@ def trained_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         "hydra.run.dir=outputs/run",
         cwd=cwd,
         data_root=data_root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "outputs" / "run"
+
+
+@pytest.fixture(scope="session")
+def real_mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An mlp trained one epoch on real MNIST (its run directory); skipped without real MNIST."""
+    if not HAS_REAL_DATA:
+        pytest.skip(f"real MNIST not found under {REAL_DATA} (set DIGITS_DATA_DIR)")
+    cwd = tmp_path_factory.mktemp("real")
+    result = run_cli(
+        "digits.train",
+        "model=mlp",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        "data.download=false",
+        "hydra.run.dir=outputs/run",
+        cwd=cwd,
+        data_root=REAL_DATA,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "outputs" / "run"

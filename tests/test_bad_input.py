@@ -9,17 +9,21 @@ The subprocess tests in test_reliability.py check the same promise end to end fo
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import onnx
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from digits.runs import RunDir
 
-T, E, P, X = "train", "evaluate", "predict", "explore"
+T, E, P, X, EX, S = "train", "evaluate", "predict", "explore", "export", "serve"
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
+SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 
 BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
@@ -135,6 +139,37 @@ BAD_INPUT = [
     (P, ["ckpt_path={run}", "images=[{image}]"], "ckpt_path={run}: a folder, not a checkpoint file"),
     (P, ["ckpt_path={notes}", "images=[{image}]"], "ckpt_path={notes}: not a digits checkpoint"),
     (P, ["ckpt_path=/no/such.ckpt", "images=[{image}]"], "ckpt_path=/no/such.ckpt: no such file"),
+    (P, ["ckpt_path=/no/such.onnx", "images=[{image}]"], "ckpt_path=/no/such.onnx: no such file"),
+    (P, ["ckpt_path={notes_onnx}", "images=[{image}]"], "ckpt_path={notes_onnx}: not a readable ONNX model"),
+    (P, ["ckpt_path={other_onnx}", "images=[{image}]"], "ckpt_path={other_onnx}: not a digits model (wants input images"),
+    # --- export ---
+    (EX, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),
+    (EX, ["run={run}", "ckpt_path={ckpt}"], "give one of them, not both (ckpt_path= exports that file"),
+    (EX, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
+    (EX, ["run={empty}"], "run={empty}: not a run directory (no checkpoints/)"),
+    (EX, ["run={damaged_run}"], "{damaged_run}/metrics.json: damaged, not JSON"),
+    (EX, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file"),
+    (EX, ["ckpt_path={notes}"], "ckpt_path={notes}: not a digits checkpoint"),
+    (EX, ["ckpt_path={run}"], "ckpt_path={run}: a folder, not a checkpoint file"),
+    (EX, ["run={run}", "format=tflite"], "format=tflite: use one of onnx, torchscript"),
+    (EX, ["run={run}", "checkpoint=worst"], "checkpoint=worst: use one of best, last"),
+    (EX, ["run={run}", "output={empty}"], "output={empty}: a folder; give a file name, e.g. {empty}/model.onnx"),
+    (EX, ["run={run}", "output=model.pt"], "output=model.pt: a format=onnx file is named *.onnx"),
+    (EX, ["run={run}", "format=torchscript", "output=m.onnx"], "output=m.onnx: a format=torchscript file is named *.pt"),
+    (EX, ["run={run}", "output={blocked}/m.onnx"], "output={blocked}: cannot write there"),
+    # --- serve ---
+    (S, [], "ckpt_path: required, must be a string"),
+    (S, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file; give a checkpoint (.ckpt) or an exported .onnx"),
+    (S, ["ckpt_path={run}"], "ckpt_path={run}: a folder; give a checkpoint"),
+    (S, ["ckpt_path={notes}", "port={free_port}"], "ckpt_path={notes}: not a digits checkpoint"),
+    (S, ["ckpt_path={notes_onnx}", "port={free_port}"], "ckpt_path={notes_onnx}: not a readable ONNX model"),
+    (S, [*SERVE, "port=0"], "port=0: out of range, must be in [1, 65535]"),
+    (S, [*SERVE, "port=http"], "port=http: must be an integer in [1, 65535]"),
+    (S, ["ckpt_path={ckpt}", "port={busy_port}"], "port={busy_port}: cannot listen there (Address already in use); choose another port="),
+    (S, [*SERVE, "host=203.0.113.1"], "host=203.0.113.1 port={free_port}: cannot listen there"),
+    (S, [*SERVE, "max_upload_mb=0"], "max_upload_mb=0: out of range, must be in (0, 100]"),
+    (S, [*SERVE, "preprocess=bogus"], "preprocess=bogus: use one of mnist, naive"),
+    (S, [*SERVE, "bogus=1"], "bogus=1: no such key in the config (the top level takes: ckpt_path, host, port"),
     # --- explore ---
     (X, ["out={blocked}/x"], "out={blocked}/x: cannot write there"),
     (X, ["out="], "out=: empty"),
@@ -146,10 +181,34 @@ BAD_INPUT = [
 ]  # fmt: skip
 
 
+def onnx_graph_of_another_shape(path: Path) -> None:
+    """A valid ONNX model that is not a digits model: Identity on a (N, 3) input `x`."""
+    tensor = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3])
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [tensor], [out]
+    )
+    onnx.save(onnx.helper.make_model(graph), path)
+
+
 @pytest.fixture
-def places(trained_run: Path, tmp_path: Path) -> dict[str, Path]:
-    """The files and folders the rows name."""
+def ports() -> Iterator[dict[str, int]]:
+    """A port that is listened on (busy) and one that is free."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as busy,
+        socket.create_server(("127.0.0.1", 0)) as free,
+    ):
+        free_port = free.getsockname()[1]
+        free.close()
+        yield {"busy_port": busy.getsockname()[1], "free_port": free_port}
+
+
+@pytest.fixture
+def places(trained_run: Path, tmp_path: Path, ports: dict[str, int]) -> dict[str, Path]:
+    """The files and folders (and ports) the rows name."""
     (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.onnx").write_text("not a model")
+    onnx_graph_of_another_shape(tmp_path / "other.onnx")
     (tmp_path / "blocked").write_text("a file, not a folder")
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     (tmp_path / "empty.ckpt").write_bytes(b"")
@@ -168,6 +227,9 @@ def places(trained_run: Path, tmp_path: Path) -> dict[str, Path]:
         "blocked": tmp_path / "blocked",
         "notes": tmp_path / "notes.ckpt",
         "empty_file": tmp_path / "empty.ckpt",
+        "notes_onnx": tmp_path / "notes.onnx",
+        "other_onnx": tmp_path / "other.onnx",
+        **{name: Path(str(port)) for name, port in ports.items()},
     }
 
 
@@ -192,7 +254,7 @@ def run_entry_point(entry: str, args: list[str], monkeypatch: pytest.MonkeyPatch
 
 def test_the_table_covers_every_entry_point_with_forty_rows_or_more() -> None:
     assert len(BAD_INPUT) >= 40
-    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X}
+    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X, EX, S}
 
 
 @pytest.mark.parametrize(("entry", "args", "expected"), BAD_INPUT)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, run_cli
 from digits.runs import RunDir
 from digits.train import resume_arguments
 
@@ -150,28 +149,10 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     assert metrics["test/acc"] > 0.5
 
 
-REAL_DATA = Path(os.environ.get("DIGITS_DATA_DIR", REPO.parent / "shared" / "data"))
-
-
 @pytest.mark.real_data
-@pytest.mark.skipif(
-    not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file(),
-    reason=f"real MNIST not found under {REAL_DATA} (set DIGITS_DATA_DIR)",
-)
-def test_mlp_reaches_95_percent_on_real_mnist_in_one_epoch(tmp_path: Path) -> None:
-    result = run_cli(
-        "digits.train",
-        "model=mlp",
-        "trainer.max_epochs=1",
-        "trainer.accelerator=cpu",
-        "logger=none",
-        "data.download=false",
-        cwd=tmp_path,
-        data_root=REAL_DATA,
-        timeout=600,
-    )
-    check_ok(result)
-    metrics = json.loads((only_dir(tmp_path / "outputs" / "runs") / "metrics.json").read_text())
+def test_mlp_reaches_95_percent_on_real_mnist_in_one_epoch(real_mnist_run: Path) -> None:
+    metrics = json.loads((real_mnist_run / "metrics.json").read_text())
+    assert metrics["epochs"] == 1
     assert metrics["test/acc"] >= 0.95, metrics
 
 

@@ -211,7 +211,7 @@ def test_predictor_runs_lightnings_predict_loop(
     (loader,) = loaders
     assert len(loader) == 3  # batches of 2, 2 and 1
     with torch.no_grad():
-        expected = predictor.model(images.unsqueeze(1)).softmax(dim=1)
+        expected = predictor.model.model(images.unsqueeze(1)).softmax(dim=1)
     assert torch.allclose(probabilities, expected, atol=1e-6)
 
 

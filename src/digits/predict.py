@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import hydra
 import lightning as L
@@ -29,6 +30,7 @@ from digits.cli import launch, reports_user_errors, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_predict
 from digits.errors import DigitsError
+from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.models import NUM_CLASSES, load_classifier
 from digits.reading.images import IMAGE_SUFFIXES, image_files, load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
@@ -43,6 +45,30 @@ class Prediction:
     error: str | None = None
     blank: bool = False
 
+    def record(self) -> dict[str, Any]:
+        """The prediction as `output=json` prints it (and `digits.serve` answers it)."""
+        record = {
+            "file": str(self.path),
+            "digit": self.digit,
+            "confidence": self.confidence,
+            "top": [{"digit": d, "probability": v} for d, v in self.top],
+        }
+        if self.blank:
+            record["blank"] = True
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+def preprocessed(
+    path: Path, preprocess: Callable[[np.ndarray], torch.Tensor], stream: BinaryIO | None = None
+) -> torch.Tensor:
+    """The 28x28 image the network sees, from an image file (or an upload's `stream`, named
+    `path`). Raises BlankImage, or DigitsError naming the file."""
+    if stream is None and not path.is_file():
+        raise DigitsError(f"{path}: no such file")
+    return preprocess(load_grayscale(path, stream))
+
 
 def prepare(
     files: list[Path], preprocess: Callable[[np.ndarray], torch.Tensor]
@@ -53,9 +79,7 @@ def prepare(
         prediction = Prediction(path)
         predictions.append(prediction)
         try:
-            if not path.is_file():
-                raise DigitsError(f"{path}: no such file")
-            images.append(preprocess(load_grayscale(path)))
+            images.append(preprocessed(path, preprocess))
         except BlankImage:
             prediction.blank = True
         except DigitsError as error:
@@ -68,19 +92,34 @@ def quiet_trainer() -> L.Trainer:
     return L.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
 
 
-class Predictor:
-    """A checkpoint's model, loaded once, run by a Lightning Trainer's predict loop."""
+class CheckpointModel:
+    """A checkpoint's model, run by a Lightning Trainer's predict loop."""
 
     def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
         self.model = load_classifier(ckpt_path)
         self.trainer = trainer or quiet_trainer()
 
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black."""
+        loader = DataLoader(images, batch_size=batch_size)
+        return torch.cat(self.trainer.predict(self.model, dataloaders=loader)).float().cpu()
+
+
+class Predictor:
+    """A model loaded once: from a checkpoint (.ckpt) or an exported ONNX file (.onnx), or given."""
+
+    def __init__(
+        self, model: str | Path | OnnxModel | CheckpointModel, trainer: L.Trainer | None = None
+    ) -> None:
+        if isinstance(model, str | Path):
+            model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
+        self.model = model
+
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities for (N, 28, 28) images in 0-1, white ink on black."""
         if not len(images):
             return torch.empty(0, NUM_CLASSES)
-        loader = DataLoader(images.unsqueeze(1), batch_size=batch_size)
-        return torch.cat(self.trainer.predict(self.model, dataloaders=loader)).float().cpu()
+        return self.model.probabilities(images.unsqueeze(1), batch_size)
 
     def __call__(
         self,
@@ -93,17 +132,29 @@ class Predictor:
         """Preprocess and classify every file; failures are recorded on their Prediction."""
         predictions, images = prepare(files, PREPROCESSORS[preprocess])
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        probabilities = self.probabilities(stacked, batch_size)
+        ok = self.classify(predictions, stacked, top_k, batch_size)
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            for prediction, image in zip(ok, stacked, strict=True):
+                to_png(image).save(save_dir / f"{prediction.path.stem}.png")
+        return predictions
+
+    def classify(
+        self, predictions: list[Prediction], images: torch.Tensor, top_k: int, batch_size: int = 256
+    ) -> list[Prediction]:
+        """Fill in the predictions that have an image (not blank, no error) from `images`, one per
+        such prediction, in order; returns those predictions."""
         ok = [p for p in predictions if p.error is None and not p.blank]
-        for prediction, probs, image in zip(ok, probabilities, stacked, strict=True):
+        for prediction, probs in zip(ok, self.probabilities(images, batch_size), strict=True):
             values, digits = probs.topk(top_k)
             prediction.digit, prediction.confidence = int(digits[0]), float(values[0])
             prediction.top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
-            if save_dir is not None:
-                save_dir.mkdir(parents=True, exist_ok=True)
-                pixels = (image * 255).round().byte().numpy()
-                Image.fromarray(pixels).save(save_dir / f"{prediction.path.stem}.png")
-        return predictions
+        return ok
+
+
+def to_png(image: torch.Tensor) -> Image.Image:
+    """A 28x28 0-1 image as the 8-bit grayscale picture the network saw."""
+    return Image.fromarray((image * 255).round().byte().numpy())
 
 
 def report(predictions: list[Prediction], output: str) -> None:
@@ -112,17 +163,7 @@ def report(predictions: list[Prediction], output: str) -> None:
             print(f"error: {prediction.error}", file=sys.stderr)
     if output == "json":
         for p in predictions:
-            record = {
-                "file": str(p.path),
-                "digit": p.digit,
-                "confidence": p.confidence,
-                "top": [{"digit": d, "probability": v} for d, v in p.top],
-            }
-            if p.blank:
-                record["blank"] = True
-            if p.error:
-                record["error"] = p.error
-            print(json.dumps(record))
+            print(json.dumps(p.record()))
         return
     if all(p.error for p in predictions):
         return  # every file failed: the lines above say why, an empty table would not

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from digits.config.validate import (
     unknown_key,
 )
 from digits.errors import DigitsError
+from digits.exported import EXPORT_SUFFIXES
 from digits.models.classifier import FIT_METRICS
 from digits.runs.run_dir import RunDir
 
@@ -423,17 +425,68 @@ def check_writable(
 
 def check_evaluate(cfg: DictConfig) -> None:
     """One thing to evaluate: a run (or multirun) folder, or a checkpoint file."""
+    check_run_or_checkpoint(cfg, "evaluates")
+
+
+def check_run_or_checkpoint(cfg: DictConfig, verb: str) -> None:
+    """Exactly one of `run=` (a folder) and `ckpt_path=` (a file)."""
     if not cfg.run and not cfg.ckpt_path:
         raise DigitsError("give run=<run or multirun directory> or ckpt_path=<checkpoint file>")
     if cfg.run and cfg.ckpt_path:
         raise DigitsError(
             f"run={cfg.run} ckpt_path={cfg.ckpt_path}: give one of them, not both (ckpt_path= "
-            "evaluates that file, run= the run's checkpoint=best or last)"
+            f"{verb} that file, run= the run's checkpoint=best or last)"
         )
     if cfg.run and Path(cfg.run).is_file():
         raise DigitsError(
             f"run={cfg.run}: a file, not a run directory (for a checkpoint file use ckpt_path=)"
         )
+
+
+def check_export(cfg: DictConfig) -> None:
+    """One model to export, and an output file name that fits the format, somewhere writable."""
+    check_run_or_checkpoint(cfg, "exports")
+    if cfg.run:
+        run = RunDir(Path(cfg.run))
+        if not run.checkpoints.is_dir():
+            raise DigitsError(
+                f"run={cfg.run}: not a run directory (no checkpoints/); for a multirun, give one "
+                "of its jobs"
+            )
+        run.checkpoint(cfg.checkpoint)  # the best (or last) checkpoint must be there
+    if cfg.output is None:
+        return
+    output, suffix = Path(cfg.output), EXPORT_SUFFIXES[cfg.format]
+    if output.is_dir():
+        raise DigitsError(
+            f"output={output}: a folder; give a file name, e.g. {output}/model{suffix}"
+        )
+    if output.suffix.lower() != suffix:
+        raise DigitsError(
+            f"output={output}: a format={cfg.format} file is named *{suffix} (or choose the format "
+            f"with format=)"
+        )
+    check_writable(output.parent, "output", "choose a file in a writable folder")
+
+
+def check_serve(cfg: DictConfig) -> None:
+    """The model file exists and the address can be listened on, before anything loads."""
+    if not Path(cfg.ckpt_path).is_file():
+        problem = "a folder" if Path(cfg.ckpt_path).is_dir() else "no such file"
+        raise DigitsError(
+            f"ckpt_path={cfg.ckpt_path}: {problem}; give a checkpoint (.ckpt) or an exported .onnx"
+        )
+    try:
+        with socket.create_server((cfg.host, cfg.port)):
+            pass
+    except OSError as error:  # socket's own text repeats the address
+        reason = (
+            os.strerror(error.errno) if (error.errno or 0) > 0 else error.strerror or str(error)
+        )
+        raise DigitsError(
+            f"host={cfg.host} port={cfg.port}: cannot listen there ({reason}); "
+            "choose another port= (or host=)"
+        ) from error
 
 
 def check_predict(cfg: DictConfig) -> None:

@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from digits.data.idx import TRAIN_IMAGES
+from digits.exported import EXPORT_SUFFIXES
 from digits.models.networks import NUM_CLASSES
 from digits.reading.preprocess import PREPROCESSORS
 
@@ -351,6 +352,24 @@ class PredictConfig:
 
 
 @dataclass
+class ExportConfig:
+    run: str | None = MISSING
+    ckpt_path: str | None = MISSING
+    checkpoint: str = setting(OneOf(("best", "last")))
+    format: str = setting(OneOf(tuple(EXPORT_SUFFIXES)))
+    output: str | None = MISSING
+
+
+@dataclass
+class ServeConfig:
+    ckpt_path: str = MISSING
+    host: str = MISSING
+    port: int = setting(Range(ge=1, le=65535))
+    preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
+    max_upload_mb: float = setting(Range(gt=0, le=100, note="what one request may send"))
+
+
+@dataclass
 class ExploreConfig:
     data: Any = MISSING
     out: str = MISSING
@@ -362,6 +381,8 @@ SCHEMAS = {
     "evaluate": EvaluateConfig,
     "predict": PredictConfig,
     "explore": ExploreConfig,
+    "export": ExportConfig,
+    "serve": ServeConfig,
     "paths": PathsConfig,
     "data": DataConfig,
     "module": ModuleConfig,

@@ -77,11 +77,15 @@ def sets(override: str, key: str) -> bool:
     return f"{override.split('=', 1)[0].lstrip('+~')}.".startswith(f"{key}.")
 
 
+def typed(key: str, combo: Sequence[str]) -> str | None:
+    """The override that sets `key` (or a key below it), as typed; the last one wins, as in Hydra."""
+    return next((o.lstrip("+~") for o in reversed(combo) if sets(o, key)), None)
+
+
 def shown(key: str, value: Any, combo: Sequence[str]) -> str:
     """`key=value` as the user typed it, when the command line set it (or a key below it)."""
-    typed = next((o for o in combo if sets(o, key)), None)
-    if typed is not None:
-        return typed.lstrip("+~")
+    if (given := typed(key, combo)) is not None:
+        return given
     if value is None:
         value = "null"
     return f"{key}={value}"
@@ -201,9 +205,8 @@ def _under_null(cfg: DictConfig, key: str, combo: Sequence[str]) -> DigitsError:
     fields = (schema_fields(owner) or {}) if isinstance(owner, DictConfig) else {}
     allowed = fields[field_name].metadata.get("allowed") if field_name in fields else None
     example = getattr(allowed, "example", "") or "{...}"
-    typed = next((o for o in combo if sets(o, key)), key).lstrip("+~")
     return DigitsError(
-        f"{typed}: {parent_key} is null (off), so it has no {name}; set it as a whole, "
+        f"{typed(key, combo) or key}: {parent_key} is null (off), so it has no {name}; set it as a whole, "
         f"e.g. {parent_key}={example}"
     )
 
@@ -223,9 +226,10 @@ def _not_in_option(
             continue
     if not having:
         return None
-    typed = next((o for o in combo if sets(o, key)), key).lstrip("+~")
     choices = " or ".join(f"{group}={option}" for option in having)
-    return DigitsError(f"{typed}: the selected {group} has no {name}; it is a setting of {choices}")
+    return DigitsError(
+        f"{typed(key, combo) or key}: the selected {group} has no {name}; it is a setting of {choices}"
+    )
 
 
 def composition_error(

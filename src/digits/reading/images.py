@@ -6,6 +6,7 @@ import glob
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +16,10 @@ from digits.errors import DigitsError
 # Refuse images over 50 megapixels: a phone photo is ~12, a decompression bomb is far more.
 MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ImageTooLarge(DigitsError):
+    """An image with more pixels than MAX_PIXELS (a decompression bomb, or a panorama)."""
 
 
 def image_files(paths: Iterable[str]) -> list[Path]:
@@ -34,18 +39,19 @@ def image_files(paths: Iterable[str]) -> list[Path]:
     return files
 
 
-def load_grayscale(path: Path) -> np.ndarray:
+def load_grayscale(path: Path, stream: BinaryIO | None = None) -> np.ndarray:
     """Read any common image as float32 grayscale 0-255: EXIF orientation applied, transparency
-    composited on white, 16-bit scaled down. Raises DigitsError naming the file when it can't."""
+    composited on white, 16-bit scaled down. Reads `stream` when given (an upload), else the file;
+    raises DigitsError naming `path` when it can't."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(stream or path) as image:
                 image = ImageOps.exif_transpose(image)
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DigitsError(f"{path}: image too large ({error})".split(". ")[0]) from error
+        raise ImageTooLarge(f"{path}: image too large ({error})".split(". ")[0]) from error
     except UnidentifiedImageError as error:
         raise DigitsError(f"{path}: not an image (or a format PIL cannot read)") from error
     except OSError as error:

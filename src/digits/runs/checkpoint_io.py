@@ -35,8 +35,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         write_atomically(Path(path), buffer.getbuffer())
 
 
-def write_atomically(path: Path, data: memoryview | bytes) -> None:
-    """`path` becomes `data` whole, or stays as it was (a DigitsError says why)."""
+def write_atomically(path: Path, data: memoryview | bytes, what: str = "the checkpoint") -> None:
+    """`path` becomes `data` whole, or stays as it was (a DigitsError says why, naming `what`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
@@ -53,8 +53,7 @@ def write_atomically(path: Path, data: memoryview | bytes) -> None:
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise DigitsError(
-            f"{path}: could not write the checkpoint ({error.strerror or error}); "
-            "the previous one is kept"
+            f"{path}: could not write {what} ({error.strerror or error}); the previous one is kept"
         ) from error
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -7,6 +7,7 @@
       checkpoints/<best>.ckpt, last.ckpt   best by val/acc (ModelCheckpoint's choice) and the latest
       metrics.json                         final metrics, incl. best_checkpoint
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
+      export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
       .lock                                held by the process writing the run
 
@@ -161,6 +162,23 @@ class RunDir:
             ),
             "",
         )
+
+    def test_accuracy(self, checkpoint: Path) -> float | None:
+        """The test accuracy measured for `checkpoint`: by `digits.evaluate` (evaluation/), or by
+        training's own test of its best checkpoint (metrics.json); None if it was never tested."""
+        evaluated = self.evaluation("test") / "metrics.json"
+        if evaluated.is_file():
+            result = json.loads(evaluated.read_text())
+            if Path(result.get("checkpoint", "")).name == checkpoint.name:
+                return result["accuracy"]
+        metrics = self.metrics() or {}
+        if Path(metrics.get("best_checkpoint") or "").name == checkpoint.name:
+            return metrics.get("test/acc")
+        return None
+
+    def exported(self, checkpoint: Path, suffix: str) -> Path:
+        """Where `digits.export` writes a checkpoint of the run in the format with this suffix."""
+        return self.path / "export" / f"{checkpoint.stem}{suffix}"
 
     def checkpoint(self, which: str) -> Path:
         """The run's `best` or `last` checkpoint."""

@@ -1,0 +1,53 @@
+"""Export a trained model: `python -m digits.export run=outputs/runs/<run>` (or `ckpt_path=<file>`).
+
+Writes one file that classifies 0-1 images (N, 1, 28, 28) into class probabilities (N, 10) without
+digits: ONNX (`format=onnx`, for onnxruntime in any language) or TorchScript (`format=torchscript`).
+See digits.exported.formats for what the file holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.config import config_dir
+from digits.config.checks import check_export
+from digits.exported import EXPORT_SUFFIXES
+from digits.exported.formats import export
+from digits.models import load_classifier
+from digits.runs import RunDir
+
+
+def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:
+    """`output=`, else the run's export/ folder, else beside the checkpoint."""
+    suffix = EXPORT_SUFFIXES[cfg.format]
+    if cfg.output:
+        return Path(cfg.output)
+    run = RunDir.of_checkpoint(ckpt_path)
+    return run.exported(ckpt_path, suffix) if run else ckpt_path.with_suffix(suffix)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
+@reports_user_errors
+def hydra_main(cfg: DictConfig) -> None:
+    """Export the checkpoint (or the run's best or last) and say where it went."""
+    silence_known_warnings()
+    ckpt_path = (
+        Path(cfg.ckpt_path) if cfg.ckpt_path else RunDir(Path(cfg.run)).checkpoint(cfg.checkpoint)
+    )
+    classifier = load_classifier(ckpt_path)
+    path = output_path(cfg, ckpt_path)
+    info = export(classifier, ckpt_path, path, cfg.format)
+    accuracy = f", test accuracy {info['test_accuracy']}" if info["test_accuracy"] else ""
+    print(f"{path}: {info['model']} from {ckpt_path}{accuracy}")
+
+
+def main() -> None:
+    """`python -m digits.export`: check the command line, then run."""
+    launch("export", hydra_main, check_export)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Write a trained model as one file: ONNX (onnxruntime, any language) or TorchScript (torch only).
+
+Both take images as float32 (N, 1, 28, 28) in 0-1, white ink on black, any batch size, and give class
+probabilities (N, 10): the normalisation and the softmax are inside. The file also records where it
+came from and what preprocessing it expects (`metadata`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from lightning.pytorch.core.module import _jit_is_scripting as jit_is_scripting
+from torch import nn
+
+import digits
+from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
+from digits.models.checkpoint import load_classifier
+from digits.models.classifier import DigitClassifier
+from digits.models.networks import NUM_CLASSES
+from digits.reading.preprocess import FIELD
+from digits.runs import RunDir
+from digits.runs.checkpoint_io import write_atomically
+
+PREPROCESSING = (
+    f"float32 images (N, 1, {FIELD}, {FIELD}) in 0-1, white ink on black, made like MNIST: the "
+    "digit's box fitted into 20x20 pixels and centred by its centre of mass "
+    "(digits.reading.preprocess.mnist_like); the model normalises them itself"
+)
+
+
+class Probabilities(nn.Module):
+    """The classifier with a softmax on top: what an exported file computes."""
+
+    def __init__(self, classifier: DigitClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(images), dim=1)
+
+
+def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
+    """What an exported file says about itself (ONNX metadata_props hold strings only)."""
+    run = RunDir.of_checkpoint(ckpt_path)
+    accuracy = run.test_accuracy(ckpt_path) if run is not None else None
+    net = classifier.hparams.net
+    return {
+        "digits_version": digits.__version__,
+        "model": net["_target_"].rsplit(".", 1)[-1],
+        "network": json.dumps(net),
+        "checkpoint": str(ckpt_path.resolve()),
+        "run": str(run.path.resolve()) if run is not None else "",
+        "test_accuracy": "" if accuracy is None else f"{accuracy:.4f}",
+        "preprocessing": PREPROCESSING,
+        "input": f"{INPUT}: float32 (N, 1, {FIELD}, {FIELD})",
+        "output": f"{OUTPUT}: float32 (N, {NUM_CLASSES})",
+    }
+
+
+def example_batch() -> torch.Tensor:
+    return torch.rand(2, 1, FIELD, FIELD)
+
+
+def onnx_proto(classifier: DigitClassifier, info: dict[str, str]) -> onnx.ModelProto:
+    """Export with torch's current (dynamo) exporter, batch size dynamic; checked with onnx.checker."""
+    model = Probabilities(classifier).eval()
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The exporter reports each stage on the console; keep the entry point's output to its own.
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        program = torch.onnx.export(
+            model,
+            (example_batch(),),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes={"images": {0: batch}},
+            dynamo=True,
+            verbose=False,
+        )
+    proto = program.model_proto
+    proto.doc_string = f"digits {info['model']}: {info['preprocessing']}"
+    for key, value in info.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def to_onnx(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> None:
+    write_atomically(path, onnx_proto(classifier, info).SerializeToString(), "the exported model")
+
+
+def onnx_model_of(ckpt_path: str | Path) -> OnnxModel:
+    """A checkpoint exported in memory and loaded into onnxruntime (what `digits.serve` runs)."""
+    ckpt_path = Path(ckpt_path)
+    classifier = load_classifier(ckpt_path)
+    proto = onnx_proto(classifier, metadata(classifier, ckpt_path))
+    return OnnxModel(ckpt_path, proto.SerializeToString())
+
+
+def to_torchscript(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> None:
+    """Trace to TorchScript; the metadata travels as the file's extra file `digits.json`."""
+    model = Probabilities(classifier).eval()
+    # LightningModule.to_torchscript would trace the classifier's logits, not the probabilities; its
+    # context keeps the tracer from touching `.trainer` (which raises outside a Trainer).
+    with warnings.catch_warnings(), torch.no_grad(), jit_is_scripting():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice: the format is asked for
+        traced = torch.jit.trace(model, example_batch())
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"digits.json": json.dumps(info)})
+    write_atomically(path, buffer.getbuffer(), "the exported model")
+
+
+WRITERS = {"onnx": to_onnx, "torchscript": to_torchscript}
+
+
+def export(classifier: DigitClassifier, ckpt_path: Path, path: Path, format: str) -> dict[str, Any]:
+    """Write `classifier` (loaded from `ckpt_path`) to `path` in `format`; returns its metadata."""
+    info = metadata(classifier, ckpt_path)
+    WRITERS[format](classifier, path, info)
+    return info

@@ -1,0 +1,158 @@
+"""The FastAPI app: `GET /` (the page), `POST /predict` (an image in, the prediction record out, as
+`digits.predict output=json` prints it), `GET /health`, and FastAPI's `/docs`.
+
+No route takes a file path; request bodies are limited in size; every refusal is a 4xx with a
+one-line JSON body `{"error": "..."}`."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import digits
+from digits.errors import DigitsError
+from digits.models.networks import NUM_CLASSES
+from digits.predict import Prediction, Predictor, preprocessed, to_png
+from digits.reading.images import ImageTooLarge
+from digits.reading.preprocess import PREPROCESSORS, BlankImage
+
+PAGE = Path(__file__).parent / "page"
+UPLOAD = "upload"  # the file name of a raw-body upload, in the record's "file"
+PREDICT_BODY = {  # for /docs: the endpoint reads the body itself, so FastAPI cannot describe it
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": {"type": "string", "format": "binary"}},
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class BodySizeLimit:
+    """Refuse request bodies over `max_bytes` with 413, by Content-Length when declared and while
+    reading otherwise (chunked). Starlette and uvicorn have no body limit of their own."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def too_large(self) -> str:
+        return f"request body over {self.max_bytes / 2**20:g} MB (max_upload_mb)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(413, self.too_large())(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:  # raised inside the endpoint: answered as a 413 below
+                raise HTTPException(413, self.too_large())
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def uploaded_image(request: Request) -> tuple[str, bytes]:
+    """The file name and bytes of the image: a form's one file, or the raw body."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        form = await request.form(max_files=1, max_fields=10)
+        files = [value for value in form.values() if isinstance(value, UploadFile)]
+        if not files:
+            raise HTTPException(400, "the form holds no file: send the image as a file field")
+        return Path(files[0].filename or UPLOAD).name, await files[0].read()
+    return UPLOAD, await request.body()
+
+
+def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, model: str) -> FastAPI:
+    """The app around a loaded model; `preprocess` is the way images are made MNIST-like."""
+    app = FastAPI(
+        title="digits",
+        version=digits.__version__,
+        description=f"Handwritten digit recognition with a {model} model.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+
+    # Starlette's own refusals (404, a form over its limits) raise its HTTPException, FastAPI's base.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return error_response(422, f"{where}: {problem['msg']}")
+
+    def classify(name: str, data: bytes, top_k: int) -> tuple[Prediction, Any]:
+        prediction = Prediction(Path(name))
+        try:
+            image = preprocessed(Path(name), PREPROCESSORS[preprocess], io.BytesIO(data))
+        except BlankImage:
+            prediction.blank = True
+            return prediction, None
+        except ImageTooLarge as error:
+            raise HTTPException(413, str(error)) from error
+        except DigitsError as error:
+            raise HTTPException(400, str(error)) from error
+        predictor.classify([prediction], image[None], top_k)
+        return prediction, image
+
+    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    async def predict(
+        request: Request,
+        top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = 3,
+        image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
+    ) -> dict[str, Any]:
+        """Classify one image (a photo, a scan or a drawing); answers the record
+        `digits.predict output=json` prints."""
+        name, data = await uploaded_image(request)
+        if not data:
+            raise HTTPException(400, "empty body: send an image (multipart field or raw body)")
+        prediction, seen = await run_in_threadpool(classify, name, data, top_k)
+        record = prediction.record()
+        if image and seen is not None:
+            png = io.BytesIO()
+            to_png(seen).save(png, format="PNG")
+            record["image"] = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+        return record
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        """The server is up and its model loaded."""
+        return {"status": "ok", "model": model}
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(PAGE / "index.html")
+
+    app.mount("/page", StaticFiles(directory=PAGE), name="page")
+    return app

@@ -1,0 +1,179 @@
+"""Exported models (ONNX, TorchScript) compute what the checkpoint computes, say where they came
+from, and `digits.predict` reads an .onnx file as it reads a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import onnx
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+from torch.utils.data import DataLoader, TensorDataset
+
+from conftest import REAL_DATA, run_cli, synthetic_digits
+from digits.config import config_dir
+from digits.data.idx import load_mnist
+from digits.exported.formats import export
+from digits.exported.onnx_model import OnnxModel
+from digits.models import DigitClassifier, load_classifier
+from digits.predict import Predictor
+from digits.runs import RunDir
+
+PARITY_IMAGES = 1000
+MAX_DIFFERENCE = 1e-4  # of any class probability between onnxruntime (or TorchScript) and torch
+
+
+def trained_checkpoint(model: str, images: torch.Tensor, labels: torch.Tensor, path: Path) -> Path:
+    """A `model` (conf/model/) trained a few steps on `images`, saved as Lightning saves it."""
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}"])
+    classifier = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module)
+    trainer = L.Trainer(
+        max_steps=30,
+        limit_val_batches=0,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    loader = DataLoader(TensorDataset(images.unsqueeze(1), labels), batch_size=64, shuffle=True)
+    trainer.fit(classifier, loader)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def synthetic_test_images(count: int = PARITY_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = synthetic_digits(count, np.random.default_rng(1))
+    return torch.from_numpy(images).float() / 255, torch.from_numpy(labels).long()
+
+
+@pytest.fixture(scope="module", params=["mlp", "lenet", "cnn"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    images, labels = synthetic_test_images(1200)
+    folder = tmp_path_factory.mktemp(request.param)
+    return trained_checkpoint(request.param, images, labels, folder / f"{request.param}.ckpt")
+
+
+def torch_probabilities(ckpt: Path, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return load_classifier(ckpt)(images.unsqueeze(1)).softmax(dim=1)
+
+
+def assert_same_answers(exported: torch.Tensor, expected: torch.Tensor) -> None:
+    assert exported.shape == expected.shape
+    assert torch.equal(exported.argmax(dim=1), expected.argmax(dim=1))
+    assert (exported - expected).abs().max() < MAX_DIFFERENCE
+
+
+def test_onnx_and_torch_agree_on_1000_images(checkpoint: Path, tmp_path: Path) -> None:
+    images, _ = synthetic_test_images()
+    path = tmp_path / "model.onnx"
+    export(load_classifier(checkpoint), checkpoint, path, "onnx")
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    exported = OnnxModel(path).probabilities(images.unsqueeze(1), batch_size=256)
+    assert_same_answers(exported, torch_probabilities(checkpoint, images))
+
+
+def test_torchscript_and_torch_agree_on_1000_images(checkpoint: Path, tmp_path: Path) -> None:
+    images, _ = synthetic_test_images()
+    path = tmp_path / "model.pt"
+    info = export(load_classifier(checkpoint), checkpoint, path, "torchscript")
+    files = {"digits.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        scripted = torch.jit.load(str(path), _extra_files=files)
+    assert json.loads(files["digits.json"]) == info
+    with torch.no_grad():
+        assert_same_answers(scripted(images.unsqueeze(1)), torch_probabilities(checkpoint, images))
+
+
+def test_onnx_batch_size_is_dynamic(checkpoint: Path, tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    export(load_classifier(checkpoint), checkpoint, path, "onnx")
+    model = OnnxModel(path)
+    (batch,) = [i.shape[0] for i in model.session.get_inputs()]
+    assert isinstance(batch, str)  # a named dimension, not a fixed size
+    images, _ = synthetic_test_images(7)
+    for size in (1, 7):
+        assert model.probabilities(images[:size].unsqueeze(1)).shape == (size, 10)
+
+
+@pytest.mark.real_data
+def test_onnx_and_torch_agree_on_1000_real_mnist_test_images(
+    real_mnist_run: Path, tmp_path: Path
+) -> None:
+    images, _ = load_mnist(REAL_DATA, train=False)
+    images = images[:PARITY_IMAGES].float() / 255
+    ckpt = RunDir(real_mnist_run).best_checkpoint()
+    path = tmp_path / "model.onnx"
+    export(load_classifier(ckpt), ckpt, path, "onnx")
+    assert_same_answers(
+        OnnxModel(path).probabilities(images.unsqueeze(1)), torch_probabilities(ckpt, images)
+    )
+
+
+def test_export_of_a_run_writes_its_best_model_with_where_it_came_from(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    run = RunDir(trained_run)
+    result = run_cli("digits.export", f"run={run.path}", cwd=tmp_path, data_root=None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = run.best_checkpoint()
+    path = run.path / "export" / f"{best.stem}.onnx"
+    assert str(path) in result.stdout
+    metadata = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert metadata["model"] == "MLP"
+    assert metadata["run"] == str(run.path.resolve())
+    assert metadata["checkpoint"] == str(best.resolve())
+    assert float(metadata["test_accuracy"]) == pytest.approx(run.metrics()["test/acc"], abs=1e-4)
+    assert "0-1, white ink on black" in metadata["preprocessing"]
+    assert json.loads(metadata["network"])["_target_"] == "digits.models.MLP"
+    assert metadata["digits_version"]
+
+
+def test_a_checkpoint_never_tested_exports_with_no_test_accuracy(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    ckpt = RunDir(trained_run).last_checkpoint
+    path = tmp_path / "last.onnx"
+    info = export(load_classifier(ckpt), ckpt, path, "onnx")
+    if ckpt.name != RunDir(trained_run).best_checkpoint().name:
+        assert info["test_accuracy"] == ""
+    assert OnnxModel(path).metadata == info
+
+
+def test_predict_gives_the_same_answers_from_an_onnx_file_as_from_its_checkpoint(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    images, _ = load_mnist(data_root, train=False)
+    files = []
+    for index in range(8):
+        files.append(tmp_path / f"{index}.png")
+        Image.fromarray(images[index].numpy()).save(files[-1])
+    ckpt = RunDir(trained_run).best_checkpoint()
+    onnx_path = tmp_path / "model.onnx"
+    export(load_classifier(ckpt), ckpt, onnx_path, "onnx")
+    from_checkpoint = Predictor(ckpt)(files, "mnist", top_k=10)
+    from_onnx = Predictor(onnx_path)(files, "mnist", top_k=10)
+    for a, b in zip(from_checkpoint, from_onnx, strict=True):
+        assert (a.digit, a.blank, a.error) == (b.digit, b.blank, b.error)
+        by_digit = dict(b.top)
+        assert all(abs(p - by_digit[d]) < MAX_DIFFERENCE for d, p in a.top)
+    result = run_cli(
+        "digits.predict",
+        f"ckpt_path={onnx_path}",
+        f"images=[{tmp_path}]",
+        "output=json",
+        cwd=tmp_path,
+        data_root=None,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["digit"] for r in records] == [p.digit for p in from_checkpoint]

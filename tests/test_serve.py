@@ -1,0 +1,166 @@
+"""The JSON API of `digits.serve`, through FastAPI's TestClient: the answers are those of
+`digits.predict`, and every bad request is a 4xx with a one-line JSON error after which the server
+still answers."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from digits.data.idx import load_mnist
+from digits.exported.formats import onnx_model_of
+from digits.predict import Predictor
+from digits.runs import RunDir
+from digits.serving.app import PAGE, create_app
+
+LIMIT = 2**20  # bytes a request may send, in these tests
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digit_files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """MNIST test digits as users' files: black ink on white, 4x larger."""
+    folder = tmp_path_factory.mktemp("digits")
+    images, _ = load_mnist(data_root, train=False)
+    files = []
+    for index in range(6):
+        files.append(folder / f"{index}.png")
+        Image.fromarray(255 - images[index].numpy()).resize((112, 112)).save(files[-1])
+    return files
+
+
+@pytest.fixture(scope="module")
+def client(trained_run: Path) -> Iterator[TestClient]:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    app = create_app(Predictor(model), "mnist", LIMIT, model.metadata["model"])
+    with TestClient(app) as client:
+        yield client
+
+
+def test_answers_are_digits_predicts(
+    client: TestClient, trained_run: Path, digit_files: list[Path]
+) -> None:
+    expected = Predictor(RunDir(trained_run).best_checkpoint())(digit_files, "mnist", top_k=3)
+    for path, prediction in zip(digit_files, expected, strict=True):
+        answer = client.post("/predict", files={"image": (path.name, path.read_bytes())})
+        assert answer.status_code == 200, answer.text
+        record = answer.json()
+        assert record["file"] == path.name
+        assert record["digit"] == prediction.digit
+        assert record["confidence"] == pytest.approx(prediction.confidence, abs=1e-4)
+        assert [t["digit"] for t in record["top"]] == [d for d, _ in prediction.top]
+        assert set(record) == set(prediction.record())
+
+
+def test_a_raw_body_answers_as_a_form_upload(client: TestClient, digit_files: list[Path]) -> None:
+    data = digit_files[0].read_bytes()
+    raw = client.post("/predict?top_k=10", content=data, headers={"content-type": "image/png"})
+    form = client.post("/predict?top_k=10", files={"image": ("a.png", data)})
+    assert raw.status_code == form.status_code == 200
+    assert raw.json()["file"] == "upload"
+    assert raw.json()["top"] == form.json()["top"]
+    assert len(raw.json()["top"]) == 10
+    assert sum(t["probability"] for t in raw.json()["top"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_image_the_network_saw_comes_back_on_request(
+    client: TestClient, digit_files: list[Path]
+) -> None:
+    answer = client.post("/predict?image=true", content=digit_files[0].read_bytes()).json()
+    prefix = "data:image/png;base64,"
+    assert answer["image"].startswith(prefix)
+    seen = Image.open(io.BytesIO(base64.b64decode(answer["image"][len(prefix) :])))
+    assert seen.size == (28, 28) and seen.mode == "L"
+    assert "image" not in client.post("/predict", content=digit_files[0].read_bytes()).json()
+
+
+def test_a_blank_image_is_an_answer_not_an_error(client: TestClient) -> None:
+    answer = client.post("/predict", content=png(Image.new("L", (64, 64), 255)))
+    assert answer.status_code == 200
+    assert answer.json()["blank"] is True and answer.json()["digit"] is None
+
+
+def bomb() -> bytes:
+    """A small PNG of 8,000 x 8,000 pixels (64 megapixels, over the 50 allowed)."""
+    return png(Image.new("1", (8000, 8000), 1))
+
+
+def truncated() -> bytes:
+    data = png(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)))
+    return data[: len(data) // 2]
+
+
+def chunks(size: int) -> Iterator[bytes]:
+    """A body sent in chunks, with no Content-Length."""
+    for _ in range(size // 65536 + 1):
+        yield b"\0" * 65536
+
+
+BAD_REQUESTS = [
+    ("empty body", {"content": b""}, "", 400, "empty body"),
+    ("not an image", {"content": b"hello"}, "", 400, "upload: not an image"),
+    ("truncated", {"content": truncated()}, "", 400, "upload: unreadable or truncated image"),
+    ("decompression bomb", {"content": bomb()}, "", 413, "upload: image too large"),
+    ("too large", {"content": b"\0" * (LIMIT + 1)}, "", 413, "request body over 1 MB"),
+    ("too large, chunked", {"content": chunks(LIMIT + 1)}, "", 413, "request body over 1 MB"),
+    ("form without file", {"data": {"image": "text"}}, "", 400, "the form holds no file"),
+    ("form, empty file", {"files": {"image": ("a.png", b"")}}, "", 400, "empty body"),
+    ("form, two files", {"files": [("a", ("a.png", b"1")), ("b", ("b.png", b"2"))]}, "", 400, "many files"),
+    ("top_k=0", {"content": b"x"}, "?top_k=0", 422, "query.top_k: Input should be greater than or equal to 1"),
+    ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "body", "query", "status", "message"), BAD_REQUESTS)
+def test_bad_requests_get_a_4xx_json_line_and_the_server_goes_on(
+    client: TestClient,
+    digit_files: list[Path],
+    what: str,
+    body: dict,
+    query: str,
+    status: int,
+    message: str,
+) -> None:
+    answer = client.post(f"/predict{query}", **body)
+    assert answer.status_code == status, answer.text
+    (key,) = answer.json()
+    error = answer.json()["error"]
+    assert key == "error" and message in error and "\n" not in error
+    assert client.post("/predict", content=digit_files[0].read_bytes()).status_code == 200
+
+
+def test_health_docs_and_no_route_takes_a_path(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok", "model": "MLP"}
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/predict", "/health"}
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "image/*"} <= set(body)
+    parameters = [p for route in spec["paths"].values() for op in route.values()
+                  for p in op.get("parameters", [])]  # fmt: skip
+    assert {p["name"] for p in parameters} == {"top_k", "image"}
+    assert all(p["in"] == "query" for p in parameters)
+    assert client.get("/page/../../../etc/passwd").status_code == 404
+
+
+def test_the_page_and_its_assets_are_served_from_digits_itself(client: TestClient) -> None:
+    html = client.get("/")
+    assert html.status_code == 200 and "<canvas" in html.text
+    assert 'accept="image/*"' in html.text and "capture" in html.text
+    for asset in ("/page/app.js", "/page/style.css"):
+        assert asset in html.text
+        assert client.get(asset).status_code == 200
+    for file in PAGE.iterdir():  # works offline: nothing fetched from elsewhere
+        assert "://" not in file.read_text(), file

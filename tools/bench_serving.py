@@ -1,0 +1,226 @@
+"""`make bench-serving`: how fast a shipped model answers, torch eager against onnxruntime, and
+`digits.serve` under load.
+
+    python tools/bench_serving.py [models=mlp,lenet,cnn] [requests=2000] [clients=8]
+
+1. Per model (weights as initialised: speed does not depend on them), on the CPU, in this process:
+   single-image latency (median and p99 of 1,000 calls) and batch-256 throughput, for the model's
+   own forward (torch eager, inference mode) and for its ONNX export in onnxruntime.
+2. Load: `python -m digits.serve` on 127.0.0.1 with each model's ONNX file; `clients` threads, each
+   on its own keep-alive connection, send `requests` real MNIST test digits (PNG, black on white,
+   112x112) to POST /predict; requests/s and p50/p99 latency, and the errors (must be 0).
+Prints tables and writes outputs/bench/serving-<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from digits.config import config_dir
+from digits.data.idx import load_mnist
+from digits.exported.formats import metadata, to_onnx
+from digits.exported.onnx_model import OnnxModel
+from digits.models import DigitClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")
+
+
+def classifier(model: str) -> DigitClassifier:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}"])
+    return DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module).eval()
+
+
+def percentile(values: list[float], share: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(share * len(values)))]
+
+
+def timings(run, single: torch.Tensor, batch: torch.Tensor, calls: int = 1000) -> dict:
+    """Latency of `run(single)` (ms: median, p99) and images/s of `run(batch)`."""
+    for _ in range(20):
+        run(single)  # warm-up
+    latencies = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        run(single)
+        latencies.append((time.perf_counter() - start) * 1000)
+    start, rounds = time.perf_counter(), 20
+    for _ in range(rounds):
+        run(batch)
+    return {
+        "latency_ms_p50": round(statistics.median(latencies), 3),
+        "latency_ms_p99": round(percentile(latencies, 0.99), 3),
+        "batch256_images_per_s": round(rounds * len(batch) / (time.perf_counter() - start)),
+    }
+
+
+def runtimes(model: str, onnx_path: Path) -> dict:
+    """torch eager against onnxruntime for one model."""
+    net = classifier(model)
+    to_onnx(net, onnx_path, metadata(net, onnx_path))  # no checkpoint: the file names itself
+    session = OnnxModel(onnx_path)
+    single, batch = torch.rand(1, 1, 28, 28), torch.rand(256, 1, 28, 28)
+
+    def eager(images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return net(images).softmax(dim=1)
+
+    return {
+        "torch": timings(eager, single, batch),
+        "onnxruntime": timings(lambda images: session.probabilities(images), single, batch),
+    }
+
+
+def digit_pngs(count: int = 200) -> list[bytes]:
+    images, _ = load_mnist(DATA_ROOT, train=False)
+    pngs = []
+    for image in images[:count]:
+        buffer = io.BytesIO()
+        Image.fromarray(255 - image.numpy()).resize((112, 112)).save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    return pngs
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) -> dict:
+    """Requests/s and latency of `digits.serve` with `clients` concurrent keep-alive clients."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_up(port, server)
+        latencies: list[float] = []
+        errors: list[str] = []
+        per_client = requests // clients
+
+        def client(offset: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for index in range(per_client):
+                body = pngs[(offset * per_client + index) % len(pngs)]
+                start = time.perf_counter()
+                connection.request("POST", "/predict", body, {"Content-Type": "image/png"})
+                response = connection.getresponse()
+                answer = response.read()
+                latencies.append((time.perf_counter() - start) * 1000)
+                if response.status != 200 or "digit" not in json.loads(answer):
+                    errors.append(f"{response.status} {answer[:200]!r}")
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "requests": len(latencies),
+        "clients": clients,
+        "requests_per_s": round(len(latencies) / seconds, 1),
+        "latency_ms_p50": round(statistics.median(latencies), 1),
+        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+    }
+
+
+def wait_until_up(port: int, server: subprocess.Popen) -> None:
+    for _ in range(240):
+        if server.poll() is not None:
+            raise SystemExit(f"digits.serve exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("digits.serve did not start in 120 s")
+
+
+def main(args: dict[str, str]) -> None:
+    models = args.get("models", "mlp,lenet,cnn").split(",")
+    requests, clients = int(args.get("requests", 2000)), int(args.get("clients", 8))
+    console = Console()
+    pngs = digit_pngs()
+    result: dict = {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "cpu_threads": torch.get_num_threads(),
+        "runtimes": {},
+        "load": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            onnx_path = Path(tmp) / f"{model}.onnx"
+            result["runtimes"][model] = runtimes(model, onnx_path)
+            console.print(model, result["runtimes"][model])
+            result["load"][model] = load_test(onnx_path, pngs, requests, clients)
+            console.print(model, result["load"][model])
+    print_tables(console, result)
+    out = REPO / "outputs" / "bench" / f"serving-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"written to {out}")
+
+
+def print_tables(console: Console, result: dict) -> None:
+    table = Table(
+        title="one model call on the CPU: torch eager vs onnxruntime", header_style="bold"
+    )
+    for column in ("model", "runtime", "1 image p50 ms", "1 image p99 ms", "batch 256 images/s"):
+        table.add_column(column, justify="right")
+    for model, runtimes_ in result["runtimes"].items():
+        for runtime, row in runtimes_.items():
+            table.add_row(
+                model,
+                runtime,
+                f"{row['latency_ms_p50']:.3f}",
+                f"{row['latency_ms_p99']:.3f}",
+                f"{row['batch256_images_per_s']:,}",
+            )
+    console.print(table)
+    load = Table(title="digits.serve, POST /predict on 127.0.0.1", header_style="bold")
+    for column in ("model", "requests", "clients", "requests/s", "p50 ms", "p99 ms", "errors"):
+        load.add_column(column, justify="right")
+    for model, row in result["load"].items():
+        load.add_row(
+            model,
+            str(row["requests"]),
+            str(row["clients"]),
+            f"{row['requests_per_s']:.1f}",
+            f"{row['latency_ms_p50']:.1f}",
+            f"{row['latency_ms_p99']:.1f}",
+            str(row["errors"]),
+        )
+    console.print(load)
+
+
+if __name__ == "__main__":
+    main(dict(arg.split("=", 1) for arg in sys.argv[1:]))
