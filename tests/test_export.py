@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import REAL_DATA, run_cli, synthetic_digits
+from conftest import HAS_REAL_DATA, REAL_DATA, run_cli, synthetic_digits
 from digits.config import config_dir
 from digits.data.idx import load_mnist
 from digits.exported.formats import export
@@ -106,16 +106,16 @@ def test_onnx_batch_size_is_dynamic(checkpoint: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.real_data
+@pytest.mark.skipif(not HAS_REAL_DATA, reason=f"real MNIST not found under {REAL_DATA}")
 def test_onnx_and_torch_agree_on_1000_real_mnist_test_images(
-    real_mnist_run: Path, tmp_path: Path
+    checkpoint: Path, tmp_path: Path
 ) -> None:
     images, _ = load_mnist(REAL_DATA, train=False)
     images = images[:PARITY_IMAGES].float() / 255
-    ckpt = RunDir(real_mnist_run).best_checkpoint()
     path = tmp_path / "model.onnx"
-    export(load_classifier(ckpt), ckpt, path, "onnx")
+    export(load_classifier(checkpoint), checkpoint, path, "onnx")
     assert_same_answers(
-        OnnxModel(path).probabilities(images.unsqueeze(1)), torch_probabilities(ckpt, images)
+        OnnxModel(path).probabilities(images.unsqueeze(1)), torch_probabilities(checkpoint, images)
     )
 
 
@@ -177,3 +177,32 @@ def test_predict_gives_the_same_answers_from_an_onnx_file_as_from_its_checkpoint
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["digit"] for r in records] == [p.digit for p in from_checkpoint]
+
+
+def test_a_checkpoint_of_a_compiled_channels_last_model_exports_in_both_formats(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    saved = torch.load(RunDir(trained_run).last_checkpoint, weights_only=True)
+    saved["hyper_parameters"] |= {"compile": True, "channels_last": True}
+    ckpt = tmp_path / "compiled.ckpt"
+    torch.save(saved, ckpt)
+    images, _ = synthetic_test_images(64)
+    expected = torch_probabilities(RunDir(trained_run).last_checkpoint, images)  # same weights
+    for format in ("onnx", "torchscript"):
+        output = tmp_path / f"model.{'onnx' if format == 'onnx' else 'pt'}"
+        result = run_cli(
+            "digits.export",
+            f"ckpt_path={ckpt}",
+            f"format={format}",
+            f"output={output}",
+            cwd=tmp_path,
+            data_root=None,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_answers(
+        OnnxModel(tmp_path / "model.onnx").probabilities(images.unsqueeze(1)), expected
+    )
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(tmp_path / "model.pt"))
+        assert_same_answers(scripted(images.unsqueeze(1)), expected)

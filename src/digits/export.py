@@ -37,7 +37,7 @@ def hydra_main(cfg: DictConfig) -> None:
     ckpt_path = (
         Path(cfg.ckpt_path) if cfg.ckpt_path else RunDir(Path(cfg.run)).checkpoint(cfg.checkpoint)
     )
-    classifier = load_classifier(ckpt_path)
+    classifier = load_classifier(ckpt_path, compile=False)  # torch.compile is for training speed
     path = output_path(cfg, ckpt_path)
     info = export(classifier, ckpt_path, path, cfg.format)
     accuracy = f", test accuracy {info['test_accuracy']}" if info["test_accuracy"] else ""

@@ -99,7 +99,7 @@ def to_onnx(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> No
 def onnx_model_of(ckpt_path: str | Path) -> OnnxModel:
     """A checkpoint exported in memory and loaded into onnxruntime (what `digits.serve` runs)."""
     ckpt_path = Path(ckpt_path)
-    classifier = load_classifier(ckpt_path)
+    classifier = load_classifier(ckpt_path, compile=False)
     proto = onnx_proto(classifier, metadata(classifier, ckpt_path))
     return OnnxModel(ckpt_path, proto.SerializeToString())
 
@@ -121,7 +121,8 @@ WRITERS = {"onnx": to_onnx, "torchscript": to_torchscript}
 
 
 def export(classifier: DigitClassifier, ckpt_path: Path, path: Path, format: str) -> dict[str, Any]:
-    """Write `classifier` (loaded from `ckpt_path`) to `path` in `format`; returns its metadata."""
+    """Write `classifier` (loaded from `ckpt_path`, not compiled: the exporters trace the plain
+    network) to `path` in `format`; returns its metadata."""
     info = metadata(classifier, ckpt_path)
     WRITERS[format](classifier, path, info)
     return info

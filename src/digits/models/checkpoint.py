@@ -65,9 +65,10 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def model_from(checkpoint: dict[str, Any]) -> DigitClassifier:
-    """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU."""
-    model = DigitClassifier(**checkpoint["hyper_parameters"])
+def model_from(checkpoint: dict[str, Any], **settings: Any) -> DigitClassifier:
+    """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU;
+    `settings` replace the module's own (e.g. compile=False)."""
+    model = DigitClassifier(**(checkpoint["hyper_parameters"] | settings))
     # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
     broken = [key for key in [*missing, *unexpected] if key.startswith("net.")]
@@ -78,6 +79,7 @@ def model_from(checkpoint: dict[str, Any]) -> DigitClassifier:
     return model.eval()
 
 
-def load_classifier(path: str | Path) -> DigitClassifier:
-    """Everything needed to classify 0-1 images (N, 1, 28, 28), from the checkpoint file alone."""
-    return model_from(read_checkpoint(path))
+def load_classifier(path: str | Path, **settings: Any) -> DigitClassifier:
+    """Everything needed to classify 0-1 images (N, 1, 28, 28), from the checkpoint file alone;
+    `settings` replace the module's own (e.g. compile=False)."""
+    return model_from(read_checkpoint(path), **settings)
