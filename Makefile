@@ -14,11 +14,11 @@ install: ## Create .venv and install digits (editable) with its dev tools
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e ".[dev]"
 
-test: ## Run every test on the CPU (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
-	$(BIN)/pytest
+test: ## Run every test on the CPU, one worker per core (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
+	$(BIN)/pytest -n auto
 
 test-fast: ## Tests without the slow (multi-process) ones
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n auto -m "not slow"
 
 lint: ## ruff lint and format check
 	$(BIN)/ruff check src tests tools

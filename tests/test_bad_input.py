@@ -141,6 +141,8 @@ BAD_INPUT = [
     (P, ["ckpt_path=/no/such.ckpt", "images=[{image}]"], "ckpt_path=/no/such.ckpt: no such file"),
     (P, ["ckpt_path=/no/such.onnx", "images=[{image}]"], "ckpt_path=/no/such.onnx: no such file"),
     (P, ["ckpt_path={notes_onnx}", "images=[{image}]"], "ckpt_path={notes_onnx}: not a readable ONNX model"),
+    (P, ["ckpt_path={other_onnx}", "images=[{image}]", "trainer=cpu"], "an .onnx file runs on onnxruntime (CPU), not through Lightning's Trainer; leave out the trainer settings"),
+    (P, [*PREDICT, "trainer=ddp"], "trainer.devices=4: predict runs on one device; use trainer.devices=1"),
     (P, ["ckpt_path={other_onnx}", "images=[{image}]"], "ckpt_path={other_onnx}: not a digits model (wants input images"),
     # --- export ---
     (EX, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),

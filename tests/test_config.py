@@ -153,3 +153,27 @@ def test_every_range_and_choice_of_the_schema_is_checked_in_its_own_words(select
             assert str(error.value) == expected
             checked += 1
     assert checked >= 20  # data, module, trainer and the selected option's own settings
+
+
+def test_the_trainer_defaults_in_conf_are_still_lightnings_own() -> None:
+    import inspect
+
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    stated = OmegaConf.load(Path(config_dir()) / "trainer" / "default.yaml")
+    signature = inspect.signature(L.Trainer).parameters
+    lightnings = ("num_nodes", "strategy", "overfit_batches", "fast_dev_run",
+                  "accumulate_grad_batches", "val_check_interval", "sync_batchnorm", "profiler")  # fmt: skip
+    for name in lightnings:
+        assert stated[name] == signature[name].default, name
+
+
+def test_importing_the_config_and_its_checks_does_not_import_lightning() -> None:
+    code = (
+        "import sys, digits.config.checks, digits.models, digits.data\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'torchvision')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -4,6 +4,8 @@ from, and `digits.predict` reads an .onnx file as it reads a checkpoint."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -206,3 +208,24 @@ def test_a_checkpoint_of_a_compiled_channels_last_model_exports_in_both_formats(
         warnings.simplefilter("ignore")
         scripted = torch.jit.load(str(tmp_path / "model.pt"))
         assert_same_answers(scripted(images.unsqueeze(1)), expected)
+
+
+def test_predict_of_an_onnx_file_never_imports_lightning(trained_run: Path, tmp_path: Path) -> None:
+    ckpt = RunDir(trained_run).best_checkpoint()
+    onnx_path = tmp_path / "model.onnx"
+    export(load_classifier(ckpt), ckpt, onnx_path, "onnx")
+    image = tmp_path / "digit.png"
+    Image.fromarray((synthetic_test_images(1)[0][0] * 255).byte().numpy()).save(image)
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['digits.predict', 'ckpt_path={onnx_path}', 'images=[{image}]', 'output=json']\n"
+        "runpy.run_module('digits.predict', run_name='__main__')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'lightning'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record, loaded = result.stdout.strip().splitlines()
+    assert json.loads(record)["digit"] is not None
+    assert loaded == "[]"

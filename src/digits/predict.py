@@ -1,7 +1,8 @@
 """Classify your own images: `python -m digits.predict ckpt_path=<file> images=[a.png,photos/]`.
 
 Each image is preprocessed the way MNIST was made (see digits.reading.preprocess) and classified by
-the checkpoint's model, loaded once, through Lightning's predict loop. Prints the digit, its
+the checkpoint's model, loaded once, through Lightning's predict loop; an exported .onnx file runs
+on onnxruntime instead, without importing Lightning (a faster start). Prints the digit, its
 confidence and the top-k classes per image (`output=json` for JSON lines). Unreadable files are
 reported one line each and the rest still predicted; the exit status is 1 if any image failed.
 """
@@ -13,10 +14,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import hydra
-import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
@@ -31,9 +31,12 @@ from digits.config import config_dir
 from digits.config.checks import check_predict
 from digits.errors import DigitsError
 from digits.exported.onnx_model import OnnxModel, is_onnx
-from digits.models import NUM_CLASSES, load_classifier
+from digits.models.networks import NUM_CLASSES
 from digits.reading.images import IMAGE_SUFFIXES, image_files, load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 @dataclass
@@ -89,6 +92,8 @@ def prepare(
 
 def quiet_trainer() -> L.Trainer:
     """A Trainer for inference that prints and writes nothing (for tools; the CLI uses conf/trainer)."""
+    import lightning as L
+
     return L.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
 
 
@@ -96,6 +101,8 @@ class CheckpointModel:
     """A checkpoint's model, run by a Lightning Trainer's predict loop."""
 
     def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+        from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
+
         self.model = load_classifier(ckpt_path)
         self.trainer = trainer or quiet_trainer()
 
@@ -194,13 +201,13 @@ def hydra_main(cfg: DictConfig) -> None:
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise DigitsError(f"images=[{','.join(given)}]: no image files there ({suffixes})")
-    trainer = instantiate(
-        cfg.trainer, logger=False, enable_progress_bar=False, enable_checkpointing=False
-    )
+    if is_onnx(cfg.ckpt_path):
+        model = OnnxModel(cfg.ckpt_path)
+    else:
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_checkpointing": False}
+        model = CheckpointModel(cfg.ckpt_path, instantiate(cfg.trainer, **quiet))
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
-    predictions = Predictor(cfg.ckpt_path, trainer)(
-        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir
-    )
+    predictions = Predictor(model)(files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir)
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
         sys.exit(1)
@@ -208,6 +215,10 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m digits.predict`: check the command line, then run."""
+    args = sys.argv[1:]
+    onnx_given = any(a.startswith("ckpt_path=") and is_onnx(a.split("=", 1)[1]) for a in args)
+    if onnx_given and not any(a.lstrip("+~").startswith("trainer") for a in args):
+        sys.argv.append("~trainer")  # onnxruntime runs it: no Trainer to compose, no Lightning
     launch("predict", hydra_main, check_predict)
 
 

@@ -39,7 +39,7 @@ from digits.config.validate import (
 )
 from digits.errors import DigitsError
 from digits.exported import EXPORT_SUFFIXES
-from digits.models.classifier import FIT_METRICS
+from digits.exported.onnx_model import is_onnx
 from digits.runs.run_dir import RunDir
 
 MAX_SWEEP_CHECKS = 50
@@ -227,11 +227,11 @@ def check_devices(cfg: DictConfig) -> None:
 def check_trainer(cfg: DictConfig) -> None:
     """Lightning's own checks of the Trainer settings (accelerator, strategy, profiler, ...), run
     now by building a bare Trainer, not after the run directory and the data are set up."""
+    if cfg.get("trainer") is None:  # none to check (digits.predict of an .onnx file)
+        return
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    if "trainer" not in cfg:
-        return
     unchecked = ("_target_", "default_root_dir", "plugins")  # a run's folder, our own plugins
     arguments = {key: cfg.trainer[key] for key in cfg.trainer if key not in unchecked}
     arguments = OmegaConf.to_container(OmegaConf.create(arguments), resolve=True)
@@ -252,15 +252,15 @@ def check_trainer(cfg: DictConfig) -> None:
 def check_nodes(cfg: DictConfig) -> None:
     """More than one node needs a cluster that starts the other nodes' processes (SLURM, torchrun,
     ...); without one the first process waits for them forever."""
+    nodes = OmegaConf.select(cfg, "trainer.num_nodes")
+    if not isinstance(nodes, int) or nodes <= 1:
+        return
     from lightning.fabric.plugins.environments import (
         LSFEnvironment,
         SLURMEnvironment,
         TorchElasticEnvironment,
     )
 
-    nodes = OmegaConf.select(cfg, "trainer.num_nodes")
-    if not isinstance(nodes, int) or nodes <= 1:
-        return
     clusters = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment)
     if any(env.detect() for env in clusters) or "NODE_RANK" in os.environ:
         return
@@ -311,6 +311,8 @@ def _monitors(cfg: DictConfig) -> dict[str, str]:
 def check_monitors(cfg: DictConfig) -> None:
     """What callbacks monitor and sweepers optimise must be a metric the model logs while fitting:
     never a test metric (the test set must not choose the model)."""
+    from digits.models.classifier import FIT_METRICS  # the LightningModule: only where it trains
+
     for key, metric in _monitors(cfg).items():
         if metric in FIT_METRICS:
             continue
@@ -491,7 +493,17 @@ def check_serve(cfg: DictConfig) -> None:
 
 def check_predict(cfg: DictConfig) -> None:
     """Images given as file and folder names; where the preprocessed images go must be writable
-    before any image is read."""
+    before any image is read; no Trainer settings for an .onnx file, which runs without one."""
+    if is_onnx(cfg.ckpt_path) and cfg.trainer is not None:
+        raise DigitsError(
+            f"ckpt_path={cfg.ckpt_path}: an .onnx file runs on onnxruntime (CPU), not through "
+            "Lightning's Trainer; leave out the trainer settings"
+        )
+    if cfg.trainer is not None and cfg.trainer.devices not in (1, "1"):
+        raise DigitsError(
+            f"trainer.devices={cfg.trainer.devices}: predict runs on one device; use "
+            "trainer.devices=1"
+        )
     given = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     names = given if isinstance(given, list) else [given]
     if any(isinstance(name, list | dict) or name in ("", None) for name in names):

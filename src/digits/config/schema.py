@@ -3,18 +3,20 @@
 Each YAML option in conf/ extends its dataclass here (`defaults: [/schema_mlp@_here_, _self_]`), so
 Hydra rejects wrong types and unknown keys while composing, and `digits.config.checks` derives the
 rest of the up-front check (ranges, choices, required values) and its messages from the same fields.
-The values themselves, the defaults included, live in conf/: fields here are MISSING, except the
-Trainer arguments our YAML does not set, whose defaults are Lightning's own.
+The values themselves, the defaults included, live in conf/: fields here are MISSING.
+
+Importing this module does not import Lightning (seconds that `digits.predict` of an .onnx file
+does not need): what the schema takes from Lightning's Trainer signature is read when first checked.
 """
 
 import dataclasses
+import functools
 import inspect
 import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import lightning as L
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
@@ -234,42 +236,64 @@ class OneCycleConfig(SchedulerConfig):
 # --- the Trainer ------------------------------------------------------------------------------
 
 
-def lightning_default(name: str) -> Any:
-    """The default of a Trainer argument, from Lightning's own signature."""
-    return inspect.signature(L.Trainer).parameters[name].default
+@functools.cache
+def trainer_signature() -> inspect.Signature:
+    import lightning as L
+
+    return inspect.signature(L.Trainer)
 
 
-def lightning_choices(name: str) -> OneOf:
+@functools.cache
+def trainer_literals(name: str) -> tuple[str, ...]:
     """The values a Trainer argument typed with Literals takes, from Lightning's own signature."""
+    import lightning as L
 
     def literals(hint: Any) -> list[str]:
         if typing.get_origin(hint) is typing.Literal:
             return [str(value) for value in typing.get_args(hint)]
         return [value for arg in typing.get_args(hint) for value in literals(arg)]
 
-    hint = typing.get_type_hints(L.Trainer.__init__)[name]
-    return OneOf(tuple(dict.fromkeys(literals(hint))))
+    return tuple(dict.fromkeys(literals(typing.get_type_hints(L.Trainer.__init__)[name])))
+
+
+class TrainerChoices(OneOf):
+    """The choices of a Trainer argument, read from Lightning's signature when first checked."""
+
+    def __init__(self, argument: str) -> None:
+        object.__setattr__(self, "argument", argument)
+
+    @property
+    def options(self) -> tuple[str, ...]:  # type: ignore[override]
+        return trainer_literals(self.argument)
+
+
+class TrainerArguments(ExtraKeys):
+    """The Trainer's own arguments (but those digits passes itself), read when first needed."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "what", "another Lightning Trainer argument")
+
+    @property
+    def names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(set(trainer_signature().parameters) - {"callbacks", "logger"})
 
 
 @dataclass
 class TrainerConfig:
-    """The Trainer arguments conf/ uses, and a few more worth range-checking. Any other Trainer
-    argument may be added (`+trainer.x=...`): Lightning checks its value, up front
-    (digits.config.checks.check_trainer)."""
+    """The Trainer arguments conf/ uses, and a few more worth range-checking (their defaults, which
+    are Lightning's, are in conf/trainer/default.yaml). Any other Trainer argument may be added
+    (`+trainer.x=...`): Lightning checks its value, up front (digits.config.checks.check_trainer)."""
 
     # train.py passes callbacks and loggers itself, from their own groups.
-    EXTRA_KEYS: ClassVar[ExtraKeys] = ExtraKeys(
-        "another Lightning Trainer argument",
-        tuple(set(inspect.signature(L.Trainer).parameters) - {"callbacks", "logger"}),
-    )
+    EXTRA_KEYS: ClassVar[ExtraKeys] = TrainerArguments()
 
     _target_: str = MISSING
     default_root_dir: str | None = MISSING
     accelerator: str = MISSING
     devices: Any = MISSING  # a count, a list of device indices, or "auto"
-    num_nodes: int = setting(AT_LEAST_ONE, lightning_default("num_nodes"))
-    strategy: Any = lightning_default("strategy")
-    precision: Any = setting(lightning_choices("precision"))
+    num_nodes: int = setting(AT_LEAST_ONE)
+    strategy: Any = MISSING
+    precision: Any = setting(TrainerChoices("precision"))
     min_epochs: int | None = setting(NOT_NEGATIVE)
     max_epochs: int = setting(AT_LEAST_ONE)
     max_steps: int = setting(Range(ge=-1, but_not=0, note="-1: no limit"))
@@ -277,21 +301,19 @@ class TrainerConfig:
     limit_train_batches: Any = setting(NOT_NEGATIVE)
     limit_val_batches: Any = setting(NOT_NEGATIVE)
     limit_test_batches: Any = setting(NOT_NEGATIVE)
-    overfit_batches: Any = setting(NOT_NEGATIVE, lightning_default("overfit_batches"))
-    fast_dev_run: Any = lightning_default("fast_dev_run")
-    accumulate_grad_batches: int = setting(
-        AT_LEAST_ONE, lightning_default("accumulate_grad_batches")
-    )
+    overfit_batches: Any = setting(NOT_NEGATIVE)
+    fast_dev_run: Any = MISSING
+    accumulate_grad_batches: int = setting(AT_LEAST_ONE)
     # A fraction of the training epoch (float) or a number of training batches (int).
-    val_check_interval: Any = setting(POSITIVE, lightning_default("val_check_interval"))
+    val_check_interval: Any = setting(POSITIVE)
     check_val_every_n_epoch: int | None = setting(AT_LEAST_ONE)
     num_sanity_val_steps: int = setting(Range(ge=-1, note="-1: all"))
     log_every_n_steps: int = setting(AT_LEAST_ONE)
     deterministic: Any = setting(OneOf(("true", "false", "warn")))
     gradient_clip_val: float | None = setting(NOT_NEGATIVE)
     enable_model_summary: bool = MISSING
-    sync_batchnorm: bool = lightning_default("sync_batchnorm")
-    profiler: Any = lightning_default("profiler")
+    sync_batchnorm: bool = MISSING
+    profiler: Any = MISSING
     plugins: Any = MISSING
 
 
@@ -341,7 +363,7 @@ class EvaluateConfig:
 
 @dataclass
 class PredictConfig:
-    trainer: Any = MISSING
+    trainer: Any = None  # left out (~trainer) for an .onnx file, which runs without Lightning
     ckpt_path: str = MISSING
     images: Any = MISSING  # a file or folder, or a list of them
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))

@@ -9,7 +9,6 @@ import zlib
 from pathlib import Path
 
 import torch
-from torchvision.datasets import MNIST
 
 from digits.errors import DigitsError
 
@@ -107,5 +106,7 @@ def check_raw_files(raw: Path) -> None:
 
 def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode one MNIST split from its IDX files into (uint8 N x 28 x 28 images, int64 labels)."""
+    from torchvision.datasets import MNIST  # here: torchvision takes a second to import
+
     dataset = MNIST(str(root), train=train, download=False)
     return dataset.data, dataset.targets
