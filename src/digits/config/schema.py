@@ -238,6 +238,7 @@ class OneCycleConfig(SchedulerConfig):
 
 @functools.cache
 def trainer_signature() -> inspect.Signature:
+    """Lightning's Trainer signature (importing Lightning, the first time)."""
     import lightning as L
 
     return inspect.signature(L.Trainer)
