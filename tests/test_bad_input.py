@@ -134,6 +134,7 @@ BAD_INPUT = [
     (P, [*PREDICT, "top_k=abc"], "top_k=abc: must be an integer"),
     (P, [*PREDICT, "batch_size=0"], "batch_size=0: out of range"),
     (P, [*PREDICT, "output=bogus"], "output=bogus: use one of table, json"),
+    (P, [*PREDICT, "min_confidence=2"], "min_confidence=2: out of range, must be in [0, 1]"),
     (P, [*PREDICT, "preprocess=bogus"], "preprocess=bogus: use one of mnist, naive"),
     (P, [*PREDICT, "save_preprocessed={blocked}/x"], "save_preprocessed={blocked}/x: cannot write there"),
     (P, ["ckpt_path={run}", "images=[{image}]"], "ckpt_path={run}: a folder, not a checkpoint file"),

@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import run_cli
 from digits.config import config_dir
-from digits.evaluate import confident_mistakes, predict_split, score
+from digits.evaluate import calibration, confident_mistakes, predict_split, score
 from digits.runs import RunDir
 
 PNG_MAGIC = b"\x89PNG"
@@ -53,15 +53,19 @@ def test_evaluate_a_run_matches_training_and_writes_its_report(
     assert report["accuracy"] == pytest.approx(trained["test/acc"], abs=1e-6)
     assert sum(map(sum, report["confusion_matrix"])) == report["images"] == 200
     assert set(report["per_class"]) == {str(d) for d in range(10)}
-    for name in ("confusion_matrix.png", "mistakes.png"):
+    for name in ("confusion_matrix.png", "mistakes.png", "reliability.png"):
         assert (trained_run / "evaluation" / name).read_bytes()[:4] == PNG_MAGIC
+    assert sum(b["count"] for b in report["calibration"]["bins"]) == 200
+    assert 0 <= report["calibration"]["ece"] <= 1
+    assert "expected calibration error" in result.stdout
 
     events = EventAccumulator(
         str(RunDir(trained_run).tensorboard_events()), size_guidance={"images": 0}
     )
     events.Reload()
     images = set(events.Tags()["images"])
-    assert {"evaluation/test/confusion_matrix", "evaluation/test/mistakes"} <= images
+    assert {"evaluation/test/confusion_matrix", "evaluation/test/mistakes",
+            "evaluation/test/reliability"} <= images  # fmt: skip
     # Training logged its own pictures too.
     assert {"samples/train", "val/confusion_matrix"} <= images
 
@@ -156,3 +160,20 @@ def test_evaluate_runs_lightnings_test_loop_with_the_configured_trainer(
     assert len(images) == len(labels) == len(probabilities) == 200
     accuracy = (probabilities.argmax(dim=1) == labels).float().mean().item()
     assert accuracy == pytest.approx(run.metrics()["test/acc"], abs=1e-6)
+
+
+def test_calibration_error_is_high_for_an_over_confident_model_and_low_for_a_calibrated_one() -> (
+    None
+):
+    labels = torch.arange(1000) % 10
+    confident = torch.full((1000, 10), 0.01 / 9)
+    predicted = torch.where(torch.arange(1000) % 2 == 0, labels, (labels + 1) % 10)  # half wrong
+    confident[torch.arange(1000), predicted] = 0.99
+    over = calibration(confident, labels)
+    assert over["ece"] == pytest.approx(0.49, abs=1e-3)
+    (full,) = [b for b in over["bins"] if b["count"]]
+    assert full["count"] == 1000 and full["accuracy"] == pytest.approx(0.5)
+    honest = confident.clone()
+    honest[torch.arange(1000), predicted] = 0.5  # right half of the time, says so
+    honest[torch.arange(1000), (predicted + 5) % 10] = 0.5 - 0.01 * 8 / 9
+    assert calibration(honest, labels)["ece"] < 0.01

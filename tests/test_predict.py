@@ -220,3 +220,18 @@ def test_image_patterns_are_expanded_as_no_shell_does_inside_a_hydra_list(tmp_pa
         (tmp_path / name).write_bytes(b"")
     assert image_files([str(tmp_path / "*.png")]) == [tmp_path / "a.png", tmp_path / "b.png"]
     assert image_files([str(tmp_path / "*.gif")]) == [tmp_path / "*.gif"]  # reported: no such file
+
+
+def test_below_min_confidence_the_answer_is_unsure_with_the_top_two(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "seven.png"
+    Image.fromarray(photo_of(seven(), scale=4).astype(np.uint8)).save(image)
+    predictor = Predictor(RunDir(trained_run).best_checkpoint())
+    (sure,) = predictor([image], "mnist", top_k=1, min_confidence=0.0)
+    (unsure,) = predictor([image], "mnist", top_k=1, min_confidence=1.0)
+    assert not sure.unsure and sure.digit is not None and len(sure.top) == 1
+    assert unsure.unsure and unsure.digit is None
+    assert [d for d, _ in unsure.top][:1] == [sure.digit] and len(unsure.top) == 2
+    assert unsure.record()["unsure"] is True and unsure.record()["digit"] is None
+    assert unsure.confidence == pytest.approx(sure.confidence)

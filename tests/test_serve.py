@@ -86,6 +86,16 @@ def test_the_image_the_network_saw_comes_back_on_request(
     assert "image" not in client.post("/predict", content=digit_files[0].read_bytes()).json()
 
 
+def test_below_min_confidence_the_answer_is_unsure(
+    client: TestClient, digit_files: list[Path]
+) -> None:
+    data = digit_files[0].read_bytes()
+    sure = client.post("/predict", content=data).json()
+    unsure = client.post("/predict?min_confidence=1&top_k=1", content=data).json()
+    assert "unsure" not in sure and sure["digit"] is not None
+    assert unsure["unsure"] is True and unsure["digit"] is None and len(unsure["top"]) == 2
+
+
 def test_a_blank_image_is_an_answer_not_an_error(client: TestClient) -> None:
     answer = client.post("/predict", content=png(Image.new("L", (64, 64), 255)))
     assert answer.status_code == 200
@@ -120,6 +130,7 @@ BAD_REQUESTS = [
     ("form, two files", {"files": [("a", ("a.png", b"1")), ("b", ("b.png", b"2"))]}, "", 400, "many files"),
     ("top_k=0", {"content": b"x"}, "?top_k=0", 422, "query.top_k: Input should be greater than or equal to 1"),
     ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
+    ("min_confidence=2", {"content": b"x"}, "?min_confidence=2", 422, "query.min_confidence: Input should be less than or equal to 1"),
 ]  # fmt: skip
 
 
@@ -150,7 +161,7 @@ def test_health_docs_and_no_route_takes_a_path(client: TestClient) -> None:
     assert {"multipart/form-data", "image/*"} <= set(body)
     parameters = [p for route in spec["paths"].values() for op in route.values()
                   for p in op.get("parameters", [])]  # fmt: skip
-    assert {p["name"] for p in parameters} == {"top_k", "image"}
+    assert {p["name"] for p in parameters} == {"top_k", "image", "min_confidence"}
     assert all(p["in"] == "query" for p in parameters)
     assert client.get("/page/../../../etc/passwd").status_code == 404
 

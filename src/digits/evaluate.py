@@ -22,6 +22,7 @@ from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassCalibrationError,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassPrecision,
@@ -35,7 +36,7 @@ from digits.data import MNISTDataModule
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
-from digits.plots import confusion_matrix_figure, image_grid_figure, save
+from digits.plots import confusion_matrix_figure, image_grid_figure, reliability_figure, save
 from digits.reports import write_json
 from digits.runs import RunDir, runs_in
 
@@ -134,7 +135,33 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         },
         "confusion_matrix": matrix.tolist(),
         "confused_pairs": pairs,
+        "calibration": calibration(probabilities, labels),
     }
+
+
+def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:
+    """Expected calibration error (torchmetrics) and, for the reliability diagram, each equal-width
+    confidence bin's mean confidence, accuracy and count (torchmetrics computes them but does not
+    return them)."""
+    ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=bins, norm="l1")(probabilities, labels)
+    confidence, predicted = probabilities.max(dim=1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    index = (torch.bucketize(confidence, edges, right=False) - 1).clamp(0, bins - 1)
+    rows = []
+    for b in range(bins):
+        chosen = index == b
+        count = int(chosen.sum())
+        rows.append(
+            {
+                "lower": round(float(edges[b]), 4),
+                "upper": round(float(edges[b + 1]), 4),
+                "count": count,
+                "confidence": float(confidence[chosen].mean()) if count else None,
+                "accuracy": float(correct[chosen].mean()) if count else None,
+            }
+        )
+    return {"ece": ece.item(), "bins": rows}
 
 
 def confident_mistakes(
@@ -158,6 +185,9 @@ def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | 
     matrix = torch.tensor(result["confusion_matrix"])
     title = f"{cfg.split}: accuracy {result['accuracy']:.2%}"
     figures = {
+        "reliability": reliability_figure(
+            result["calibration"]["bins"], result["calibration"]["ece"], cfg.split
+        ),
         "confusion_matrix": confusion_matrix_figure(matrix, title),
         "mistakes": image_grid_figure(
             images[order], captions, title="most confident mistakes (true→predicted)"
@@ -188,6 +218,7 @@ def print_report(result: dict, out_dir: Path) -> None:
     )
     console.print(table)
     console.print(f"accuracy: [bold]{result['accuracy']:.4f}[/bold]")
+    console.print(f"expected calibration error (15 bins): {result['calibration']['ece']:.4f}")
     pairs = ", ".join(
         f"{p['true']}→{p['predicted']} ({p['count']})" for p in result["confused_pairs"]
     )

@@ -51,6 +51,29 @@ def image_grid_figure(
     return figure
 
 
+def reliability_figure(bins: list[dict], ece: float, title: str = "reliability") -> Figure:
+    """Accuracy against confidence per confidence bin (a calibrated model lies on the diagonal),
+    with how many images each bin holds."""
+    figure, (axes, counts) = plt.subplots(
+        2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    filled = [b for b in bins if b["count"]]
+    width = bins[0]["upper"] - bins[0]["lower"]
+    lowers = [b["lower"] for b in filled]
+    axes.bar(lowers, [b["accuracy"] for b in filled], width=width, align="edge",
+             edgecolor="black", label="accuracy")  # fmt: skip
+    axes.plot([0, 1], [0, 1], "--", color="gray", label="calibrated")
+    middles = [b["lower"] + width / 2 for b in filled]
+    axes.plot(middles, [b["confidence"] for b in filled], "_", color="crimson", markersize=14,
+              markeredgewidth=2, label="mean confidence")  # fmt: skip
+    axes.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"{title}: ECE {ece:.4f}")
+    axes.legend(loc="upper left")
+    counts.bar(lowers, [b["count"] for b in filled], width=width, align="edge", color="gray")
+    counts.set(xlabel="confidence", ylabel="images", yscale="log")
+    figure.tight_layout()
+    return figure
+
+
 def save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -47,6 +47,7 @@ class Prediction:
     top: list[tuple[int, float]] = field(default_factory=list)
     error: str | None = None
     blank: bool = False
+    unsure: bool = False  # confidence below min_confidence: no digit, the top two instead
 
     def record(self) -> dict[str, Any]:
         """The prediction as `output=json` prints it (and `digits.serve` answers it)."""
@@ -58,6 +59,8 @@ class Prediction:
         }
         if self.blank:
             record["blank"] = True
+        if self.unsure:
+            record["unsure"] = True
         if self.error:
             record["error"] = self.error
         return record
@@ -135,11 +138,12 @@ class Predictor:
         top_k: int,
         batch_size: int = 256,
         save_dir: Path | None = None,
+        min_confidence: float = 0.0,
     ) -> list[Prediction]:
         """Preprocess and classify every file; failures are recorded on their Prediction."""
         predictions, images = prepare(files, PREPROCESSORS[preprocess])
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        ok = self.classify(predictions, stacked, top_k, batch_size)
+        ok = self.classify(predictions, stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             for prediction, image in zip(ok, stacked, strict=True):
@@ -147,15 +151,24 @@ class Predictor:
         return predictions
 
     def classify(
-        self, predictions: list[Prediction], images: torch.Tensor, top_k: int, batch_size: int = 256
+        self,
+        predictions: list[Prediction],
+        images: torch.Tensor,
+        top_k: int,
+        batch_size: int = 256,
+        min_confidence: float = 0.0,
     ) -> list[Prediction]:
         """Fill in the predictions that have an image (not blank, no error) from `images`, one per
-        such prediction, in order; returns those predictions."""
+        such prediction, in order; returns those predictions. Below `min_confidence` a prediction
+        is unsure: no digit, and at least the top two classes."""
         ok = [p for p in predictions if p.error is None and not p.blank]
         for prediction, probs in zip(ok, self.probabilities(images, batch_size), strict=True):
-            values, digits = probs.topk(top_k)
-            prediction.digit, prediction.confidence = int(digits[0]), float(values[0])
-            prediction.top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
+            values, digits = probs.topk(max(top_k, 2))
+            top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
+            prediction.confidence = top[0][1]
+            prediction.unsure = prediction.confidence < min_confidence
+            prediction.digit = None if prediction.unsure else top[0][0]
+            prediction.top = top if prediction.unsure else top[:top_k]
         return ok
 
 
@@ -183,7 +196,8 @@ def report(predictions: list[Prediction], output: str) -> None:
             table.add_row(str(p.path), "-", "-", "blank: no ink found")
         elif p.error is None:
             top = "  ".join(f"{d} {v:.1%}" for d, v in p.top)
-            table.add_row(str(p.path), str(p.digit), f"{p.confidence:.1%}", top)
+            digit = "unsure" if p.unsure else str(p.digit)
+            table.add_row(str(p.path), digit, f"{p.confidence:.1%}", top)
     Console().print(table)
 
 
@@ -207,7 +221,9 @@ def hydra_main(cfg: DictConfig) -> None:
         quiet = {"logger": False, "enable_progress_bar": False, "enable_checkpointing": False}
         model = CheckpointModel(cfg.ckpt_path, instantiate(cfg.trainer, **quiet))
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
-    predictions = Predictor(model)(files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir)
+    predictions = Predictor(model)(
+        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir, cfg.min_confidence
+    )
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
         sys.exit(1)

@@ -370,6 +370,7 @@ class PredictConfig:
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
     output: str = setting(OneOf(("table", "json")))
     top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
+    min_confidence: float = setting(Range(ge=0, le=1))
     save_preprocessed: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
 

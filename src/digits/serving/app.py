@@ -112,7 +112,9 @@ def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, mod
         where = ".".join(str(part) for part in problem["loc"])
         return error_response(422, f"{where}: {problem['msg']}")
 
-    def classify(name: str, data: bytes, top_k: int) -> tuple[Prediction, Any]:
+    def classify(
+        name: str, data: bytes, top_k: int, min_confidence: float
+    ) -> tuple[Prediction, Any]:
         prediction = Prediction(Path(name))
         try:
             image = preprocessed(Path(name), PREPROCESSORS[preprocess], io.BytesIO(data))
@@ -123,7 +125,7 @@ def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, mod
             raise HTTPException(413, str(error)) from error
         except DigitsError as error:
             raise HTTPException(400, str(error)) from error
-        predictor.classify([prediction], image[None], top_k)
+        predictor.classify([prediction], image[None], top_k, min_confidence=min_confidence)
         return prediction, image
 
     @app.post("/predict", openapi_extra=PREDICT_BODY)
@@ -131,13 +133,16 @@ def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, mod
         request: Request,
         top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = 3,
         image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
+        min_confidence: Annotated[
+            float, Query(ge=0, le=1, description="below it: unsure, no digit, the top two")
+        ] = 0.0,
     ) -> dict[str, Any]:
         """Classify one image (a photo, a scan or a drawing); answers the record
         `digits.predict output=json` prints."""
         name, data = await uploaded_image(request)
         if not data:
             raise HTTPException(400, "empty body: send an image (multipart field or raw body)")
-        prediction, seen = await run_in_threadpool(classify, name, data, top_k)
+        prediction, seen = await run_in_threadpool(classify, name, data, top_k, min_confidence)
         record = prediction.record()
         if image and seen is not None:
             png = io.BytesIO()

@@ -96,14 +96,15 @@ function show(answer, error = "") {
     confidence.textContent = answer ? "no ink found" : error ? "" : "draw to start";
     return;
   }
-  digit.textContent = answer.digit;
-  confidence.textContent = `${(answer.confidence * 100).toFixed(1)}% sure`;
+  const sure = `${(answer.confidence * 100).toFixed(1)}% sure`;
+  digit.textContent = answer.unsure ? "?" : answer.digit;
+  confidence.textContent = answer.unsure ? `unsure: ${answer.top[0].digit} or ${answer.top[1].digit}` : sure;
   seen.src = answer.image;
   const probability = new Map(answer.top.map((t) => [t.digit, t.probability]));
   for (let d = 0; d < 10; d++) {
     const p = probability.get(d) ?? 0;
     const row = document.createElement("li");
-    row.className = d === answer.digit ? "top" : "";
+    row.className = d === answer.top[0].digit ? "top" : "";
     row.innerHTML = `<span>${d}</span><span class="bar" style="width:${(p * 100).toFixed(1)}%"></span>` +
       `<span>${(p * 100).toFixed(1)}%</span>`;
     bars.append(row);
