@@ -172,6 +172,7 @@ BAD_INPUT = [
     (S, [*SERVE, "host=203.0.113.1"], "host=203.0.113.1 port={free_port}: cannot listen there"),
     (S, [*SERVE, "max_upload_mb=0"], "max_upload_mb=0: out of range, must be in (0, 100]"),
     (S, [*SERVE, "preprocess=bogus"], "preprocess=bogus: use one of mnist, naive"),
+    (S, [*SERVE, "top_k=11"], "top_k=11: out of range, must be in [1, 10]"),
     (S, [*SERVE, "bogus=1"], "bogus=1: no such key in the config (the top level takes: ckpt_path, host, port"),
     # --- explore ---
     (X, ["out={blocked}/x"], "out={blocked}/x: cannot write there"),

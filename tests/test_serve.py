@@ -44,7 +44,14 @@ def digit_files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 @pytest.fixture(scope="module")
 def client(trained_run: Path) -> Iterator[TestClient]:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
-    app = create_app(Predictor(model), "mnist", LIMIT, model.metadata["model"])
+    app = create_app(
+        Predictor(model),
+        model.metadata["model"],
+        preprocess="mnist",
+        max_upload_bytes=LIMIT,
+        top_k=3,
+        min_confidence=0.0,
+    )
     with TestClient(app) as client:
         yield client
 

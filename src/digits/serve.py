@@ -27,7 +27,12 @@ def hydra_main(cfg: DictConfig) -> None:
     silence_known_warnings()
     model = OnnxModel(cfg.ckpt_path) if is_onnx(cfg.ckpt_path) else onnx_model_of(cfg.ckpt_path)
     app = create_app(
-        Predictor(model), cfg.preprocess, int(cfg.max_upload_mb * 2**20), model.metadata["model"]
+        Predictor(model),
+        model.metadata["model"],
+        preprocess=cfg.preprocess,
+        max_upload_bytes=int(cfg.max_upload_mb * 2**20),
+        top_k=cfg.top_k,
+        min_confidence=cfg.min_confidence,
     )
     print(f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ (Ctrl+C stops)")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -390,6 +390,8 @@ class ServeConfig:
     host: str = MISSING
     port: int = setting(Range(ge=1, le=65535))
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
+    top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
+    min_confidence: float = setting(Range(ge=0, le=1))
     max_upload_mb: float = setting(Range(gt=0, le=100, note="what one request may send"))
 
 

@@ -92,8 +92,18 @@ async def uploaded_image(request: Request) -> tuple[str, bytes]:
     return UPLOAD, await request.body()
 
 
-def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, model: str) -> FastAPI:
-    """The app around a loaded model; `preprocess` is the way images are made MNIST-like."""
+def create_app(
+    predictor: Predictor,
+    model: str,
+    *,
+    preprocess: str,
+    max_upload_bytes: int,
+    top_k: int,
+    min_confidence: float,
+) -> FastAPI:
+    """The app around a loaded model (named `model` in its docs); `preprocess` is the way images
+    are made MNIST-like; `top_k` and `min_confidence` answer requests that do not set them."""
+    default_top_k, default_min_confidence = top_k, min_confidence
     app = FastAPI(
         title="digits",
         version=digits.__version__,
@@ -131,11 +141,11 @@ def create_app(predictor: Predictor, preprocess: str, max_upload_bytes: int, mod
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(
         request: Request,
-        top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = 3,
+        top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = default_top_k,
         image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
         min_confidence: Annotated[
             float, Query(ge=0, le=1, description="below it: unsure, no digit, the top two")
-        ] = 0.0,
+        ] = default_min_confidence,
     ) -> dict[str, Any]:
         """Classify one image (a photo, a scan or a drawing); answers the record
         `digits.predict output=json` prints."""
