@@ -4,6 +4,7 @@ from, and `digits.predict` reads an .onnx file as it reads a checkpoint."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -143,12 +144,16 @@ def test_export_of_a_run_writes_its_best_model_with_where_it_came_from(
 def test_a_checkpoint_never_tested_exports_with_no_test_accuracy(
     trained_run: Path, tmp_path: Path
 ) -> None:
-    ckpt = RunDir(trained_run).last_checkpoint
+    run = RunDir(trained_run)
+    ckpt = run.last_checkpoint  # last.ckpt: never the tested best (that one is epochNNN-...)
+    assert ckpt.name != run.best_checkpoint().name
     path = tmp_path / "last.onnx"
     info = export(load_classifier(ckpt), ckpt, path, "onnx")
-    if ckpt.name != RunDir(trained_run).best_checkpoint().name:
-        assert info["test_accuracy"] == ""
+    assert info["test_accuracy"] == "" and info["run"] == str(run.path.resolve())
     assert OnnxModel(path).metadata == info
+    outside = Path(shutil.copy(run.best_checkpoint(), tmp_path / "best.ckpt"))  # in no run
+    info = export(load_classifier(outside), outside, tmp_path / "best.onnx", "onnx")
+    assert info["test_accuracy"] == "" and info["run"] == ""
 
 
 def test_predict_gives_the_same_answers_from_an_onnx_file_as_from_its_checkpoint(
