@@ -38,7 +38,7 @@ bench: ## Training/predict speed vs a raw loop and the tutorials', then bench-se
 bench-serving: ## torch vs onnxruntime per model, and a load test of digits.serve (needs DIGITS_DATA_DIR)
 	$(BIN)/python tools/bench_serving.py $(ARGS)
 
-photos: ## Accuracy on photo-like digits, naive vs MNIST preprocessing: make photos ARGS="ckpt_path=..."
+photos: ## Accuracy per preprocessing on photo-like digits (pens, small scans): make photos ARGS="ckpt_path=..."
 	$(BIN)/python tools/photo_benchmark.py $(ARGS)
 
 tensorboard: ## TensorBoard on outputs/

@@ -40,12 +40,16 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 def synthetic_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Learnable fake digits: each class is a bright bar at its own place, plus noise."""
+    """Learnable fake digits: each class is a bright bar at its own place, plus noise. One in 20
+    carries a wrong label, as real data does, so that no model is right on all of them (and
+    calibration has mistakes to learn from)."""
     labels = rng.integers(0, 10, size=count).astype(np.uint8)
     images = rng.integers(0, 60, size=(count, 28, 28)).astype(np.uint8)
     for image, label in zip(images, labels, strict=True):
         row = 2 + int(label) * 2
         image[row : row + 3, 4:24] = 255
+    mislabelled = rng.random(count) < 0.05
+    labels[mislabelled] = (labels[mislabelled] + rng.integers(1, 10, mislabelled.sum())) % 10
     return images, labels
 
 

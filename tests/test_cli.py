@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, run_cli
+from digits.config import config_dir
+from digits.evaluate import predict_split
+from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
 from digits.train import resume_arguments
 
@@ -147,6 +151,15 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     train_images = 1200 - 200
     assert metrics["global_step"] == 2 * -(-train_images // (64 * 2))
     assert metrics["test/acc"] > 0.5
+    # Both processes' validation logits went into the temperature: refitting it on the whole
+    # validation split in one process gives the same value.
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            "evaluate", overrides=[f"run={run_dir}", f"data_root={data_root}", "split=val"]
+        )
+    split = predict_split(cfg, Path(metrics["best_checkpoint"]))
+    assert split.temperature != 1.0
+    assert fit_temperature(split.logits, split.labels) == pytest.approx(split.temperature, rel=0.02)
 
 
 @pytest.mark.real_data

@@ -9,7 +9,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
-from digits.data.augment import random_affine
+from digits.data.augment import augment
+from digits.strokes import dilate, erode
 
 
 def test_split_is_seeded_disjoint_and_the_test_set_is_separate(make_cfg) -> None:
@@ -39,14 +40,43 @@ def test_both_pipelines_give_the_same_0_1_batches(make_cfg, pipeline: str) -> No
     assert torch.equal(images[:, 0], memory.test_set.images[:64].float() / 255)
 
 
-def test_random_affine_moves_pixels_and_identity_leaves_them() -> None:
-    images = torch.zeros(8, 1, 28, 28)
+def bars(count: int = 8) -> torch.Tensor:
+    images = torch.zeros(count, 1, 28, 28)
     images[:, :, 10:18, 12:16] = 1
-    same = random_affine(images, rotation=0, translate=0, scale=[1, 1])
+    return images
+
+
+def test_random_affine_moves_pixels_and_identity_leaves_them() -> None:
+    images = bars()
+    assert torch.allclose(augment(images), images, atol=1e-5)
+    same = augment(images, rotation=0, translate=0, scale=[1, 1], thickness=[0, 0])
     assert torch.allclose(same, images, atol=1e-5)
-    moved = random_affine(images, rotation=15, translate=0.1, scale=[0.9, 1.1])
+    moved = augment(images, rotation=15, translate=0.1, scale=[0.9, 1.1])
     assert moved.shape == images.shape and not torch.allclose(moved, images)
     assert (moved.sum(dim=(1, 2, 3)) > 0.5 * images[0].sum()).all()  # the stroke stays in view
+
+
+def test_thickness_dilates_or_erodes_each_image_by_its_own_radius() -> None:
+    images = bars()
+    assert torch.allclose(augment(images, thickness=[1, 1]), dilate(images, 1), atol=1e-5)
+    assert torch.allclose(augment(images, thickness=[-1, -1]), erode(images, 1), atol=1e-5)
+    half = augment(images, thickness=[0.5, 0.5])
+    assert torch.allclose(half, (images + dilate(images, 1)) / 2, atol=1e-5)
+    torch.manual_seed(0)
+    varied = augment(bars(64), thickness=[-1, 2]).sum(dim=(1, 2, 3))
+    assert varied.min() < images[0].sum() < varied.max()  # thinner and thicker in one batch
+    assert len(varied.unique()) > 32
+
+
+def test_elastic_distortion_moves_strokes_a_little_and_differently_per_image() -> None:
+    torch.manual_seed(0)
+    images = bars(16)
+    distorted = augment(images, elastic=[20, 3])
+    assert not torch.allclose(distorted, images, atol=1e-3)
+    assert not torch.allclose(distorted[0], distorted[1], atol=1e-3)
+    # A little: most of the stroke's ink stays where it was.
+    overlap = (distorted * images).sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))
+    assert (overlap > 0.6).all()
 
 
 def test_shuffle_replays_an_epoch_and_resumes_mid_epoch(make_cfg) -> None:
@@ -84,7 +114,7 @@ def test_augmented_run_saves_checkpoints_that_load_weights_only(
         "model=mlp",
         "trainer.max_epochs=1",
         "logger=none",
-        "data.augment={rotation:10,translate:0.1,scale:[0.9,1.1]}",
+        "data.augment={rotation:10,translate:0.1,scale:[0.9,1.1],thickness:[-0.5,1],elastic:[20,3]}",
         "hydra.run.dir=outputs/aug",
         cwd=tmp_path,
         data_root=data_root,

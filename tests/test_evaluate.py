@@ -57,7 +57,12 @@ def test_evaluate_a_run_matches_training_and_writes_its_report(
         assert (trained_run / "evaluation" / name).read_bytes()[:4] == PNG_MAGIC
     assert sum(b["count"] for b in report["calibration"]["bins"]) == 200
     assert 0 <= report["calibration"]["ece"] <= 1
-    assert "expected calibration error" in result.stdout
+    # The checkpoint's own temperature, fitted on validation while training, is the one used.
+    checkpoint = torch.load(trained["best_checkpoint"], weights_only=True)
+    temperature = checkpoint["state_dict"]["temperature"].item()
+    assert report["calibration"]["temperature"] == pytest.approx(temperature)
+    assert temperature != 1.0 and 0 <= report["calibration"]["ece_uncalibrated"] <= 1
+    assert f"at temperature {temperature:.3f}" in result.stdout
 
     events = EventAccumulator(
         str(RunDir(trained_run).tensorboard_events()), size_guidance={"images": 0}
@@ -154,11 +159,11 @@ def test_evaluate_runs_lightnings_test_loop_with_the_configured_trainer(
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("evaluate", overrides=overrides)
     run = RunDir(trained_run)
-    probabilities, labels, images = predict_split(cfg, run.best_checkpoint())
+    split = predict_split(cfg, run.best_checkpoint())
     (trainer,) = trainers
     assert trainer.precision == "64-true" and trainer.logger is None  # from conf/trainer/
-    assert len(images) == len(labels) == len(probabilities) == 200
-    accuracy = (probabilities.argmax(dim=1) == labels).float().mean().item()
+    assert len(split.images) == len(split.labels) == len(split.probabilities) == 200
+    accuracy = (split.probabilities.argmax(dim=1) == split.labels).float().mean().item()
     assert accuracy == pytest.approx(run.metrics()["test/acc"], abs=1e-6)
 
 

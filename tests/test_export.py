@@ -66,7 +66,7 @@ def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 def torch_probabilities(ckpt: Path, images: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return load_classifier(ckpt)(images.unsqueeze(1)).softmax(dim=1)
+        return load_classifier(ckpt).predict_step(images.unsqueeze(1), 0)  # calibrated
 
 
 def assert_same_answers(exported: torch.Tensor, expected: torch.Tensor) -> None:
@@ -139,6 +139,8 @@ def test_export_of_a_run_writes_its_best_model_with_where_it_came_from(
     assert "0-1, white ink on black" in metadata["preprocessing"]
     assert json.loads(metadata["network"])["_target_"] == "digits.models.MLP"
     assert metadata["digits_version"]
+    saved = torch.load(best, weights_only=True)["state_dict"]["temperature"].item()
+    assert float(metadata["temperature"]) == pytest.approx(saved, rel=1e-5)
 
 
 def test_a_checkpoint_never_tested_exports_with_no_test_accuracy(

@@ -15,7 +15,9 @@ from hydra.utils import instantiate
 
 from conftest import run_cli
 from digits.data.idx import load_mnist
+from digits.evaluate import calibration
 from digits.models import DigitClassifier, load_classifier
+from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
 
 # Written by digits before the model carried its normalisation (mlp, data.mean=0.5, data.std=0.25,
@@ -53,6 +55,40 @@ def test_the_model_normalises_its_0_1_input_itself(make_cfg) -> None:
         assert torch.equal(model.predict_step((images, torch.zeros(4)), 0), probabilities)
     assert probabilities.shape == (4, 10)
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(4))
+
+
+def test_temperature_scaling_lowers_the_calibration_error_of_an_over_confident_model() -> None:
+    generator = torch.Generator().manual_seed(0)
+    calibrated = torch.randn(4000, 10, generator=generator) * 3
+    # Labels drawn from the softmax itself: these logits are calibrated by construction.
+    labels = calibrated.softmax(dim=1).multinomial(1, generator=generator).squeeze(1)
+    over_confident = calibrated * 5
+    temperature = fit_temperature(over_confident, labels)
+    assert temperature == pytest.approx(5, rel=0.15)  # undoes the factor it was made with
+    before = calibration(over_confident.softmax(dim=1), labels)["ece"]
+    after = calibration((over_confident / temperature).softmax(dim=1), labels)["ece"]
+    assert before > 0.1 and after < 0.03
+    assert fit_temperature(torch.zeros(0, 10), torch.zeros(0)) == 1.0
+    # No mistakes on the held-out set: nothing says how sure to be, so no change.
+    right = calibrated.argmax(dim=1)
+    assert fit_temperature(calibrated, right) == 1.0
+    right[0] = (right[0] + 1) % 10
+    assert fit_temperature(calibrated, right) < 1.0  # one mistake: sharper, but finite
+
+
+def test_predicted_probabilities_are_divided_by_the_stored_temperature(make_cfg) -> None:
+    cfg = make_cfg("model=mlp")
+    model = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module).eval()
+    assert model.temperature.item() == 1.0
+    model.temperature.fill_(2.5)
+    images = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        expected = (model(images) / 2.5).softmax(dim=1)
+        assert torch.allclose(model.predict_step(images, 0), expected)
+    reloaded = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module)
+    reloaded.load_state_dict(model.state_dict())
+    assert reloaded.temperature.item() == 2.5
+    assert load_classifier(FIRST_FORMAT).temperature.item() == 1.0  # saved before calibration
 
 
 def test_a_checkpoint_file_alone_classifies_images(

@@ -10,13 +10,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from conftest import run_cli
 from digits.errors import DigitsError
 from digits.predict import Predictor
 from digits.reading.images import image_files, load_grayscale
-from digits.reading.preprocess import BlankImage, mnist_like, naive
+from digits.reading.preprocess import (
+    MNIST_STROKE_RANGE,
+    STROKE_BOX,
+    BlankImage,
+    mnist_like,
+    mnist_v1,
+    naive,
+)
 from digits.runs import RunDir
+from digits.strokes import stroke_width
 
 
 def seven(size: int = 28) -> np.ndarray:
@@ -74,6 +83,65 @@ def test_mnist_like_ignores_a_far_speck() -> None:
     specked[-6:-3, -6:-3] = 0  # a dark dot in the far corner
     a, b = mnist_like(clean), mnist_like(specked)
     assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.9
+
+
+def zero(size: int, pen: int, dashed: bool = False) -> np.ndarray:
+    """A '0' drawn with a pen `pen` px wide, dark on light paper, filling most of the image;
+    `dashed`: the stroke broken into dots, as a ballpoint skips."""
+    canvas = Image.new("L", (size, size), 0)
+    box = (0.25 * size, 0.1 * size, 0.75 * size, 0.9 * size)
+    if dashed:
+        for start in range(0, 360, 20):
+            ImageDraw.Draw(canvas).arc(box, start, start + 12, fill=255, width=pen)
+    else:
+        ImageDraw.Draw(canvas).ellipse(box, outline=255, width=pen)
+    return 230 - 180 * np.asarray(canvas, np.float32) / 255
+
+
+def stroke_at_80px(field: torch.Tensor) -> float:
+    """The stroke width of a 28x28 result at the scale MNIST's widths were measured at."""
+    rows, cols = (field > 0.1).any(dim=1).nonzero(), (field > 0.1).any(dim=0).nonzero()
+    digit = field[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    scale = STROKE_BOX / max(digit.shape)
+    size = (round(digit.shape[0] * scale), round(digit.shape[1] * scale))
+    digit = torch.nn.functional.interpolate(digit[None, None], size=size, mode="bilinear")[0, 0]
+    return stroke_width(digit > 0.5)
+
+
+def strokes(field: torch.Tensor) -> int:
+    return ndimage.label((field > 0.5).numpy(), structure=np.ones((3, 3)))[1]
+
+
+@pytest.mark.parametrize(("size", "pen"), [(28, 1), (28, 6), (120, 1), (120, 3), (120, 24)])
+def test_strokes_of_any_pen_come_out_as_wide_as_mnists(size: int, pen: int) -> None:
+    low, high = MNIST_STROKE_RANGE
+    result = mnist_like(zero(size, pen))
+    assert low <= stroke_at_80px(result) <= high
+    assert strokes(result) == 1  # thinning a marker did not break the loop
+
+
+def test_the_first_recipe_leaves_a_thin_pen_thin() -> None:
+    assert stroke_at_80px(mnist_v1(zero(120, 1))) < MNIST_STROKE_RANGE[0]
+
+
+def test_a_stroke_broken_into_dots_is_reconnected() -> None:
+    dotted = zero(120, 2, dashed=True)
+    assert strokes(mnist_v1(dotted)) != 1
+    assert strokes(mnist_like(dotted)) == 1
+
+
+def test_a_tight_16px_bold_digit_keeps_its_ink_on_textured_paper() -> None:
+    canvas = Image.new("L", (16, 16), 0)
+    ImageDraw.Draw(canvas).ellipse((1, 0, 14, 15), outline=255, width=4)  # touches the edges
+    ink = np.asarray(canvas, np.float32) / 255
+    paper = 200 + np.random.default_rng(0).normal(0, 12, (16, 16)) + np.linspace(-20, 20, 16)
+    result = mnist_like((paper * (1 - 0.7 * ink)).astype(np.float32))
+    low, high = MNIST_STROKE_RANGE
+    assert strokes(result) == 1 and low <= stroke_at_80px(result) <= high
+    assert result[12:16, 12:16].max() < 0.1  # the hole stays open
+    # Nothing eaten by the background: the same as from clean paper (which has none to remove).
+    clean = mnist_like((200 * (1 - 0.7 * ink)).astype(np.float32))
+    assert torch.corrcoef(torch.stack([result.flatten(), clean.flatten()]))[0, 1] > 0.9
 
 
 def test_naive_is_the_tutorial_invert_and_resize() -> None:
@@ -211,7 +279,8 @@ def test_predictor_runs_lightnings_predict_loop(
     (loader,) = loaders
     assert len(loader) == 3  # batches of 2, 2 and 1
     with torch.no_grad():
-        expected = predictor.model.model(images.unsqueeze(1)).softmax(dim=1)
+        model = predictor.model.model
+        expected = (model(images.unsqueeze(1)) / model.temperature).softmax(dim=1)
     assert torch.allclose(probabilities, expected, atol=1e-6)
 
 

@@ -1,25 +1,38 @@
-"""Accuracy of `digits.predict` on photo-like digits, naive preprocessing against MNIST's recipe.
+"""Accuracy of `digits.predict` on photo-like digits, for each preprocessing (naive, mnist_v1, mnist).
 
-    python tools/photo_benchmark.py ckpt_path=<best cnn checkpoint> [count=300] [out=outputs/photos]
+    python tools/photo_benchmark.py ckpt_path=<checkpoint> [count=300] [out=outputs/photos]
 
-Makes a test set the way users' photos look: MNIST test digits (never seen in training) inverted to
-dark ink on light paper, scaled up 4-10x with a margin and an off-centre position, on textured paper
-under a light gradient, blurred, saved as RGB JPEG/PNG of various sizes; plus digits drawn with PIL
-strokes. Then classifies every image with both preprocessings and prints the accuracies.
+Makes test sets the way users' photos and scans look, from MNIST test digits (never seen in
+training), dark ink on light paper, and reports the accuracy of each preprocessing on each:
+- photo: scaled up 4-10x with a margin, off centre, on textured paper under a light gradient,
+  blurred, saved as RGB JPEG/PNG of various sizes;
+- ballpoint / marker: the same, with the strokes thinned to about 1 px at MNIST's scale (as far
+  as they go without breaking) or thickened to about 5 px, by the morphology digits.strokes uses;
+- small: tightly cropped scans of 16-28 px, the digit touching the edges, on noisy paper;
+- drawn: digits drawn with PIL strokes (20 images).
+Then prints one table, and predict's time per image.
 """
 
 from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
 
 from digits.data.idx import load_mnist
 from digits.predict import Predictor
 from digits.reading.images import image_files
+from digits.reading.preprocess import PREPROCESSORS
+from digits.strokes import dilate, erode
+
+CATEGORIES = ("photo", "ballpoint", "marker", "small", "drawn")
+PEN_SCALE = 8  # pens are drawn on the digit enlarged this much: MNIST's ~2.5 px stroke is ~20 px
 
 # Polylines in a unit box for digits drawn by hand (x right, y down).
 STROKES = {
@@ -74,9 +87,12 @@ def paper(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return base + texture + ramp - ramp.mean()
 
 
-def photograph(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Put an ink mask (0-1, digit-sized) on paper, off centre, blurred, as an RGB image."""
-    scale = rng.uniform(4, 10)
+def photograph(
+    ink: np.ndarray, rng: np.random.Generator, scale: float | None = None
+) -> Image.Image:
+    """Put an ink mask (0-1) on paper, off centre, blurred, as an RGB image; the mask is enlarged
+    by `scale` (default: random 4-10x) first."""
+    scale = rng.uniform(4, 10) if scale is None else scale
     digit = Image.fromarray((ink * 255).astype(np.uint8)).resize(
         (int(ink.shape[1] * scale), int(ink.shape[0] * scale)), Image.BILINEAR
     )
@@ -120,15 +136,53 @@ def save(image: Image.Image, path: Path, rng: np.random.Generator) -> None:
         image.save(path)
 
 
+def pen(digit: np.ndarray, radius: int) -> np.ndarray:
+    """An MNIST digit (0-1) enlarged PEN_SCALE times and redrawn with a thinner (negative radius)
+    or thicker pen, as an ink mask."""
+    big = torch.from_numpy(np.kron(digit, np.ones((PEN_SCALE, PEN_SCALE)))).float()
+    big = torch.nn.functional.avg_pool2d(big[None, None], 5, 1, 2)[0, 0]  # soften the blocks
+    mask = (big > 0.5).float()
+    if radius > 0:
+        return dilate(mask, radius).numpy()
+    pieces = ndimage.label(mask.numpy())[1]
+    for thinner in range(-radius, 0, -1):  # as thin as it gets without breaking a stroke
+        thinned = erode(mask, thinner).numpy()
+        if ndimage.label(thinned)[1] <= pieces:
+            return thinned
+    return mask.numpy()
+
+
+def small_scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A tight crop of the digit (touching the edges) at 16-28 px, on noisy paper, grayscale."""
+    rows, cols = np.nonzero(digit > 0.1)
+    crop = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    size = int(rng.integers(16, 29))
+    scale = size / max(crop.shape)
+    shape = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    ink = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(shape, Image.BILINEAR))
+    paper = rng.uniform(180, 230) + rng.normal(0, rng.uniform(3, 12), ink.shape)
+    gray = paper * (1 - rng.uniform(0.6, 0.85) * ink / 255.0)
+    return Image.fromarray(gray.clip(0, 255).astype(np.uint8))
+
+
 def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
+    """`count` images of each MNIST-made category and 20 drawn digits, named
+    <category><index>_label<digit>.<png|jpg>."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, labels = load_mnist(data_root, train=False)
-    for i, index in enumerate(rng.choice(len(labels), count, replace=False)):
-        photo = photograph(images[index].numpy() / 255.0, rng)
-        save(
-            photo, out / f"mnist{i:04d}_label{int(labels[index])}.{rng.choice(['jpg', 'png'])}", rng
-        )
+    chosen = rng.choice(len(labels), count, replace=False)
+    for i, index in enumerate(chosen):
+        digit, label = images[index].numpy() / 255.0, int(labels[index])
+        photos = {
+            "photo": photograph(digit, rng),
+            "ballpoint": photograph(pen(digit, -6), rng, scale=rng.uniform(0.5, 1.2)),
+            "marker": photograph(pen(digit, 10), rng, scale=rng.uniform(0.5, 1.2)),
+            "small": small_scan(digit, rng),
+        }
+        for category, photo in photos.items():
+            suffix = rng.choice(["jpg", "png"])
+            save(photo, out / f"{category}{i:04d}_label{label}.{suffix}", rng)
     for i in range(20):
         digit = i % 10
         save(photograph(drawn_digit(digit, rng), rng), out / f"drawn{i:02d}_label{digit}.png", rng)
@@ -142,15 +196,26 @@ def main(args: dict[str, str]) -> None:
     make_photos(out, int(args.get("count", 300)), data_root)
     files = image_files([str(out)])
     truth = [int(f.stem.rsplit("label", 1)[1]) for f in files]
+    category = [f.name.split("_")[0].rstrip("0123456789") for f in files]
     predictor = Predictor(args["ckpt_path"])
-    for preprocess in ("naive", "mnist"):
+    print("| preprocess | " + " | ".join(CATEGORIES) + " | all | ms per image |")
+    print("|---" * (len(CATEGORIES) + 3) + "|")
+    for preprocess in PREPROCESSORS:
+        start = time.perf_counter()
         predictions = predictor(files, preprocess, top_k=3)
-        right = [p.digit == t for p, t in zip(predictions, truth, strict=True)]
-        drawn = [r for r, f in zip(right, files, strict=True) if f.name.startswith("drawn")]
-        print(
-            f"preprocess={preprocess:5s}  accuracy {np.mean(right):.1%} on {len(files)} photos"
-            f"  (drawn with PIL strokes: {sum(drawn)}/{len(drawn)})"
-        )
+        milliseconds = (time.perf_counter() - start) * 1000 / len(files)
+        right = np.array([p.digit == t for p, t in zip(predictions, truth, strict=True)])
+        shares = [
+            np.mean([r for r, c in zip(right, category, strict=True) if c == name])
+            for name in CATEGORIES
+        ]
+        cells = " | ".join(f"{share:.1%}" for share in [*shares, right.mean()])
+        print(f"| {preprocess} | {cells} | {milliseconds:.1f} |")
+    print(
+        f"({len(files)} images in {out}; counts: "
+        + ", ".join(f"{name} {category.count(name)}" for name in CATEGORIES)
+        + ")"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import lightning as L
@@ -43,15 +43,15 @@ from digits.runs import RunDir, runs_in
 console = Console()
 
 
-class Probabilities(L.Callback):
-    """Collects what test_step / validation_step return (class probabilities) with the labels."""
+class Logits(L.Callback):
+    """Collects what test_step / validation_step return (logits) with the labels."""
 
     def __init__(self) -> None:
-        self.probabilities: list[torch.Tensor] = []
+        self.logits: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
 
     def _collect(self, outputs: torch.Tensor, batch: Any) -> None:
-        self.probabilities.append(outputs.detach().float().cpu())
+        self.logits.append(outputs.detach().float().cpu())
         self.labels.append(batch[1].cpu())
 
     def on_test_batch_end(
@@ -79,17 +79,31 @@ def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMo
     return MNISTDataModule(**(settings | given))
 
 
-def predict_split(
-    cfg: DictConfig, ckpt_path: Path
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Class probabilities, true labels and raw uint8 images of one split, in dataset order, by
-    Lightning's test (or validation) loop with the run's own data settings."""
+class SplitPredictions(NamedTuple):
+    logits: torch.Tensor
+    temperature: float  # the checkpoint's own
+    labels: torch.Tensor
+    images: torch.Tensor  # raw uint8
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        """Calibrated: the softmax of the logits divided by the temperature."""
+        return (self.logits / self.temperature).softmax(dim=1)
+
+    @property
+    def uncalibrated(self) -> torch.Tensor:
+        return self.logits.softmax(dim=1)
+
+
+def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
+    """The model's predictions on one split, in dataset order, by Lightning's test (or
+    validation) loop with the run's own data settings."""
     checkpoint = read_checkpoint(ckpt_path)
     model = model_from(checkpoint)
     datamodule = datamodule_from(
         checkpoint, root=cfg.data_root, batch_size=cfg.batch_size, pipeline="memory"
     )
-    collected = Probabilities()
+    collected = Logits()
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=False,
@@ -103,7 +117,12 @@ def predict_split(
     else:
         trainer.validate(model, datamodule=datamodule, verbose=False)
         dataset = datamodule.val_set
-    return torch.cat(collected.probabilities), torch.cat(collected.labels), dataset.images
+    return SplitPredictions(
+        torch.cat(collected.logits),
+        model.temperature.item(),
+        torch.cat(collected.labels),
+        dataset.images,
+    )
 
 
 def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> dict[str, Any]:
@@ -135,7 +154,6 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         },
         "confusion_matrix": matrix.tolist(),
         "confused_pairs": pairs,
-        "calibration": calibration(probabilities, labels),
     }
 
 
@@ -177,20 +195,27 @@ def confident_mistakes(
 
 def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | None) -> dict:
     """Evaluate one checkpoint; write metrics.json and figures into out_dir."""
-    probabilities, labels, images = predict_split(cfg, ckpt_path)
+    split = predict_split(cfg, ckpt_path)
+    probabilities, labels = split.probabilities, split.labels
     result = {"checkpoint": str(ckpt_path), "split": cfg.split} | score(
         probabilities, labels, cfg.top_pairs
     )
+    result["calibration"] = calibration(probabilities, labels) | {
+        "temperature": split.temperature,
+        "ece_uncalibrated": calibration(split.uncalibrated, labels)["ece"],
+    }
     order, captions = confident_mistakes(probabilities, labels, cfg.mistakes)
     matrix = torch.tensor(result["confusion_matrix"])
     title = f"{cfg.split}: accuracy {result['accuracy']:.2%}"
     figures = {
         "reliability": reliability_figure(
-            result["calibration"]["bins"], result["calibration"]["ece"], cfg.split
+            result["calibration"]["bins"],
+            result["calibration"]["ece"],
+            f"{cfg.split}, temperature {result['calibration']['temperature']:.2f}",
         ),
         "confusion_matrix": confusion_matrix_figure(matrix, title),
         "mistakes": image_grid_figure(
-            images[order], captions, title="most confident mistakes (true→predicted)"
+            split.images[order], captions, title="most confident mistakes (true→predicted)"
         ),
     }
     if cfg.tensorboard and run is not None:
@@ -218,7 +243,12 @@ def print_report(result: dict, out_dir: Path) -> None:
     )
     console.print(table)
     console.print(f"accuracy: [bold]{result['accuracy']:.4f}[/bold]")
-    console.print(f"expected calibration error (15 bins): {result['calibration']['ece']:.4f}")
+    calibrated = result["calibration"]
+    console.print(
+        f"expected calibration error (15 bins): {calibrated['ece']:.4f} at temperature "
+        f"{calibrated['temperature']:.3f} ({calibrated['ece_uncalibrated']:.4f} uncalibrated)",
+        soft_wrap=True,
+    )
     pairs = ", ".join(
         f"{p['true']}→{p['predicted']} ({p['count']})" for p in result["confused_pairs"]
     )

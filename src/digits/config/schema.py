@@ -125,9 +125,13 @@ NOT_NEGATIVE = Range(ge=0)
 
 @dataclass
 class AugmentConfig:
-    rotation: float = setting(Range(ge=0, le=180))
-    translate: float = setting(Range(ge=0, le=1))
-    scale: list[float] = setting(POSITIVE)
+    """Keys left out leave the images as they are (digits.data.augment.augment's defaults)."""
+
+    rotation: float = setting(Range(ge=0, le=180), default=0.0)
+    translate: float = setting(Range(ge=0, le=1), default=0.0)
+    scale: list[float] = setting(POSITIVE, default=(1.0, 1.0))
+    thickness: list[float] | None = setting(Range(ge=-3, le=3), default=None)
+    elastic: list[float] | None = setting(POSITIVE, default=None)
 
 
 @dataclass
@@ -159,6 +163,7 @@ class ModuleConfig:
     channels_last: bool = MISSING
     mean: float = MISSING
     std: float = setting(POSITIVE)
+    calibrate: bool = MISSING
 
 
 @dataclass

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from digits.data.augment import random_affine
+from digits.data.augment import augment
 from digits.data.idx import (
     check_raw_files,
     gunzip_raw_files,
@@ -146,5 +146,5 @@ class MNISTDataModule(L.LightningDataModule):
             return images, labels  # torchvision's ToTensor already did it, per sample
         images = images.unsqueeze(1).float().div_(255.0)
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
-            images = random_affine(images, **self.hparams.augment)
+            images = augment(images, **self.hparams.augment)
         return images, labels

@@ -35,14 +35,14 @@ PREPROCESSING = (
 
 
 class Probabilities(nn.Module):
-    """The classifier with a softmax on top: what an exported file computes."""
+    """The classifier with its calibrated softmax on top: what an exported file computes."""
 
     def __init__(self, classifier: DigitClassifier) -> None:
         super().__init__()
         self.classifier = classifier
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(images), dim=1)
+        return self.classifier.probabilities(self.classifier(images))
 
 
 def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
@@ -57,6 +57,7 @@ def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
         "checkpoint": str(ckpt_path.resolve()),
         "run": str(run.path.resolve()) if run is not None else "",
         "test_accuracy": "" if accuracy is None else f"{accuracy:.4f}",
+        "temperature": f"{classifier.temperature.item():.6g}",  # already applied to the output
         "preprocessing": PREPROCESSING,
         "input": f"{INPUT}: float32 (N, 1, {FIELD}, {FIELD})",
         "output": f"{OUTPUT}: float32 (N, {NUM_CLASSES})",

@@ -62,6 +62,7 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
             hparams[key] = data[key]
     hparams.setdefault("compile", False)
     hparams.setdefault("channels_last", False)
+    hparams.setdefault("calibrate", False)  # before calibration: its temperature stays 1
     return checkpoint
 
 

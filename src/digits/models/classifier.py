@@ -15,10 +15,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics import MaxMetric
+from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
+from digits.models.calibration import fit_temperature
 from digits.models.networks import NUM_CLASSES
 
 # What the module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
@@ -54,6 +55,7 @@ class DigitClassifier(L.LightningModule):
         channels_last: bool,
         mean: float,
         std: float,
+        calibrate: bool,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -66,6 +68,7 @@ class DigitClassifier(L.LightningModule):
                 "channels_last": channels_last,
                 "mean": mean,
                 "std": std,
+                "calibrate": calibrate,
             }
         )
         self.normalize = v2.Normalize([mean], [std])
@@ -89,6 +92,11 @@ class DigitClassifier(L.LightningModule):
         for name in ("train_loss_sum", "train_correct", "train_seen"):
             self.register_buffer(name, torch.zeros((), dtype=torch.float64))
         self.restored_metrics: dict[str, float] = {}  # from the checkpoint a run resumed from
+        # Divides the logits for probabilities (not for the loss): fitted on the validation split
+        # after every validation when `calibrate`, so each checkpoint holds its weights' own.
+        self.register_buffer("temperature", torch.ones(()))
+        # Validation logits and labels, gathered from every process (DDP) when computed.
+        self.val_logits, self.val_labels = CatMetric(), CatMetric()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black. Images of another
@@ -97,6 +105,10 @@ class DigitClassifier(L.LightningModule):
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities (N, 10) from this model's logits."""
+        return (logits.float() / self.temperature).softmax(dim=1)
 
     def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
@@ -130,29 +142,40 @@ class DigitClassifier(L.LightningModule):
             getattr(self, name).zero_()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        """Logs val/loss and val/acc; returns the class probabilities (for callbacks)."""
+        """Logs val/loss and val/acc; returns the logits (for callbacks)."""
         loss, logits = self._step(batch)
         self.val_acc(logits, batch[1])
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
-        return logits.softmax(dim=1)
+        if self.hparams.calibrate and not self.trainer.sanity_checking:
+            self.val_logits.update(logits.detach().float())
+            self.val_labels.update(batch[1])
+        return logits
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        if self.hparams.calibrate and self.val_labels.update_called:
+            # Every process gets all of the split's logits, so each fits the same temperature.
+            labels = self.val_labels.compute().long()
+            logits = self.val_logits.compute().view(len(labels), NUM_CLASSES)
+            self.temperature.fill_(fit_temperature(logits, labels))
+            self.val_logits.reset()
+            self.val_labels.reset()
+            self.log("val/temperature", self.temperature, sync_dist=False)
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        """Logs test/loss and test/acc; returns the class probabilities (for digits.evaluate)."""
+        """Logs test/loss and test/acc; returns the logits (for digits.evaluate)."""
         loss, logits = self._step(batch)
         self.test_acc(logits, batch[1])
         self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
-        return logits.softmax(dim=1)
+        return logits
 
     def predict_step(self, batch: torch.Tensor | Batch, batch_idx: int) -> torch.Tensor:
-        """Class probabilities (N, 10) for a batch of images, or of (images, labels)."""
+        """Calibrated class probabilities (N, 10) for a batch of images, or of (images, labels)."""
         images = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(images).softmax(dim=1)
+        return self.probabilities(self(images))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Dropout draws from torch's RNG: keep its state so a resumed run continues identically.
