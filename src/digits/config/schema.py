@@ -127,9 +127,9 @@ NOT_NEGATIVE = Range(ge=0)
 class AugmentConfig:
     """Keys left out leave the images as they are (digits.data.augment.augment's defaults)."""
 
-    rotation: float = setting(Range(ge=0, le=180), default=0.0)
-    translate: float = setting(Range(ge=0, le=1), default=0.0)
-    scale: list[float] = setting(POSITIVE, default=(1.0, 1.0))
+    rotation: float | None = setting(Range(ge=0, le=180), default=None)
+    translate: float | None = setting(Range(ge=0, le=1), default=None)
+    scale: list[float] | None = setting(POSITIVE, default=None)
     thickness: list[float] | None = setting(Range(ge=-3, le=3), default=None)
     elastic: list[float] | None = setting(POSITIVE, default=None)
 

@@ -16,17 +16,19 @@ from digits.strokes import dilate, erode
 
 def augment(
     images: torch.Tensor,
-    rotation: float = 0.0,
-    translate: float = 0.0,
-    scale: Sequence[float] = (1.0, 1.0),
+    rotation: float | None = None,
+    translate: float | None = None,
+    scale: Sequence[float] | None = None,
     thickness: Sequence[float] | None = None,
     elastic: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """A randomly transformed copy of a (N, 1, H, W) batch of 0-1 images. Every setting left out
-    leaves the images as they are; conf/data/mnist.yaml documents them."""
+    (or None) leaves the images as they are; conf/data/mnist.yaml documents them."""
     if thickness is not None:
         images = vary_thickness(images, *thickness)
-    grid = affine_grid(images, rotation, translate, scale)
+    if rotation is None and translate is None and scale is None and elastic is None:
+        return images
+    grid = affine_grid(images, rotation or 0.0, translate or 0.0, scale or (1.0, 1.0))
     if elastic is not None:
         grid = grid + elastic_displacement(images, *elastic)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
