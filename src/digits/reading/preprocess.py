@@ -196,10 +196,10 @@ def normalise_stroke(digit: torch.Tensor) -> torch.Tensor:
         radius = round((MNIST_STROKE - width) / 2 * pixels)
         changed = dilate(F.pad(digit, (radius,) * 4), radius)
     else:
-        changed = digit
+        changed, pieces = digit, _pieces(digit)
         for radius in range(round((width - high) / 2 * pixels), 0, -1):
             eroded = erode(digit, radius)
-            if _pieces(eroded) <= _pieces(digit):  # a thin part of the stroke survives
+            if _pieces(eroded) == pieces:  # no stroke broke apart or vanished
                 changed = eroded
                 break
     ink = changed > 0.05
