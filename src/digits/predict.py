@@ -3,7 +3,8 @@
 Each image is preprocessed the way MNIST was made (see digits.reading.preprocess) and classified by
 the checkpoint's model, loaded once, through Lightning's predict loop; an exported .onnx file runs
 on onnxruntime instead, without importing Lightning (a faster start). Prints the digit, its
-confidence and the top-k classes per image (`output=json` for JSON lines). Unreadable files are
+confidence and the top-k classes per image (`output=json` for JSON lines); `mode=number` reads every
+digit of a number or a sheet (digits.reading.segment). Unreadable files are
 reported one line each and the rest still predicted; the exit status is 1 if any image failed.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
@@ -34,6 +35,7 @@ from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.models.networks import NUM_CLASSES
 from digits.reading.images import IMAGE_SUFFIXES, image_files, load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
+from digits.reading.segment import Box, digits_in
 
 if TYPE_CHECKING:
     import lightning as L
@@ -48,9 +50,23 @@ class Prediction:
     error: str | None = None
     blank: bool = False
     unsure: bool = False  # confidence below min_confidence: no digit, the top two instead
+    # mode=number: every digit found, in reading order (each with its box and row), else None.
+    digits: list[Prediction] | None = None
+    box: Box | None = None
+    row: int = 0
+
+    @property
+    def text(self) -> str:
+        """mode=number: the digits read, "?" where unsure, one line per row."""
+        rows: dict[int, str] = {}
+        for d in self.digits or []:
+            rows[d.row] = rows.get(d.row, "") + ("?" if d.digit is None else str(d.digit))
+        return "\n".join(rows.values())
 
     def record(self) -> dict[str, Any]:
         """The prediction as `output=json` prints it (and `digits.serve` answers it)."""
+        if self.digits is not None:
+            return self._number_record()
         record = {
             "file": str(self.path),
             "digit": self.digit,
@@ -61,6 +77,20 @@ class Prediction:
             record["blank"] = True
         if self.unsure:
             record["unsure"] = True
+        if self.error:
+            record["error"] = self.error
+        return record
+
+    def _number_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"file": str(self.path), "text": self.text, "digits": []}
+        for d in self.digits or []:
+            box = {"top": d.box.top, "left": d.box.left, "bottom": d.box.bottom,
+                   "right": d.box.right} if d.box else None  # fmt: skip
+            record["digits"].append(
+                {"box": box, "row": d.row} | {k: v for k, v in d.record().items() if k != "file"}
+            )
+        if self.blank:
+            record["blank"] = True
         if self.error:
             record["error"] = self.error
         return record
@@ -91,6 +121,49 @@ def prepare(
         except DigitsError as error:
             prediction.error = str(error)
     return predictions, images
+
+
+def prepare_numbers(files: list[Path]) -> tuple[list[Prediction], list[torch.Tensor]]:
+    """One Prediction per file, holding one per digit found (mode=number); the 28x28 tensors of
+    every digit, in the same order."""
+    predictions, images = [], []
+    for path in files:
+        prediction = Prediction(path, digits=[])
+        predictions.append(prediction)
+        try:
+            if not path.is_file():
+                raise DigitsError(f"{path}: no such file")
+            found = digits_in(load_grayscale(path))
+        except BlankImage:
+            prediction.blank = True
+            continue
+        except DigitsError as error:
+            prediction.error = str(error)
+            continue
+        for digit in found:
+            prediction.digits.append(Prediction(path, box=digit.box, row=digit.row))
+            images.append(digit.image)
+    return predictions, images
+
+
+def annotate(prediction: Prediction, out_dir: Path) -> Path:
+    """The photo with each digit's box and reading drawn on it, as <out_dir>/<name>.png."""
+    image = Image.fromarray(load_grayscale(prediction.path).clip(0, 255).astype(np.uint8))
+    image = image.convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for d in prediction.digits or []:
+        if d.box is None:
+            continue
+        colour = (220, 120, 0) if d.digit is None else (0, 150, 60)
+        draw.rectangle((d.box.left, d.box.top, d.box.right, d.box.bottom), outline=colour, width=2)
+        size = max(10, (d.box.bottom - d.box.top) // 3)
+        label = "?" if d.digit is None else str(d.digit)
+        font = ImageFont.load_default(size=size)
+        draw.text((d.box.left, max(0, d.box.top - size - 2)), label, fill=colour, font=font)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{prediction.path.stem}.png"
+    image.save(path)
+    return path
 
 
 def quiet_trainer() -> L.Trainer:
@@ -139,15 +212,23 @@ class Predictor:
         batch_size: int = 256,
         save_dir: Path | None = None,
         min_confidence: float = 0.0,
+        mode: str = "digit",
     ) -> list[Prediction]:
-        """Preprocess and classify every file; failures are recorded on their Prediction."""
-        predictions, images = prepare(files, PREPROCESSORS[preprocess])
+        """Preprocess and classify every file (mode=number: every digit in it); failures are
+        recorded on their Prediction."""
+        if mode == "number":
+            predictions, images = prepare_numbers(files)
+            targets = [d for p in predictions for d in p.digits or []]
+        else:
+            predictions, images = prepare(files, PREPROCESSORS[preprocess])
+            targets = predictions
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        ok = self.classify(predictions, stacked, top_k, batch_size, min_confidence)
+        ok = self.classify(targets, stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
-            for prediction, image in zip(ok, stacked, strict=True):
-                to_png(image).save(save_dir / f"{prediction.path.stem}.png")
+            for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):
+                name = prediction.path.stem + (f"-{index:03d}" if mode == "number" else "")
+                to_png(image).save(save_dir / f"{name}.png")
         return predictions
 
     def classify(
@@ -187,6 +268,9 @@ def report(predictions: list[Prediction], output: str) -> None:
         return
     if all(p.error for p in predictions):
         return  # every file failed: the lines above say why, an empty table would not
+    if any(p.digits is not None for p in predictions):
+        report_numbers(predictions)
+        return
     table = Table(header_style="bold")
     table.add_column("image", overflow="fold")
     for column in ("digit", "confidence", "top classes"):
@@ -198,6 +282,22 @@ def report(predictions: list[Prediction], output: str) -> None:
             top = "  ".join(f"{d} {v:.1%}" for d, v in p.top)
             digit = "unsure" if p.unsure else str(p.digit)
             table.add_row(str(p.path), digit, f"{p.confidence:.1%}", top)
+    Console().print(table)
+
+
+def report_numbers(predictions: list[Prediction]) -> None:
+    table = Table(header_style="bold")
+    table.add_column("image", overflow="fold")
+    table.add_column("read")
+    table.add_column("digits (confidence)", overflow="fold")
+    for p in predictions:
+        if p.blank:
+            table.add_row(str(p.path), "-", "blank: no ink found")
+        elif p.error is None:
+            each = "  ".join(
+                f"{'?' if d.digit is None else d.digit} {d.confidence:.0%}" for d in p.digits or []
+            )
+            table.add_row(str(p.path), p.text, each)
     Console().print(table)
 
 
@@ -222,8 +322,12 @@ def hydra_main(cfg: DictConfig) -> None:
         model = CheckpointModel(cfg.ckpt_path, instantiate(cfg.trainer, **quiet))
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
     predictions = Predictor(model)(
-        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir, cfg.min_confidence
+        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir, cfg.min_confidence, cfg.mode
     )
+    if cfg.annotate:
+        for prediction in predictions:
+            if prediction.digits:
+                annotate(prediction, Path(cfg.annotate))
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
         sys.exit(1)

@@ -510,10 +510,15 @@ def check_predict(cfg: DictConfig) -> None:
         raise DigitsError(
             f"images={given}: give image files and folders by name, e.g. images=[a.png,photos/]"
         )
-    if cfg.save_preprocessed:
-        check_writable(
-            cfg.save_preprocessed, "save_preprocessed", "choose a writable folder, or leave it out"
+    if cfg.mode == "number" and cfg.preprocess != "mnist":
+        raise DigitsError(
+            f"preprocess={cfg.preprocess}: mode=number reads digits with preprocess=mnist only"
         )
+    if cfg.annotate and cfg.mode != "number":
+        raise DigitsError(f"annotate={cfg.annotate}: draws the digits found by mode=number; add it")
+    for key in ("save_preprocessed", "annotate"):
+        if cfg[key]:
+            check_writable(cfg[key], key, "choose a writable folder, or leave it out")
 
 
 def check_explore(cfg: DictConfig) -> None:

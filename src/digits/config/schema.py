@@ -378,6 +378,8 @@ class PredictConfig:
     min_confidence: float = setting(Range(ge=0, le=1))
     save_preprocessed: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
+    mode: str = setting(OneOf(("digit", "number")))
+    annotate: str | None = MISSING
 
 
 @dataclass

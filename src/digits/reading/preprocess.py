@@ -158,7 +158,7 @@ def _cropped_digit(ink: torch.Tensor) -> torch.Tensor:
     return digit / digit.max()
 
 
-def _box_and_centre(digit: torch.Tensor) -> torch.Tensor:
+def box_and_centre(digit: torch.Tensor) -> torch.Tensor:
     """MNIST's layout: the digit's box fitted into 20x20 (aspect kept), centred by its centre of
     mass in a 28x28 field."""
     digit = _resize(digit, DIGIT_BOX / max(digit.shape))
@@ -210,13 +210,13 @@ def normalise_stroke(digit: torch.Tensor) -> torch.Tensor:
 def mnist_like(gray: np.ndarray) -> torch.Tensor:
     """MNIST's own recipe on a real image, with its strokes brought to MNIST's width. Returns
     28x28, 0-1, white ink on black. Raises BlankImage when there is no ink."""
-    return _box_and_centre(normalise_stroke(_cropped_digit(clean_ink(gray))))
+    return box_and_centre(normalise_stroke(_cropped_digit(clean_ink(gray))))
 
 
 def mnist_v1(gray: np.ndarray) -> torch.Tensor:
     """The first recipe: MNIST's layout without stroke normalisation, and a
     background window that can eat bold strokes in small images. Kept for comparison."""
-    return _box_and_centre(_cropped_digit(ink_map(gray)))
+    return box_and_centre(_cropped_digit(ink_map(gray)))
 
 
 PREPROCESSORS = {"mnist": mnist_like, "mnist_v1": mnist_v1, "naive": naive}
