@@ -139,7 +139,7 @@ BAD_INPUT = [
     (P, [*PREDICT, "preprocess=bogus"], "preprocess=bogus: use one of mnist, mnist_v1, naive"),
     (P, [*PREDICT, "save_preprocessed={blocked}/x"], "save_preprocessed={blocked}/x: cannot write there"),
     (P, [*PREDICT, "mode=numbers"], "mode=numbers: use one of digit, number"),
-    (P, [*PREDICT, "mode=number", "preprocess=naive"], "preprocess=naive: mode=number reads digits with preprocess=mnist only"),
+    (P, [*PREDICT, "mode=number", "preprocess=naive"], "preprocess=naive: mode=number finds digits with MNIST's recipe; use mnist or mnist_v1"),
     (P, [*PREDICT, "annotate=boxes"], "annotate=boxes: draws the digits found by mode=number; add it"),
     (P, [*PREDICT, "mode=number", "annotate={blocked}/x"], "annotate={blocked}/x: cannot write there"),
     (P, ["ckpt_path={run}", "images=[{image}]"], "ckpt_path={run}: a folder, not a checkpoint file"),

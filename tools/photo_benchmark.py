@@ -10,7 +10,10 @@ training), dark ink on light paper, and reports the accuracy of each preprocessi
   as they go without breaking) or thickened to about 5 px, by the morphology digits.strokes uses;
 - small: tightly cropped scans of 16-28 px, the digit touching the edges, on noisy paper;
 - drawn: digits drawn with PIL strokes (20 images).
-Then prints one table, and predict's time per image.
+And for `digits.predict mode=number`: numbers of 3-6 MNIST test digits side by side (gaps of -2 to 6
+px at MNIST's scale, so some touch; each digit up to 2 px up or down; slanted up to 10 degrees; the
+MNIST pen, a ballpoint or a marker) and sheets of 2-3 such rows, photographed as above
+(`numbers=100`, `sheets=30`). Prints one table per set, and predict's time per image.
 """
 
 from __future__ import annotations
@@ -165,6 +168,100 @@ def small_scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(gray.clip(0, 255).astype(np.uint8))
 
 
+def number_strip(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """MNIST digits (28x28, 0-1) side by side as one ink mask: each cut to its ink's columns, -2 to
+    6 px apart (negative: touching), each up to 2 px up or down, the whole slanted up to 10 degrees."""
+    crops = []
+    for digit in digits:
+        cols = np.nonzero(digit.max(axis=0) > 0.1)[0]
+        crops.append(digit[:, cols[0] : cols[-1] + 1])
+    gaps = rng.integers(-2, 7, len(crops))
+    gaps[0] = 8  # the margin
+    strip = np.zeros((36, int(sum(c.shape[1] for c in crops) + gaps.sum() + 8)), np.float32)
+    x = 0
+    for crop, gap in zip(crops, gaps, strict=True):
+        x += int(gap)
+        top = 4 + int(rng.integers(-2, 3))
+        region = strip[top : top + 28, x : x + crop.shape[1]]
+        np.maximum(region, crop, out=region)
+        x += crop.shape[1]
+    shear = np.tan(np.radians(rng.uniform(-10, 10)))
+    image = Image.fromarray((strip * 255).astype(np.uint8))
+    slanted = image.transform(
+        image.size, Image.AFFINE, (1, shear, -shear * 18, 0, 1, 0), resample=Image.BILINEAR
+    )
+    return np.asarray(slanted, np.float32) / 255.0
+
+
+def number_photo(rows: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """Rows of number strips, one under the other, with a random pen, photographed."""
+    width = max(row.shape[1] for row in rows)
+    sheet = np.zeros((sum(row.shape[0] + 6 for row in rows), width), np.float32)
+    top = 0
+    for row in rows:
+        sheet[top : top + row.shape[0], : row.shape[1]] = row
+        top += row.shape[0] + 6
+    kind = rng.choice(["mnist", "ballpoint", "marker"])
+    if kind == "mnist":
+        return photograph(sheet, rng, scale=rng.uniform(3, 6))
+    return photograph(pen(sheet, -6 if kind == "ballpoint" else 10), rng, rng.uniform(0.4, 0.8))
+
+
+def make_numbers(out: Path, numbers: int, sheets: int, data_root: str, seed: int = 1) -> None:
+    """`numbers` one-row numbers and `sheets` sheets of 2-3 rows, named
+    <number|sheet><index>_label<digits, rows joined by ->.<png|jpg>."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images, labels = load_mnist(data_root, train=False)
+    for kind, count, row_counts in (("number", numbers, (1, 1)), ("sheet", sheets, (2, 3))):
+        for i in range(count):
+            rows, texts = [], []
+            for _ in range(int(rng.integers(row_counts[0], row_counts[1] + 1))):
+                chosen = rng.choice(len(labels), int(rng.integers(3, 7)), replace=False)
+                rows.append(number_strip([images[j].numpy() / 255.0 for j in chosen], rng))
+                texts.append("".join(str(int(labels[j])) for j in chosen))
+            name = f"{kind}{i:04d}_label{'-'.join(texts)}.{rng.choice(['jpg', 'png'])}"
+            save(number_photo(rows, rng), out / name, rng)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: digits missed, added or misread."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def report_numbers(predictor: Predictor, files: list[Path]) -> None:
+    """Whole numbers and sheets read right, and digits right, for each MNIST-like preprocessing."""
+    expected = [f.stem.rsplit("label", 1)[1] for f in files]
+    print("\n| mode=number, preprocess | numbers read whole | sheets read whole "
+          "| digits right (1 - edit distance / digits) | ms per image |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for preprocess in ("mnist", "mnist_v1"):
+        start = time.perf_counter()
+        read = predictor(files, preprocess, top_k=1, mode="number")
+        milliseconds = (time.perf_counter() - start) * 1000 / len(files)
+        texts = [p.text.replace("\n", "-") for p in read]
+        whole = {
+            kind: np.mean(
+                [t == e for t, e, f in zip(texts, expected, files, strict=True)
+                 if f.name.startswith(kind)]
+            )
+            for kind in ("number", "sheet")
+        }  # fmt: skip
+        errors = sum(
+            edit_distance(t.replace("-", ""), e.replace("-", ""))
+            for t, e in zip(texts, expected, strict=True)
+        )
+        digits = sum(len(e.replace("-", "")) for e in expected)
+        print(f"| {preprocess} | {whole['number']:.1%} | {whole['sheet']:.1%} | "
+              f"{max(0.0, 1 - errors / digits):.1%} | {milliseconds:.1f} |")  # fmt: skip
+
+
 def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
     """`count` images of each MNIST-made category and 20 drawn digits, named
     <category><index>_label<digit>.<png|jpg>."""
@@ -216,6 +313,9 @@ def main(args: dict[str, str]) -> None:
         + ", ".join(f"{name} {category.count(name)}" for name in CATEGORIES)
         + ")"
     )
+    numbers_dir = out.parent / f"{out.name}-numbers"
+    make_numbers(numbers_dir, int(args.get("numbers", 100)), int(args.get("sheets", 30)), data_root)
+    report_numbers(predictor, image_files([str(numbers_dir)]))
 
 
 if __name__ == "__main__":

@@ -123,9 +123,11 @@ def prepare(
     return predictions, images
 
 
-def prepare_numbers(files: list[Path]) -> tuple[list[Prediction], list[torch.Tensor]]:
+def prepare_numbers(
+    files: list[Path], preprocess: str
+) -> tuple[list[Prediction], list[torch.Tensor]]:
     """One Prediction per file, holding one per digit found (mode=number); the 28x28 tensors of
-    every digit, in the same order."""
+    every digit, in the same order. preprocess=mnist_v1 leaves the strokes as they are."""
     predictions, images = [], []
     for path in files:
         prediction = Prediction(path, digits=[])
@@ -133,7 +135,7 @@ def prepare_numbers(files: list[Path]) -> tuple[list[Prediction], list[torch.Ten
         try:
             if not path.is_file():
                 raise DigitsError(f"{path}: no such file")
-            found = digits_in(load_grayscale(path))
+            found = digits_in(load_grayscale(path), normalise_strokes=preprocess == "mnist")
         except BlankImage:
             prediction.blank = True
             continue
@@ -217,7 +219,7 @@ class Predictor:
         """Preprocess and classify every file (mode=number: every digit in it); failures are
         recorded on their Prediction."""
         if mode == "number":
-            predictions, images = prepare_numbers(files)
+            predictions, images = prepare_numbers(files, preprocess)
             targets = [d for p in predictions for d in p.digits or []]
         else:
             predictions, images = prepare(files, PREPROCESSORS[preprocess])

@@ -510,9 +510,9 @@ def check_predict(cfg: DictConfig) -> None:
         raise DigitsError(
             f"images={given}: give image files and folders by name, e.g. images=[a.png,photos/]"
         )
-    if cfg.mode == "number" and cfg.preprocess != "mnist":
+    if cfg.mode == "number" and cfg.preprocess == "naive":
         raise DigitsError(
-            f"preprocess={cfg.preprocess}: mode=number reads digits with preprocess=mnist only"
+            "preprocess=naive: mode=number finds digits with MNIST's recipe; use mnist or mnist_v1"
         )
     if cfg.annotate and cfg.mode != "number":
         raise DigitsError(f"annotate={cfg.annotate}: draws the digits found by mode=number; add it")

@@ -157,9 +157,10 @@ def _reading_order(digits: list) -> list[tuple[int, tuple]]:
     ]
 
 
-def digits_in(gray: np.ndarray) -> list[Digit]:
-    """The digits of a photo of a number or a sheet (grayscale 0-255), in reading order. Raises
-    BlankImage when there is no ink."""
+def digits_in(gray: np.ndarray, normalise_strokes: bool = True) -> list[Digit]:
+    """The digits of a photo of a number or a sheet (grayscale 0-255), in reading order, strokes
+    brought to MNIST's width unless `normalise_strokes` is false (the first recipe's way, for
+    comparison). Raises BlankImage when there is no ink."""
     ink = clean_ink(gray)
     if float(ink.max()) < MIN_CONTRAST:
         raise BlankImage("no ink found (blank image)")
@@ -171,7 +172,8 @@ def digits_in(gray: np.ndarray) -> list[Digit]:
     result = []
     for row, (rows, cols, own) in _reading_order(found):
         digit = ink[rows, cols] * torch.from_numpy(own)
-        image = box_and_centre(normalise_stroke(digit / digit.max()))
+        digit = digit / digit.max()
+        image = box_and_centre(normalise_stroke(digit) if normalise_strokes else digit)
         box = Box(*(round(v * scale) for v in (rows.start, cols.start, rows.stop, cols.stop)))
         result.append(Digit(box, image, row))
     return result
