@@ -14,8 +14,9 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import hydra
 import numpy as np
@@ -39,6 +40,8 @@ from digits.reading.segment import Box, digits_in
 
 if TYPE_CHECKING:
     import lightning as L
+
+Read = TypeVar("Read")  # what a preprocessing makes of an image: one 28x28 digit, or a number's
 
 
 @dataclass
@@ -97,10 +100,11 @@ class Prediction:
 
 
 def preprocessed(
-    path: Path, preprocess: Callable[[np.ndarray], torch.Tensor], stream: BinaryIO | None = None
-) -> torch.Tensor:
-    """The 28x28 image the network sees, from an image file (or an upload's `stream`, named
-    `path`). Raises BlankImage, or DigitsError naming the file."""
+    path: Path, preprocess: Callable[[np.ndarray], Read], stream: BinaryIO | None = None
+) -> Read:
+    """What `preprocess` makes of an image file (the 28x28 image the network sees, or a number's
+    digits), or of an upload's `stream`, named `path`. Raises BlankImage, or DigitsError naming
+    the file."""
     if stream is None and not path.is_file():
         raise DigitsError(f"{path}: no such file")
     return preprocess(load_grayscale(path, stream))
@@ -133,9 +137,7 @@ def prepare_numbers(
         prediction = Prediction(path, digits=[])
         predictions.append(prediction)
         try:
-            if not path.is_file():
-                raise DigitsError(f"{path}: no such file")
-            found = digits_in(load_grayscale(path), normalise_strokes=preprocess == "mnist")
+            found = preprocessed(path, partial(digits_in, normalise_strokes=preprocess == "mnist"))
         except BlankImage:
             prediction.blank = True
             continue
