@@ -105,6 +105,11 @@ def test_shuffle_replays_an_epoch_and_resumes_mid_epoch(make_cfg) -> None:
     assert len(rest) == len(epoch) - 5
     assert all(torch.equal(a, b) for a, b in zip(rest, epoch[5:], strict=True))
 
+    # Saved after an epoch's last batch (during its validation, say): the next epoch is whole.
+    finished = datamodule.train_dataloader()
+    assert len([batch for batch in finished]) == len(epoch)
+    assert finished.state_dict() == {"batches_given": 0}
+
 
 def test_augmented_run_saves_checkpoints_that_load_weights_only(
     tmp_path: Path, data_root: Path

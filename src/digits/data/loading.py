@@ -82,7 +82,10 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"batches_given": self._given}
+        # An epoch given out whole is over: the next starts from its first batch. (Lightning can
+        # save between an epoch's last batch and its end, e.g. when stopped during validation;
+        # skipping a whole epoch on resume would lose its training.)
+        return {"batches_given": 0 if self._given >= len(self) else self._given}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._skip = state["batches_given"]
