@@ -69,6 +69,24 @@ def test_thickness_dilates_or_erodes_each_image_by_its_own_radius() -> None:
     assert len(varied.unique()) > 32
 
 
+def test_european_ones_gives_a_share_of_the_1s_a_flag_and_leaves_other_digits() -> None:
+    torch.manual_seed(0)
+    ones = torch.zeros(64, 1, 28, 28)
+    ones[:, :, 4:24, 14:16] = 1  # a bare vertical stroke, MNIST's usual 1
+    labels = torch.tensor([1, 7] * 32)
+    flagged = augment(ones, labels, european_ones=1.0)
+    added = flagged - ones
+    assert (added >= 0).all() and torch.equal(flagged[labels == 7], ones[labels == 7])
+    flag = added[labels == 1][:, 0, 4:14, :14].sum(dim=(1, 2))  # upper half, left of the stroke
+    assert (flag > 3).all()  # every 1 got one, down to the left from the top
+    base = added[labels == 1][:, 0, 22:26, 16:].sum(dim=(1, 2))  # at the foot, right of it
+    assert 0.2 < (base > 1).float().mean() < 0.8  # about half have a base too
+    assert torch.equal(augment(ones, labels, european_ones=0.0), ones)
+    assert torch.equal(augment(ones, european_ones=1.0), ones)  # no labels: no 1s known
+    some = augment(ones, labels, european_ones=0.3)
+    assert 4 < (some != ones).flatten(1).any(1).sum() < 20  # about 30% of the 32 ones
+
+
 def test_elastic_distortion_moves_strokes_a_little_and_differently_per_image() -> None:
     torch.manual_seed(0)
     images = bars(16)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from conftest import run_cli
+from conftest import REAL_DATA, run_cli
 from digits.reading.preprocess import BlankImage
-from digits.reading.segment import digits_in
+from digits.reading.segment import _best_reading, digits_in
 from digits.runs import RunDir
 
 
@@ -70,6 +71,94 @@ def test_the_pieces_of_one_digit_stay_one_digit() -> None:
     draw.line([(42, 40), (85, 40)], fill=30, width=7)  # a 5's flag, not touching its body
     assert ndimage.label(gray(image) < 128, structure=np.ones((3, 3)))[1] == 2
     assert len(digits_in(gray(image))) == 1
+
+
+def test_a_thin_pens_broken_strokes_are_one_digit() -> None:
+    image = Image.new("L", (120, 160), 235)
+    draw = ImageDraw.Draw(image)
+    draw.arc((30, 20, 90, 140), start=100, end=260, fill=30, width=2)  # a 0 broken at the
+    draw.arc((30, 20, 90, 140), start=280, end=80, fill=30, width=2)  # top and at the bottom
+    assert ndimage.label(gray(image) < 128, structure=np.ones((3, 3)))[1] == 2
+    (zero,) = digits_in(gray(image))
+    assert zero.box.bottom - zero.box.top > 100 and zero.box.right - zero.box.left > 50
+
+
+def test_specks_are_no_digits() -> None:
+    image = written(["3"])
+    draw = ImageDraw.Draw(image)
+    right = int(np.nonzero((gray(image) < 128).any(axis=0))[0].max())
+    draw.ellipse((right + 40, 40, right + 48, 48), fill=30)  # a blot, too far off to be the 3's
+    assert ndimage.label(gray(image) < 128, structure=np.ones((3, 3)))[1] == 2
+    assert len(digits_in(gray(image))) == 1
+
+
+def test_two_digits_side_by_side_are_never_read_as_one() -> None:
+    def likes_wide_ink(images: torch.Tensor) -> torch.Tensor:  # sure of "0" for anything wide
+        ink = images > 0.3
+        wide = ink.any(dim=1).sum(dim=1) > ink.any(dim=2).sum(dim=1)
+        probabilities = torch.full((len(images), 10), 0.1)
+        probabilities[wide] = torch.eye(10)[0]
+        return probabilities
+
+    image = gray(written(["11"], spacing=-12))
+    assert ndimage.label(image < 128, structure=np.ones((3, 3)))[1] == 2  # apart, but close
+    assert len(digits_in(image, classify=likes_wide_ink)) == 2
+
+
+def test_a_row_is_read_as_the_likeliest_digits_and_may_leave_out_a_speck() -> None:
+    spans = [(0, 1), (1, 2), (0, 2), (2, 3)]  # parts 0 and 1 alone or together, part 2 alone
+    sure = torch.tensor([0.9, 0.9, 0.99, 0.1], dtype=torch.float64)
+    assert _best_reading(3, spans, sure.log(), droppable={2}) == [2]  # 0.99 > 0.81; 0.1 < 0.5
+    unsure = torch.tensor([0.9, 0.9, 0.5, 0.9], dtype=torch.float64)
+    assert _best_reading(3, spans, unsure.log(), droppable={2}) == [0, 1, 3]
+
+
+@pytest.mark.real_data
+def test_the_classifier_reads_touching_mnist_digits_better_than_shapes_alone(
+    real_mnist_run: Path,
+) -> None:
+    from digits.data.idx import load_mnist
+    from digits.predict import Predictor
+
+    images, labels = load_mnist(str(REAL_DATA), train=False)
+    predictor = Predictor(RunDir(real_mnist_run).best_checkpoint())
+    rng = np.random.default_rng(0)
+    right = {"classifier": 0, "shape": 0}
+    for _ in range(40):
+        chosen = rng.choice(len(labels), 4, replace=False)
+        crops = [images[j].numpy()[:, images[j].numpy().max(axis=0) > 25] for j in chosen]
+        strip = np.pad(np.concatenate(crops, axis=1), 8)  # side by side, touching where inked
+        truth = [int(labels[j]) for j in chosen]
+        for scoring, classify in (("classifier", predictor.probabilities), ("shape", None)):
+            found = digits_in(255.0 - strip, classify=classify)
+            read = predictor.probabilities(torch.stack([d.image for d in found])).argmax(dim=1)
+            right[scoring] += read.tolist() == truth
+    assert right["classifier"] >= 20 and right["classifier"] > right["shape"] + 3, right
+
+
+@pytest.mark.real_data
+def test_predict_mode_auto_answers_one_digit_as_a_digit_and_several_as_a_number(
+    real_mnist_run: Path, tmp_path: Path
+) -> None:
+    from digits.data.idx import load_mnist
+
+    images, _ = load_mnist(str(REAL_DATA), train=False)
+    paper = [255 - np.pad(images[j].numpy(), 6) for j in range(3)]  # dark on light, apart
+    Image.fromarray(paper[0]).resize((136, 136)).save(tmp_path / "one.png")
+    Image.fromarray(np.concatenate(paper, axis=1)).resize((360, 120)).save(tmp_path / "three.png")
+    result = run_cli(
+        "digits.predict",
+        f"ckpt_path={RunDir(real_mnist_run).best_checkpoint()}",
+        f"images=[{tmp_path}]",
+        "mode=auto",
+        "output=json",
+        cwd=tmp_path,
+        data_root=None,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, three = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert one["file"].endswith("one.png") and "digits" not in one and 0 <= one["digit"] <= 9
+    assert three["file"].endswith("three.png") and len(three["text"]) == len(three["digits"]) == 3
 
 
 def test_a_blank_sheet_has_no_digits() -> None:

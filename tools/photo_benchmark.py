@@ -9,11 +9,13 @@ training), dark ink on light paper, and reports the accuracy of each preprocessi
 - ballpoint / marker: the same, with the strokes thinned to about 1 px at MNIST's scale (as far
   as they go without breaking) or thickened to about 5 px, by the morphology digits.strokes uses;
 - small: tightly cropped scans of 16-28 px, the digit touching the edges, on noisy paper;
-- drawn: digits drawn with PIL strokes (20 images).
+- drawn: digits drawn with PIL strokes (20 images);
+- european: 1s drawn as in much of Europe, with a long flag, half of them with a base (20).
 And for `digits.predict mode=number`: numbers of 3-6 MNIST test digits side by side (gaps of -2 to 6
 px at MNIST's scale, so some touch; each digit up to 2 px up or down; slanted up to 10 degrees; the
 MNIST pen, a ballpoint or a marker) and sheets of 2-3 such rows, photographed as above
-(`numbers=100`, `sheets=30`). Prints one table per set, and predict's time per image.
+(`numbers=100`, `sheets=30`). Prints one table per set, and predict's time per image; and how
+`mode=auto` (one digit or a number, decided per image) does on both sets.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from digits.reading.images import image_files
 from digits.reading.preprocess import PREPROCESSORS
 from digits.strokes import dilate, erode
 
-CATEGORIES = ("photo", "ballpoint", "marker", "small", "drawn")
+CATEGORIES = ("photo", "ballpoint", "marker", "small", "drawn", "european")
 PEN_SCALE = 8  # pens are drawn on the digit enlarged this much: MNIST's ~2.5 px stroke is ~20 px
 
 # Polylines in a unit box for digits drawn by hand (x right, y down).
@@ -116,13 +118,17 @@ def photograph(
     return Image.fromarray(rgb, "RGB")
 
 
-def drawn_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
-    """A digit drawn with a pen in PIL, as an ink mask."""
+# A 1 as it is written in much of Europe: a long flag, and (drawn half the time) a base.
+EUROPEAN_ONE = [[(0.2, 0.35), (0.6, 0.05), (0.6, 0.95)], [(0.3, 0.95), (0.9, 0.95)]]
+
+
+def drawn_digit(digit: int, rng: np.random.Generator, lines: list | None = None) -> np.ndarray:
+    """A digit drawn with a pen in PIL (`lines`, default STROKES[digit]), as an ink mask."""
     size = 40
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
     jitter = lambda: rng.uniform(-0.04, 0.04)  # noqa: E731
-    for line in STROKES[digit]:
+    for line in STROKES[digit] if lines is None else lines:
         points = [
             ((x + jitter()) * (size - 8) + 4, (y + jitter()) * (size - 8) + 4) for x, y in line
         ]
@@ -238,14 +244,14 @@ def edit_distance(a: str, b: str) -> int:
 def report_numbers(predictor: Predictor, files: list[Path]) -> None:
     """Whole numbers and sheets read right, and digits right, for each MNIST-like preprocessing."""
     expected = [f.stem.rsplit("label", 1)[1] for f in files]
-    print("\n| mode=number, preprocess | numbers read whole | sheets read whole "
+    print("\n| mode, preprocess | numbers read whole | sheets read whole "
           "| digits right (1 - edit distance / digits) | ms per image |")  # fmt: skip
     print("|---|---|---|---|---|")
-    for preprocess in ("mnist", "mnist_v1"):
+    for mode, preprocess in (("number", "mnist"), ("number", "mnist_v1"), ("auto", "mnist")):
         start = time.perf_counter()
-        read = predictor(files, preprocess, top_k=1, mode="number")
+        read = predictor(files, preprocess, top_k=1, mode=mode)
         milliseconds = (time.perf_counter() - start) * 1000 / len(files)
-        texts = [p.text.replace("\n", "-") for p in read]
+        texts = [p.text.replace("\n", "-") for p in read]  # auto: a one-digit reading's digit
         whole = {
             kind: np.mean(
                 [t == e for t, e, f in zip(texts, expected, files, strict=True)
@@ -258,12 +264,12 @@ def report_numbers(predictor: Predictor, files: list[Path]) -> None:
             for t, e in zip(texts, expected, strict=True)
         )
         digits = sum(len(e.replace("-", "")) for e in expected)
-        print(f"| {preprocess} | {whole['number']:.1%} | {whole['sheet']:.1%} | "
+        print(f"| {mode}, {preprocess} | {whole['number']:.1%} | {whole['sheet']:.1%} | "
               f"{max(0.0, 1 - errors / digits):.1%} | {milliseconds:.1f} |")  # fmt: skip
 
 
 def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
-    """`count` images of each MNIST-made category and 20 drawn digits, named
+    """`count` images of each MNIST-made category, 20 drawn digits and 20 European 1s, named
     <category><index>_label<digit>.<png|jpg>."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -283,6 +289,9 @@ def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
     for i in range(20):
         digit = i % 10
         save(photograph(drawn_digit(digit, rng), rng), out / f"drawn{i:02d}_label{digit}.png", rng)
+    for i in range(20):
+        one = drawn_digit(1, rng, EUROPEAN_ONE[: 1 + i % 2])
+        save(photograph(one, rng), out / f"european{i:02d}_label1.png", rng)
 
 
 def main(args: dict[str, str]) -> None:
@@ -308,6 +317,13 @@ def main(args: dict[str, str]) -> None:
         ]
         cells = " | ".join(f"{share:.1%}" for share in [*shares, right.mean()])
         print(f"| {preprocess} | {cells} | {milliseconds:.1f} |")
+    start = time.perf_counter()
+    auto = predictor(files, "mnist", top_k=1, mode="auto")
+    milliseconds = (time.perf_counter() - start) * 1000 / len(files)
+    several = sum(p.digits is not None for p in auto)
+    right = np.mean([p.text == str(t) for p, t in zip(auto, truth, strict=True)])
+    print(f"mode=auto, preprocess=mnist on the same images: {right:.1%} right "
+          f"({several} read as several digits), {milliseconds:.1f} ms per image")  # fmt: skip
     print(
         f"({len(files)} images in {out}; counts: "
         + ", ".join(f"{name} {category.count(name)}" for name in CATEGORIES)

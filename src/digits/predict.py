@@ -36,7 +36,7 @@ from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.models.networks import NUM_CLASSES
 from digits.reading.images import IMAGE_SUFFIXES, image_files, load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
-from digits.reading.segment import Box, digits_in
+from digits.reading.segment import Box, Classifier, digits_in
 
 if TYPE_CHECKING:
     import lightning as L
@@ -60,9 +60,11 @@ class Prediction:
 
     @property
     def text(self) -> str:
-        """mode=number: the digits read, "?" where unsure, one line per row."""
+        """The digits read, "?" where unsure, one line per row (mode=digit: the one digit)."""
+        if self.blank or self.error:
+            return ""
         rows: dict[int, str] = {}
-        for d in self.digits or []:
+        for d in self.digits if self.digits is not None else [self]:
             rows[d.row] = rows.get(d.row, "") + ("?" if d.digit is None else str(d.digit))
         return "\n".join(rows.values())
 
@@ -128,21 +130,29 @@ def prepare(
 
 
 def prepare_numbers(
-    files: list[Path], preprocess: str
+    files: list[Path], preprocess: str, classify: Classifier | None = None, auto: bool = False
 ) -> tuple[list[Prediction], list[torch.Tensor]]:
-    """One Prediction per file, holding one per digit found (mode=number); the 28x28 tensors of
-    every digit, in the same order. preprocess=mnist_v1 leaves the strokes as they are."""
+    """One Prediction per file, holding one per digit found (mode=number; `classify` decides
+    where touching digits are cut, see digits.reading.segment); the 28x28 tensors of every digit,
+    in the same order. preprocess=mnist_v1 leaves the strokes as they are. `auto`: an image in
+    which no more than one digit is found is read as mode=digit reads it (no `digits`)."""
+    read = partial(digits_in, normalise_strokes=preprocess == "mnist", classify=classify)
     predictions, images = [], []
     for path in files:
         prediction = Prediction(path, digits=[])
         predictions.append(prediction)
         try:
-            found = preprocessed(path, partial(digits_in, normalise_strokes=preprocess == "mnist"))
+            gray = preprocessed(path, np.asarray)
+            found = read(gray)
         except BlankImage:
             prediction.blank = True
             continue
         except DigitsError as error:
             prediction.error = str(error)
+            continue
+        if auto and len(found) <= 1:
+            prediction.digits = None
+            images.append(PREPROCESSORS[preprocess](gray))
             continue
         for digit in found:
             prediction.digits.append(Prediction(path, box=digit.box, row=digit.row))
@@ -218,20 +228,20 @@ class Predictor:
         min_confidence: float = 0.0,
         mode: str = "digit",
     ) -> list[Prediction]:
-        """Preprocess and classify every file (mode=number: every digit in it); failures are
-        recorded on their Prediction."""
-        if mode == "number":
-            predictions, images = prepare_numbers(files, preprocess)
-            targets = [d for p in predictions for d in p.digits or []]
-        else:
+        """Preprocess and classify every file (mode=number: every digit in it; auto: every digit
+        of the files holding several); failures are recorded on their Prediction."""
+        if mode == "digit":
             predictions, images = prepare(files, PREPROCESSORS[preprocess])
-            targets = predictions
+        else:
+            auto = mode == "auto"
+            predictions, images = prepare_numbers(files, preprocess, self.probabilities, auto)
+        targets = [d for p in predictions for d in (p.digits if p.digits is not None else [p])]
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
         ok = self.classify(targets, stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):
-                name = prediction.path.stem + (f"-{index:03d}" if mode == "number" else "")
+                name = prediction.path.stem + (f"-{index:03d}" if mode != "digit" else "")
                 to_png(image).save(save_dir / f"{name}.png")
         return predictions
 
@@ -297,9 +307,12 @@ def report_numbers(predictions: list[Prediction]) -> None:
     for p in predictions:
         if p.blank:
             table.add_row(str(p.path), "-", "blank: no ink found")
+        elif p.digits is None and p.error is None:  # mode=auto found one digit
+            read = "unsure" if p.unsure else str(p.digit)
+            table.add_row(str(p.path), read, "  ".join(f"{d} {v:.0%}" for d, v in p.top))
         elif p.error is None:
             each = "  ".join(
-                f"{'?' if d.digit is None else d.digit} {d.confidence:.0%}" for d in p.digits or []
+                f"{'?' if d.digit is None else d.digit} {d.confidence:.0%}" for d in p.digits
             )
             table.add_row(str(p.path), p.text, each)
     Console().print(table)

@@ -510,12 +510,15 @@ def check_predict(cfg: DictConfig) -> None:
         raise DigitsError(
             f"images={given}: give image files and folders by name, e.g. images=[a.png,photos/]"
         )
-    if cfg.mode == "number" and cfg.preprocess == "naive":
+    if cfg.mode != "digit" and cfg.preprocess == "naive":
         raise DigitsError(
-            "preprocess=naive: mode=number finds digits with MNIST's recipe; use mnist or mnist_v1"
+            f"preprocess=naive: mode={cfg.mode} finds digits with MNIST's recipe; "
+            "use mnist or mnist_v1"
         )
-    if cfg.annotate and cfg.mode != "number":
-        raise DigitsError(f"annotate={cfg.annotate}: draws the digits found by mode=number; add it")
+    if cfg.annotate and cfg.mode == "digit":
+        raise DigitsError(
+            f"annotate={cfg.annotate}: draws the digits found by mode=number or mode=auto; add one"
+        )
     for key in ("save_preprocessed", "annotate"):
         if cfg[key]:
             check_writable(cfg[key], key, "choose a writable folder, or leave it out")

@@ -132,6 +132,7 @@ class AugmentConfig:
     scale: list[float] | None = setting(POSITIVE, default=None)
     thickness: list[float] | None = setting(Range(ge=-3, le=3), default=None)
     elastic: list[float] | None = setting(POSITIVE, default=None)
+    european_ones: float | None = setting(Range(ge=0, le=1), default=None)
 
 
 @dataclass
@@ -378,7 +379,7 @@ class PredictConfig:
     min_confidence: float = setting(Range(ge=0, le=1))
     save_preprocessed: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
-    mode: str = setting(OneOf(("digit", "number")))
+    mode: str = setting(OneOf(("digit", "number", "auto")))
     annotate: str | None = MISSING
 
 

@@ -186,6 +186,17 @@ def unknown_key(
     return DigitsError(f"{typed}: no such key in the config ({guess}{hint})")
 
 
+def _nested_fields(cfg: DictConfig, key: str) -> Fields | None:
+    """The fields of the Nested schema the setting at `key` takes (e.g. data.augment), if any."""
+    parent = _parent(cfg, key)
+    fields = schema_fields(parent) if parent is not None else None
+    setting = fields.get(key.rpartition(".")[2]) if fields else None
+    allowed = setting.metadata.get("allowed") if setting else None
+    if not isinstance(allowed, Nested):
+        return None
+    return {f.name: f for f in dataclasses.fields(allowed.schema)}
+
+
 def _parent(cfg: DictConfig, key: str) -> DictConfig | None:
     parent = key.rsplit(".", 1)[0] if "." in key else ""
     node = OmegaConf.select(cfg, parent) if parent else cfg
@@ -253,9 +264,13 @@ def composition_error(
         if parent_key and composed is not None and _is_null(composed, parent_key):
             return _under_null(composed, key, combo)
     fields = schema_fields(parent) if parent is not None else None
-    keys = fields if fields is not None else list(parent or [])
     name = key.rsplit(".", 1)[-1]
     typed = shown(key, getattr(cause, "value", None), combo)
+    if parent is not None and fields is None:  # a plain mapping: a Nested setting's, perhaps
+        fields = _nested_fields(composed, key.rpartition(".")[0])
+        if fields and name in fields and isinstance(cause, ConfigAttributeError | ConfigKeyError):
+            return DigitsError(f"{typed}: not set by this config; add it with +{typed.lstrip('+')}")
+    keys = fields if fields is not None else list(parent or [])
     if isinstance(cause, ValidationError) and key:
         what = describe(fields[name]) if fields and name in fields else "another type"
         return DigitsError(f"{typed}: must be {what}")

@@ -146,5 +146,5 @@ class MNISTDataModule(L.LightningDataModule):
             return images, labels  # torchvision's ToTensor already did it, per sample
         images = images.unsqueeze(1).float().div_(255.0)
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
-            images = augment(images, **self.hparams.augment)
+            images = augment(images, labels, **self.hparams.augment)
         return images, labels

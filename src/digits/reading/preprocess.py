@@ -69,7 +69,7 @@ def _min_filter(image: torch.Tensor, radius: int) -> torch.Tensor:
 def _white_on_black(gray: np.ndarray, min_size: int) -> torch.Tensor:
     """The image at working size (at most WORK_SIZE, at least `min_size` on its long side), made
     white ink on black like MNIST."""
-    image = torch.from_numpy(gray)
+    image = torch.from_numpy(gray).float()  # any numeric dtype
     long_side = max(image.shape)
     if long_side > WORK_SIZE or long_side < min_size:
         image = _resize(image, (WORK_SIZE if long_side > WORK_SIZE else min_size) / long_side)

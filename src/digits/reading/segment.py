@@ -1,14 +1,21 @@
 """Finding the digits in a photo of a number or a sheet: one box per digit, in reading order.
 
-After the same cleanup as one digit (digits.reading.preprocess), the ink's connected pieces are
-digits or parts of digits: pieces stacked over each other are one digit (a 5's flag, a broken 4),
-a piece much wider than tall is several touching digits (cut where the ink is thinnest), specks are
-dropped. Rows are read top to bottom, each left to right. Each digit comes out as MNIST would have
-it (28x28, strokes at MNIST's width)."""
+After the same cleanup as one digit (digits.reading.preprocess), the ink's connected pieces (a thin
+pen's broken strokes reconnected first) are digits, parts of digits or several touching digits.
+Specks are dropped, pieces stacked over each other are joined (a 5's flag, a broken 4) and rows
+are read top to bottom. Within a row, pieces are cut where their ink is narrowest (where touching
+digits meet) into parts; every run of neighbouring parts that could be one digit (not too wide,
+holding at most one piece tall enough to be a digit by itself) is a candidate, and the row is read
+as the sequence of candidates the classifier finds likeliest: the highest sum of their log top
+probabilities, so a split or a merge wins only where it makes the digits more certain. Pieces too
+small to be digits join one or are left out. Without a classifier, candidates are scored by how
+close their shape is to MNIST's typical digit. Each digit comes out as MNIST would have it (28x28,
+strokes at MNIST's width)."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,17 +24,33 @@ from scipy import ndimage
 
 from digits.reading.preprocess import (
     MIN_CONTRAST,
+    MNIST_STROKE,
+    MNIST_STROKE_RANGE,
+    STROKE_BOX,
     BlankImage,
     box_and_centre,
     clean_ink,
     normalise_stroke,
     otsu_threshold,
 )
+from digits.strokes import dilate, stroke_width
 
 SPECK = 0.03  # pieces with less ink than this share of the largest piece's are specks
 STACKED = 0.5  # pieces sharing this share of the narrower one's columns are one digit,
 STACK_GAP = 0.3  # if no farther apart vertically than this share of the taller one's height
+STACK_OVERLAP = 0.3  # and sharing at most this share of the shorter one's rows
 MNIST_ASPECT = 0.8  # MNIST's median digit is this wide for its height (99% are below 1.43)
+ROW_SHARE = 0.5  # a piece sharing this share of its rows (or a row's) with a row joins it
+MAX_ASPECT = 1.5  # no candidate digit is wider than this for its height
+MAX_GAP = 0.35  # nor joins parts farther apart than this share of its height
+MIN_PART = 0.2  # cuts are at least this share of the piece's height apart and from its sides
+FRAGMENT = 0.75  # a piece less tall than this share of the image's tallest can join another
+ALONE = 0.5  # and one less tall than this share is no digit alone: it joins one or is left out,
+DROPPED = float(np.log(0.5))  # which scores as a digit read with probability 0.5 would
+SHAPE_BONUS = 0.4  # without a classifier, each digit scores this more (else fewer, wider ones win)
+
+# Class probabilities (N, 10) of 28x28 digit images (N, 28, 28), 0-1, white ink on black.
+Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,133 +70,243 @@ class Digit:
     row: int  # 0 for the first line of the sheet
 
 
-def _pieces(mask: np.ndarray) -> list[tuple[slice, slice, np.ndarray]]:
-    """The ink's 8-connected pieces, specks dropped, as (rows, cols, own mask within the box)."""
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+@dataclass(frozen=True)
+class Ink:
+    """Some of the ink: its box in the cleaned image and which pixels of the box are its own."""
+
+    rows: slice
+    cols: slice
+    mask: np.ndarray
+
+    @property
+    def height(self) -> int:
+        return self.rows.stop - self.rows.start
+
+    @property
+    def width(self) -> int:
+        return self.cols.stop - self.cols.start
+
+    @staticmethod
+    def union(parts: list[Ink]) -> Ink:
+        rows = slice(min(p.rows.start for p in parts), max(p.rows.stop for p in parts))
+        cols = slice(min(p.cols.start for p in parts), max(p.cols.stop for p in parts))
+        mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
+        for p in parts:
+            mask[
+                p.rows.start - rows.start : p.rows.stop - rows.start,
+                p.cols.start - cols.start : p.cols.stop - cols.start,
+            ] |= p.mask
+        return Ink(rows, cols, mask)
+
+    def columns(self, start: int, stop: int) -> Ink:
+        """The ink in columns start:stop of the box (relative), its rows trimmed to the ink."""
+        part = self.mask[:, start:stop]
+        inked = np.nonzero(part.any(axis=1))[0]
+        top, bottom = inked[0], inked[-1] + 1
+        rows = slice(self.rows.start + top, self.rows.start + bottom)
+        return Ink(rows, slice(self.cols.start + start, self.cols.start + stop), part[top:bottom])
+
+
+def _reconnected(mask: np.ndarray) -> np.ndarray:
+    """The ink thickened to MNIST's stroke width (for the tallest piece's size) where it is
+    thinner, so that a thin pen's broken strokes join up again (only to find the pieces)."""
+    labels = ndimage.label(mask, structure=np.ones((3, 3)))[0]
+    tallest = max((rows.stop - rows.start for rows, _ in ndimage.find_objects(labels)), default=0)
+    width = stroke_width(torch.from_numpy(mask)) * STROKE_BOX / max(tallest, 1)
+    if width >= MNIST_STROKE_RANGE[0]:
+        return mask
+    radius = round((MNIST_STROKE - width) / 2 * tallest / STROKE_BOX)
+    return dilate(torch.from_numpy(mask).float(), radius).numpy() > 0
+
+
+def _pieces(mask: np.ndarray) -> list[Ink]:
+    """The ink's pieces (8-connected once thin strokes are reconnected), specks dropped."""
+    labels, count = ndimage.label(_reconnected(mask), structure=np.ones((3, 3)))
+    labels *= mask  # each piece is its own ink only
     if not count:
         return []
     areas = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
-    pieces = []
-    for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
-        if areas[label - 1] >= SPECK * areas.max():
-            pieces.append((rows, cols, labels[rows, cols] == label))
-    return pieces
-
-
-def _stacked(a: tuple[slice, slice], b: tuple[slice, slice]) -> bool:
-    """Whether two boxes are parts of one digit: sharing most columns, close above each other."""
-    (a_rows, a_cols), (b_rows, b_cols) = a, b
-    shared = min(a_cols.stop, b_cols.stop) - max(a_cols.start, b_cols.start)
-    narrower = min(a_cols.stop - a_cols.start, b_cols.stop - b_cols.start)
-    gap = max(a_rows.start, b_rows.start) - min(a_rows.stop, b_rows.stop)
-    taller = max(a_rows.stop - a_rows.start, b_rows.stop - b_rows.start)
-    return shared >= STACKED * narrower and gap <= STACK_GAP * taller
-
-
-def _merge_stacked(pieces: list[tuple[slice, slice, np.ndarray]]) -> list:
-    """Pieces stacked into one digit (see `_stacked`), as (rows, cols, mask)."""
-    groups = [[p] for p in pieces]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                if _stacked(_bounds(groups[i]), _bounds(groups[j])):
-                    groups[i] += groups.pop(j)
-                    merged = True
-                    break
-            if merged:
-                break
-    digits = []
-    for group in groups:
-        rows, cols = _bounds(group)
-        mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=bool)
-        for piece_rows, piece_cols, piece in group:
-            mask[
-                piece_rows.start - rows.start : piece_rows.stop - rows.start,
-                piece_cols.start - cols.start : piece_cols.stop - cols.start,
-            ] |= piece
-        digits.append((rows, cols, mask))
-    return digits
-
-
-def _bounds(group: list[tuple[slice, slice, np.ndarray]]) -> tuple[slice, slice]:
-    return (
-        slice(min(p[0].start for p in group), max(p[0].stop for p in group)),
-        slice(min(p[1].start for p in group), max(p[1].stop for p in group)),
-    )
-
-
-def _typical_width(digits: list) -> float | None:
-    """The median width of the pieces no wider than tall (single digits, surely), if any."""
-    widths = [mask.shape[1] for _, _, mask in digits if mask.shape[1] <= mask.shape[0]]
-    return float(np.median(widths)) if widths else None
-
-
-def _split_touching(rows: slice, cols: slice, mask: np.ndarray, typical: float | None) -> list:
-    """A piece wider than tall and as wide as several digits (`typical` wide, else MNIST's median
-    shape) cut into that many, each cut at the thinnest column near where it is expected."""
-    height, width = mask.shape
-    count = round(width / (typical or MNIST_ASPECT * height))
-    if width <= height or count < 2:
-        return [(rows, cols, mask)]
-    ink_per_column = mask.sum(axis=0)
-    cuts = [0]
-    for k in range(1, count):
-        expected, slack = k * width // count, width // (6 * count)
-        window = ink_per_column[expected - slack : expected + slack + 1]
-        cuts.append(expected - slack + int(np.argmin(window)))
-    cuts.append(width)
-    parts = []
-    for start, stop in itertools.pairwise(cuts):
-        part = mask[:, start:stop]
-        kept = np.nonzero(part.any(axis=1))[0]
-        if len(kept):
-            top, bottom = kept[0], kept[-1] + 1
-            parts.append(
-                (
-                    slice(rows.start + top, rows.start + bottom),
-                    slice(cols.start + start, cols.start + stop),
-                    part[top:bottom],
-                )
-            )
-    return parts
-
-
-def _reading_order(digits: list) -> list[tuple[int, tuple]]:
-    """(row, digit) in reading order: a digit whose middle lies within a row's height joins it."""
-    rows: list[list] = []
-    for digit in sorted(digits, key=lambda d: (d[0].start + d[0].stop) / 2):
-        middle = (digit[0].start + digit[0].stop) / 2
-        if rows and rows[-1][0] <= middle <= rows[-1][1]:
-            rows[-1][2].append(digit)
-            rows[-1][1] = max(rows[-1][1], digit[0].stop)
-        else:
-            rows.append([digit[0].start, digit[0].stop, [digit]])
     return [
-        (index, digit)
-        for index, (_, _, row) in enumerate(rows)
-        for digit in sorted(row, key=lambda d: d[1].start)
+        Ink(rows, cols, labels[rows, cols] == label)
+        for label, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1)
+        if areas[label - 1] >= SPECK * areas.max()
     ]
 
 
-def digits_in(gray: np.ndarray, normalise_strokes: bool = True) -> list[Digit]:
+def _stacked(a: Ink, b: Ink) -> bool:
+    """Whether two pieces are parts of one digit: sharing most columns, one above the other
+    (overlapping little in rows) and close."""
+    shared = min(a.cols.stop, b.cols.stop) - max(a.cols.start, b.cols.start)
+    gap = max(a.rows.start, b.rows.start) - min(a.rows.stop, b.rows.stop)
+    lower = min(a.height, b.height)
+    return (
+        shared >= STACKED * min(a.width, b.width)
+        and -gap <= STACK_OVERLAP * lower
+        and gap <= STACK_GAP * max(a.height, b.height)
+    )
+
+
+def _merge_stacked(pieces: list[Ink]) -> list[Ink]:
+    """Pieces stacked into one digit (see `_stacked`) joined."""
+    pieces = list(pieces)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(pieces)):
+            partner = next(
+                (j for j in range(i + 1, len(pieces)) if _stacked(pieces[i], pieces[j])), None
+            )
+            if partner is not None:
+                pieces[i] = Ink.union([pieces[i], pieces.pop(partner)])
+                merged = True
+                break
+    return pieces
+
+
+def _shared_rows(a: slice, b: slice) -> int:
+    return min(a.stop, b.stop) - max(a.start, b.start)
+
+
+def _rows(pieces: list[Ink]) -> list[list[Ink]]:
+    """Pieces in rows, top to bottom, each left to right. Tallest first, a piece joins the row it
+    shares most rows with if that is at least ROW_SHARE of its height (or the row's), else starts
+    one (so a small piece above a digit, a broken-off part, joins that digit's row)."""
+    rows: list[tuple[slice, list[Ink]]] = []
+    for piece in sorted(pieces, key=lambda p: -p.height):
+        best = max(rows, key=lambda row: _shared_rows(row[0], piece.rows), default=None)
+        if best and _shared_rows(best[0], piece.rows) >= ROW_SHARE * min(
+            piece.height, best[0].stop - best[0].start
+        ):
+            rows.remove(best)
+            span = slice(min(best[0].start, piece.rows.start), max(best[0].stop, piece.rows.stop))
+            rows.append((span, [*best[1], piece]))
+        else:
+            rows.append((piece.rows, [piece]))
+    rows.sort(key=lambda row: row[0].start)
+    return [sorted(row, key=lambda p: p.cols.start) for _, row in rows]
+
+
+def _parts(piece: Ink) -> list[Ink]:
+    """The piece cut where its ink is narrowest: at local minima of the ink per column, the
+    lowest first, at least MIN_PART of its height from each other and from its sides."""
+    step = max(2, round(MIN_PART * piece.height))
+    ink = np.convolve(piece.mask.sum(axis=0), np.ones(3) / 3, mode="same")
+    minima = [
+        x
+        for x in range(step, piece.width - step + 1)
+        if ink[x] == ink[x - step // 2 : x + step // 2 + 1].min()
+    ]
+    cuts: list[int] = []
+    for x in sorted(minima, key=lambda x: ink[x]):
+        if all(abs(x - cut) >= step for cut in cuts):
+            cuts.append(x)
+    edges = [0, *sorted(cuts), piece.width]
+    return [piece.columns(a, b) for a, b in itertools.pairwise(edges)]
+
+
+def _candidates(
+    owned: list[tuple[Ink, Ink]], tallest: int
+) -> tuple[list[tuple[int, int, Ink]], set[int]]:
+    """(first, end, ink) for each run parts[first:end] of a row's parts (its pieces cut, see
+    `_parts`; `owned` pairs each part with its piece) that could be one digit: no wider than
+    MAX_ASPECT of its height, no gap wider than MAX_GAP of it, holding at most one piece that is
+    not a fragment (see FRAGMENT); each single part of a piece tall enough to be a digit alone
+    (see ALONE; `tallest`: the image's tallest piece's height). And the parts of the pieces too
+    small for that, which may be left out (specks, or a broken-off end no digit takes)."""
+    parts, owners = [part for part, _ in owned], [piece for _, piece in owned]
+    small = {i for i, piece in enumerate(owners) if piece.height < ALONE * tallest}
+    candidates = []
+    for first in range(len(parts)):
+        if first not in small:
+            candidates.append((first, first + 1, parts[first]))
+        for end in range(first + 2, len(parts) + 1):
+            joined = Ink.union(parts[first:end])
+            gap = parts[end - 1].cols.start - max(p.cols.stop for p in parts[first : end - 1])
+            digit_sized = {id(o) for o in owners[first:end] if o.height >= FRAGMENT * tallest}
+            if (
+                joined.width > MAX_ASPECT * joined.height
+                or gap > MAX_GAP * joined.height
+                or len(digit_sized) > 1
+            ):
+                break
+            candidates.append((first, end, joined))
+    return candidates, small
+
+
+def _scores(images: torch.Tensor, classify: Classifier) -> torch.Tensor:
+    """How likely each candidate is a digit: the log probability of its likeliest class."""
+    return classify(images).double().max(dim=1).values.clamp_min(1e-12).log()
+
+
+def _shape_scores(candidates: list[Ink]) -> torch.Tensor:
+    """Without a classifier: how close each candidate's aspect is to MNIST's median (log ratio)."""
+    aspects = torch.tensor([c.width / c.height for c in candidates], dtype=torch.float64)
+    return SHAPE_BONUS - (aspects / MNIST_ASPECT).log().abs()
+
+
+def _best_reading(
+    count: int, spans: list[tuple[int, int]], scores: torch.Tensor, droppable: set[int]
+) -> list[int]:
+    """The indices of the candidates covering parts 0..count-1 once, in order, with the highest
+    total score, where leaving out a `droppable` part scores DROPPED (dynamic programming over
+    where each digit ends)."""
+    ending: dict[int, list[int]] = {}
+    for index, (_, end) in enumerate(spans):
+        ending.setdefault(end, []).append(index)
+    best = [0.0] + [-np.inf] * count
+    choice = [-1] * (count + 1)  # the candidate ending there; -1: the part before is left out
+    for end in range(1, count + 1):
+        if end - 1 in droppable:
+            best[end] = best[end - 1] + DROPPED
+        for index in ending.get(end, []):
+            total = best[spans[index][0]] + float(scores[index])
+            if total > best[end]:
+                best[end], choice[end] = total, index
+    chosen, end = [], count
+    while end:
+        if choice[end] < 0:
+            end -= 1
+        else:
+            chosen.append(choice[end])
+            end = spans[choice[end]][0]
+    return chosen[::-1]
+
+
+def digits_in(
+    gray: np.ndarray, normalise_strokes: bool = True, classify: Classifier | None = None
+) -> list[Digit]:
     """The digits of a photo of a number or a sheet (grayscale 0-255), in reading order, strokes
     brought to MNIST's width unless `normalise_strokes` is false (the first recipe's way, for
-    comparison). Raises BlankImage when there is no ink."""
+    comparison). Where to cut touching digits and whether side-by-side pieces are one digit is
+    decided by `classify` when given (see the module's docstring). Raises BlankImage when there
+    is no ink."""
     ink = clean_ink(gray)
     if float(ink.max()) < MIN_CONTRAST:
         raise BlankImage("no ink found (blank image)")
     mask = (ink >= max(otsu_threshold(ink), MIN_CONTRAST / 2)).numpy()
-    digits = _merge_stacked(_pieces(mask))
-    typical = _typical_width(digits)
-    found = [part for digit in digits for part in _split_touching(*digit, typical)]
     scale = gray.shape[0] / ink.shape[0]  # the cleanup's working size back to the image's pixels
-    result = []
-    for row, (rows, cols, own) in _reading_order(found):
-        digit = ink[rows, cols] * torch.from_numpy(own)
+
+    def image(candidate: Ink) -> torch.Tensor:
+        digit = ink[candidate.rows, candidate.cols] * torch.from_numpy(candidate.mask)
         digit = digit / digit.max()
-        image = box_and_centre(normalise_stroke(digit) if normalise_strokes else digit)
-        box = Box(*(round(v * scale) for v in (rows.start, cols.start, rows.stop, cols.stop)))
-        result.append(Digit(box, image, row))
-    return result
+        return box_and_centre(normalise_stroke(digit) if normalise_strokes else digit)
+
+    found: list[Digit] = []
+    pieces = _merge_stacked(_pieces(mask))
+    tallest = max(piece.height for piece in pieces)
+    rows_read = 0
+    for in_row in _rows(pieces):
+        parts = [(part, piece) for piece in in_row for part in _parts(piece)]
+        candidates, droppable = _candidates(parts, tallest)
+        if not candidates:
+            continue  # nothing but specks
+        inks = [c for _, _, c in candidates]
+        images = torch.stack([image(c) for c in inks])
+        scores = _shape_scores(inks) if classify is None else _scores(images, classify)
+        spans = [(first, end) for first, end, _ in candidates]
+        for index in _best_reading(len(parts), spans, scores, droppable):
+            c = inks[index]
+            box = (c.rows.start, c.cols.start, c.rows.stop, c.cols.stop)
+            found.append(Digit(Box(*(round(v * scale) for v in box)), images[index], rows_read))
+        rows_read = len({d.row for d in found})
+    return found
