@@ -7,8 +7,9 @@ are read top to bottom. Within a row, pieces are cut where their ink is narrowes
 digits meet) into parts; every run of neighbouring parts that could be one digit (not too wide,
 holding at most one piece tall enough to be a digit by itself) is a candidate, and the row is read
 as the sequence of candidates the classifier finds likeliest: the highest sum of their log top
-probabilities, so a split or a merge wins only where it makes the digits more certain. Pieces too
-small to be digits join one or are left out. Without a classifier, candidates are scored by how
+probabilities (less a cost, in a row of several pieces, for candidates wider than nearly any single
+digit, as a classifier can be sure of two touching digits as one), so a split or a merge wins only where it makes the digits
+more certain. Pieces too small to be digits join one or are left out. Without a classifier, candidates are scored by how
 close their shape is to MNIST's typical digit. Each digit comes out as MNIST would have it (28x28,
 strokes at MNIST's width)."""
 
@@ -41,7 +42,9 @@ STACK_GAP = 0.3  # if no farther apart vertically than this share of the taller 
 STACK_OVERLAP = 0.3  # and sharing at most this share of the shorter one's rows
 MNIST_ASPECT = 0.8  # MNIST's median digit is this wide for its height (99% are below 1.43)
 ROW_SHARE = 0.5  # a piece sharing this share of its rows (or a row's) with a row joins it
-MAX_ASPECT = 1.5  # no candidate digit is wider than this for its height
+MAX_ASPECT = 1.5  # no candidate digit is wider than this for its height,
+WIDE = 1.2  # and, in a row of several pieces, one wider than this (95% of MNIST's digits are at
+WIDE_COST = 3.0  # most 1.11 wide for their height) loses this much log probability per unit above
 MAX_GAP = 0.35  # nor joins parts farther apart than this share of its height
 MIN_PART = 0.2  # cuts are at least this share of the piece's height apart and from its sides
 FRAGMENT = 0.75  # a piece less tall than this share of the image's tallest can join another
@@ -238,6 +241,13 @@ def _scores(images: torch.Tensor, classify: Classifier) -> torch.Tensor:
     return classify(images).double().max(dim=1).values.clamp_min(1e-12).log()
 
 
+def _too_wide(candidates: list[Ink]) -> torch.Tensor:
+    """WIDE_COST per unit of aspect above WIDE: a classifier may be sure of two touching digits
+    as one (26 as an 8)."""
+    aspects = torch.tensor([c.width / c.height for c in candidates], dtype=torch.float64)
+    return WIDE_COST * (aspects - WIDE).clamp_min(0)
+
+
 def _shape_scores(candidates: list[Ink]) -> torch.Tensor:
     """Without a classifier: how close each candidate's aspect is to MNIST's median (log ratio)."""
     aspects = torch.tensor([c.width / c.height for c in candidates], dtype=torch.float64)
@@ -294,19 +304,33 @@ def digits_in(
     found: list[Digit] = []
     pieces = _merge_stacked(_pieces(mask))
     tallest = max(piece.height for piece in pieces)
-    rows_read = 0
     for in_row in _rows(pieces):
-        parts = [(part, piece) for piece in in_row for part in _parts(piece)]
-        candidates, droppable = _candidates(parts, tallest)
-        if not candidates:
-            continue  # nothing but specks
-        inks = [c for _, _, c in candidates]
-        images = torch.stack([image(c) for c in inks])
-        scores = _shape_scores(inks) if classify is None else _scores(images, classify)
-        spans = [(first, end) for first, end, _ in candidates]
-        for index in _best_reading(len(parts), spans, scores, droppable):
-            c = inks[index]
+        read = _read_row(in_row, tallest, image, classify)
+        row = len({d.row for d in found})
+        for c, digit in read:
             box = (c.rows.start, c.cols.start, c.rows.stop, c.cols.stop)
-            found.append(Digit(Box(*(round(v * scale) for v in box)), images[index], rows_read))
-        rows_read = len({d.row for d in found})
+            found.append(Digit(Box(*(round(v * scale) for v in box)), digit, row))
     return found
+
+
+def _read_row(
+    pieces: list[Ink],
+    tallest: int,
+    image: Callable[[Ink], torch.Tensor],
+    classify: Classifier | None,
+) -> list[tuple[Ink, torch.Tensor]]:
+    """A row's digits, left to right, each as its ink and the 28x28 `image` made of it."""
+    parts = [(part, piece) for piece in pieces for part in _parts(piece)]
+    candidates, droppable = _candidates(parts, tallest)
+    if not candidates:
+        return []  # nothing but specks
+    inks = [c for _, _, c in candidates]
+    images = torch.stack([image(c) for c in inks])
+    if classify is None:
+        scores = _shape_scores(inks)
+    else:
+        scores = _scores(images, classify)
+        if sum(p.height >= FRAGMENT * tallest for p in pieces) > 1:  # else more likely one wide
+            scores = scores - _too_wide(inks)  # digit than two touching ones
+    spans = [(first, end) for first, end, _ in candidates]
+    return [(inks[i], images[i]) for i in _best_reading(len(parts), spans, scores, droppable)]
