@@ -103,6 +103,34 @@ def test_below_min_confidence_the_answer_is_unsure(
     assert unsure["unsure"] is True and unsure["digit"] is None and len(unsure["top"]) == 2
 
 
+@pytest.mark.parametrize("mode", ["number", "auto"])
+def test_numbers_are_read_as_digits_predict_reads_them(
+    client: TestClient, trained_run: Path, digit_files: list[Path], tmp_path: Path, mode: str
+) -> None:
+    number = tmp_path / "number.png"
+    row = [np.asarray(Image.open(path)) for path in digit_files[:3]]
+    Image.fromarray(np.concatenate(row, axis=1)).save(number)
+    single = digit_files[3]
+    expected = Predictor(RunDir(trained_run).best_checkpoint())(
+        [number, single], "mnist", 3, mode=mode
+    )
+    for path, prediction in zip([number, single], expected, strict=True):
+        answer = client.post(
+            f"/predict?mode={mode}", files={"image": (path.name, path.read_bytes())}
+        )
+        assert answer.status_code == 200, answer.text
+        record, wanted = answer.json(), prediction.record()
+        assert set(record) == set(wanted) and record.get("text") == wanted.get("text")
+        if "digits" in wanted:
+            assert [d["box"] for d in record["digits"]] == [d["box"] for d in wanted["digits"]]
+            assert [d["digit"] for d in record["digits"]] == [d["digit"] for d in wanted["digits"]]
+    assert "digits" in expected[0].record() and len(expected[0].digits) >= 1
+    if mode == "number":
+        assert "digits" in expected[1].record()  # even one digit is a number here
+    blank = client.post(f"/predict?mode={mode}", content=png(Image.new("L", (64, 64), 255)))
+    assert blank.json()["blank"] is True and blank.json()["digits"] == []
+
+
 def test_a_blank_image_is_an_answer_not_an_error(client: TestClient) -> None:
     answer = client.post("/predict", content=png(Image.new("L", (64, 64), 255)))
     assert answer.status_code == 200
@@ -138,6 +166,7 @@ BAD_REQUESTS = [
     ("top_k=0", {"content": b"x"}, "?top_k=0", 422, "query.top_k: Input should be greater than or equal to 1"),
     ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
     ("min_confidence=2", {"content": b"x"}, "?min_confidence=2", 422, "query.min_confidence: Input should be less than or equal to 1"),
+    ("mode=numbers", {"content": b"x"}, "?mode=numbers", 422, "query.mode: Input should be 'digit', 'number' or 'auto'"),
 ]  # fmt: skip
 
 
@@ -168,7 +197,7 @@ def test_health_docs_and_no_route_takes_a_path(client: TestClient) -> None:
     assert {"multipart/form-data", "image/*"} <= set(body)
     parameters = [p for route in spec["paths"].values() for op in route.values()
                   for p in op.get("parameters", [])]  # fmt: skip
-    assert {p["name"] for p in parameters} == {"top_k", "image", "min_confidence"}
+    assert {p["name"] for p in parameters} == {"top_k", "image", "min_confidence", "mode"}
     assert all(p["in"] == "query" for p in parameters)
     assert client.get("/page/../../../etc/passwd").status_code == 404
 

@@ -14,7 +14,6 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -129,35 +128,44 @@ def prepare(
     return predictions, images
 
 
+def read_number(
+    path: Path, gray: np.ndarray, preprocess: str, classify: Classifier | None, auto: bool = False
+) -> tuple[Prediction, list[torch.Tensor]]:
+    """mode=number on one image (grayscale 0-255): its Prediction, holding one per digit found,
+    and the digits' 28x28 images, in the same order (`classify` decides where touching digits
+    are cut, see digits.reading.segment; preprocess=mnist_v1 leaves the strokes as they are).
+    `auto`: an image in which no more than one digit is found is read as mode=digit reads it (a
+    Prediction with no `digits`, and its one image). Raises BlankImage."""
+    found = digits_in(gray, normalise_strokes=preprocess == "mnist", classify=classify)
+    if auto and len(found) <= 1:
+        return Prediction(path), [PREPROCESSORS[preprocess](gray)]
+    digits = [Prediction(path, box=d.box, row=d.row) for d in found]
+    return Prediction(path, digits=digits), [d.image for d in found]
+
+
 def prepare_numbers(
     files: list[Path], preprocess: str, classify: Classifier | None = None, auto: bool = False
 ) -> tuple[list[Prediction], list[torch.Tensor]]:
-    """One Prediction per file, holding one per digit found (mode=number; `classify` decides
-    where touching digits are cut, see digits.reading.segment); the 28x28 tensors of every digit,
-    in the same order. preprocess=mnist_v1 leaves the strokes as they are. `auto`: an image in
-    which no more than one digit is found is read as mode=digit reads it (no `digits`)."""
-    read = partial(digits_in, normalise_strokes=preprocess == "mnist", classify=classify)
+    """`read_number` for every file: one Prediction per file (failures recorded on it), and the
+    28x28 images of every digit, in the same order."""
     predictions, images = [], []
     for path in files:
-        prediction = Prediction(path, digits=[])
-        predictions.append(prediction)
         try:
-            gray = preprocessed(path, np.asarray)
-            found = read(gray)
+            prediction, found = read_number(
+                path, preprocessed(path, np.asarray), preprocess, classify, auto
+            )
+            images += found
         except BlankImage:
-            prediction.blank = True
-            continue
+            prediction = Prediction(path, digits=[], blank=True)
         except DigitsError as error:
-            prediction.error = str(error)
-            continue
-        if auto and len(found) <= 1:
-            prediction.digits = None
-            images.append(PREPROCESSORS[preprocess](gray))
-            continue
-        for digit in found:
-            prediction.digits.append(Prediction(path, box=digit.box, row=digit.row))
-            images.append(digit.image)
+            prediction = Prediction(path, digits=[], error=str(error))
+        predictions.append(prediction)
     return predictions, images
+
+
+def to_classify(predictions: list[Prediction]) -> list[Prediction]:
+    """What is classified for each prediction, in order: its digits (a number) or itself."""
+    return [d for p in predictions for d in (p.digits if p.digits is not None else [p])]
 
 
 def annotate(prediction: Prediction, out_dir: Path) -> Path:
@@ -235,9 +243,8 @@ class Predictor:
         else:
             auto = mode == "auto"
             predictions, images = prepare_numbers(files, preprocess, self.probabilities, auto)
-        targets = [d for p in predictions for d in (p.digits if p.digits is not None else [p])]
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        ok = self.classify(targets, stacked, top_k, batch_size, min_confidence)
+        ok = self.classify(to_classify(predictions), stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import numpy as np
+import torch
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -23,7 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import digits
 from digits.errors import DigitsError
 from digits.models.networks import NUM_CLASSES
-from digits.predict import Prediction, Predictor, preprocessed, to_png
+from digits.predict import (
+    Prediction,
+    Predictor,
+    preprocessed,
+    read_number,
+    to_classify,
+    to_png,
+)
 from digits.reading.images import ImageTooLarge
 from digits.reading.preprocess import PREPROCESSORS, BlankImage
 
@@ -122,21 +131,34 @@ def create_app(
         where = ".".join(str(part) for part in problem["loc"])
         return error_response(422, f"{where}: {problem['msg']}")
 
+    def read(name: str, data: bytes, mode: str) -> tuple[Prediction, list[torch.Tensor]]:
+        """The upload's Prediction (one per digit found, for a number) and its 28x28 images."""
+        path, stream = Path(name), io.BytesIO(data)
+        if mode == "digit":
+            return Prediction(path), [preprocessed(path, PREPROCESSORS[preprocess], stream)]
+        if preprocess == "naive":
+            raise HTTPException(
+                422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
+            )
+        gray = preprocessed(path, np.asarray, stream)
+        return read_number(path, gray, preprocess, predictor.probabilities, mode == "auto")
+
     def classify(
-        name: str, data: bytes, top_k: int, min_confidence: float
+        name: str, data: bytes, top_k: int, min_confidence: float, mode: str
     ) -> tuple[Prediction, Any]:
-        prediction = Prediction(Path(name))
         try:
-            image = preprocessed(Path(name), PREPROCESSORS[preprocess], io.BytesIO(data))
+            prediction, images = read(name, data, mode)
         except BlankImage:
-            prediction.blank = True
-            return prediction, None
+            return Prediction(Path(name), digits=None if mode == "digit" else [], blank=True), None
         except ImageTooLarge as error:
             raise HTTPException(413, str(error)) from error
         except DigitsError as error:
             raise HTTPException(400, str(error)) from error
-        predictor.classify([prediction], image[None], top_k, min_confidence=min_confidence)
-        return prediction, image
+        if images:
+            predictor.classify(
+                to_classify([prediction]), torch.stack(images), top_k, min_confidence=min_confidence
+            )
+        return prediction, images[0] if prediction.digits is None else None
 
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(
@@ -146,13 +168,19 @@ def create_app(
         min_confidence: Annotated[
             float, Query(ge=0, le=1, description="below it: unsure, no digit, the top two")
         ] = default_min_confidence,
+        mode: Annotated[
+            Literal["digit", "number", "auto"],
+            Query(description="one digit; a number or a sheet; or either, per image"),
+        ] = "digit",
     ) -> dict[str, Any]:
         """Classify one image (a photo, a scan or a drawing); answers the record
-        `digits.predict output=json` prints."""
+        `digits.predict output=json` prints (with the same `mode`)."""
         name, data = await uploaded_image(request)
         if not data:
             raise HTTPException(400, "empty body: send an image (multipart field or raw body)")
-        prediction, seen = await run_in_threadpool(classify, name, data, top_k, min_confidence)
+        prediction, seen = await run_in_threadpool(
+            classify, name, data, top_k, min_confidence, mode
+        )
         record = prediction.record()
         if image and seen is not None:
             png = io.BytesIO()
