@@ -131,6 +131,21 @@ def test_numbers_are_read_as_digits_predict_reads_them(
     assert blank.json()["blank"] is True and blank.json()["digits"] == []
 
 
+def test_a_naive_server_refuses_numbers_with_one_line(
+    trained_run: Path, digit_files: list[Path]
+) -> None:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    app = create_app(Predictor(model), "MLP", preprocess="naive", max_upload_bytes=LIMIT,
+                     top_k=3, min_confidence=0.0)  # fmt: skip
+    with TestClient(app) as naive:
+        answer = naive.post("/predict?mode=number", content=digit_files[0].read_bytes())
+        assert answer.status_code == 422
+        assert answer.json() == {
+            "error": "mode=number needs preprocess=mnist or mnist_v1 (the server's is naive)"
+        }
+        assert naive.post("/predict", content=digit_files[0].read_bytes()).status_code == 200
+
+
 def test_a_blank_image_is_an_answer_not_an_error(client: TestClient) -> None:
     answer = client.post("/predict", content=png(Image.new("L", (64, 64), 255)))
     assert answer.status_code == 200
