@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -103,6 +104,29 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def start_training(cwd: Path, data_root: Path, *args: str) -> subprocess.Popen:
+    """`python -m digits.train args...` started in cwd, outputs under cwd/outputs; stdout and
+    stderr together in its stdout pipe."""
+    env = {
+        **os.environ,
+        "DIGITS_OUTPUT_DIR": str(cwd / "outputs"),
+        "DIGITS_DATA_DIR": str(data_root),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "digits.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,15 @@ BAD_INPUT = [
     (T, ["--bogus"], "--bogus: not an option; settings are key=value"),
     (T, ["optimizer.lr"], "optimizer.lr: not a valid override (missing EQUAL"),
     (T, ["hparams_search=optuna", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: out of range"),
+    # --- train: a search's space, sampler, pruner and storage ---
+    (T, ["hparams_search=optuna", "model.dropout=interval(0.5, 0.1)"], "model.dropout=interval(0.5, 0.1): the interval is empty"),
+    (T, ["hparams_search=optuna", "optimizer.lr=tag(log, interval(0, 1))"], "a log scale needs a start above 0"),
+    (T, ["hparams_search=optuna", "optimizer.lr=glob(*)"], "optimizer.lr=glob(*): glob() picks options of a config group"),
+    (T, ["hparams_search=optuna", "hydra.sweeper.params.model.dropout=interval(0,1)"], "Hydra does not sweep its own keys; give the dimension as model.dropout=interval(0,1)"),
+    (T, ["hparams_search=optuna", "hydra.sweeper.direction=up"], "hydra.sweeper.direction=up: must be maximize or minimize"),
+    (T, ["hparams_search=optuna", "hydra/sweeper/pruner=hyperbandx"], "hydra/sweeper/pruner=hyperbandx: Hydra's config has no such key or option"),
+    (T, ["hparams_search=optuna", "hydra.sweeper.pruner.n_startup_trials=-1"], "hydra.sweeper.pruner: Number of startup trials cannot be negative"),
+    (T, ["hparams_search=optuna", "hydra.sweeper.storage=nosuchdb://x", "hydra.sweeper.n_trials=1"], "hydra.sweeper.storage=nosuchdb://x: cannot open it as an Optuna storage"),
     (T, ["hydra.bogus=1"], "hydra.bogus=1: Hydra's config has no such key or option"),
     # --- evaluate ---
     (E, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REAL_DATA
+from conftest import REAL_DATA, free_port
 from digits.data.idx import load_mnist
 from digits.runs import RunDir
 
@@ -50,11 +49,6 @@ ZERO: list[Stroke] = [
     [(0.5 + 0.2 * math.sin(a / 24 * 2 * math.pi), 0.5 - 0.32 * math.cos(a / 24 * 2 * math.pi))
      for a in range(25)]
 ]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

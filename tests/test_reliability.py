@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, start_training
 from digits.callbacks import StopOnDivergence
 from digits.config.checks import check_command_line, check_train
 from digits.data.idx import check_raw_files, gunzip_raw_files
@@ -351,22 +351,6 @@ def test_resuming_a_finished_run_changes_nothing_and_training_longer_continues(
         assert isinstance(metrics[key], float), key
     (best,) = run.checkpoints.glob("epoch*.ckpt")  # exactly one best, the recorded one
     assert run.best_checkpoint() == best
-
-
-def start_training(cwd: Path, data_root: Path, *args: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DIGITS_OUTPUT_DIR": str(cwd / "outputs"),
-        "DIGITS_DATA_DIR": str(data_root),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "digits.train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:

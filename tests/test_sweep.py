@@ -1,4 +1,5 @@
-"""Experiments, multiruns and their summary table, Optuna, and the joblib/submitit launchers."""
+"""Experiments, multiruns and their summary table, and the joblib/submitit launchers (searches:
+test_search.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import csv
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import FAST, run_cli
 from digits.config import config_dir
@@ -71,34 +71,6 @@ def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     assert rows[0]["status"] == "ok" and 0 <= float(rows[0]["val_acc_best"]) <= 1
     assert rows[1]["status"].startswith("failed") and "data.val_size=1500" in rows[1]["status"]
     assert "sweep" in result.stdout and "failed" in result.stdout
-
-
-def test_optuna_search_runs_seeded_trials_on_validation_accuracy(
-    tmp_path: Path, data_root: Path
-) -> None:
-    result = run_cli(
-        "digits.train",
-        "hparams_search=optuna",
-        *FEW_STEPS,
-        "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.n_startup_trials=2",
-        "logger=none",
-        cwd=tmp_path,
-        data_root=data_root,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweep = sweep_dir(tmp_path)
-    rows = summary_rows(sweep)
-    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
-    assert all("optimizer.lr=" in row["overrides"] for row in rows)
-    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    assert best["best_value"] == pytest.approx(max(float(r["val_acc_best"]) for r in rows))
-    assert set(best["best_params"]) == {
-        "optimizer.lr",
-        "data.batch_size",
-        "model.dropout",
-        "model.hidden",
-    }
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
 from digits.runs import RunDir
+from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     )
     loggers: list[Logger] = instantiate_all(cfg.get("logger"), "logger")
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
+    callbacks += pruning_callbacks(cfg.optimized_metric)  # in a search's trial only
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -105,6 +107,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         except SIGTERMException as stop:
             # Lightning stopped after the step and InterruptCheckpoint saved it: exit 143.
             raise SystemExit(128 + signal.SIGTERM) from stop
+        raise_if_pruned(callbacks)
         # A resumed run with no training left logs nothing: its checkpoint remembers.
         fitted = model.restored_metrics | scalars(trainer.callback_metrics)
         metrics |= {name: fitted[name] for name in FIT_METRICS if name in fitted}
@@ -143,7 +146,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns `optimized_metric` (validation accuracy) for sweepers.
 
     In a multirun a failing job is logged and recorded in its directory (error.txt) and the sweep
-    goes on; its result is NaN, which Optuna counts as a failed trial."""
+    goes on; its result is NaN, which the search records as a failed trial. A trial the search's
+    pruner stops raises TrialPruned to the sweeper."""
     silence_known_warnings()
     hydra_config = HydraConfig.get()
     run_dir = RunDir(Path(hydra_config.runtime.output_dir))
@@ -152,6 +156,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
         # The run owns its directory (DDP's other processes are part of it and write nothing).
         with run_dir.owned() if rank_zero_only.rank == 0 else nullcontext():
             metrics = run(cfg)
+    except TrialPruned as pruned:
+        log.info("%s", pruned)
+        raise
     except Exception as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise

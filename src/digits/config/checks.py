@@ -23,8 +23,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Glob, Override
 from hydra.errors import ConfigCompositionException, HydraException, InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -60,9 +61,24 @@ def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
     for override in overrides:
         if override.is_sweep_override() and override.is_choice_sweep():
             key = override.get_key_element()
-            for value in override.sweep_string_iterator():
+            for value in _swept_values(override):
                 combos.append([*plain, f"{key}={value}"])
     return combos[:MAX_SWEEP_CHECKS]
+
+
+def _swept_values(override: Override) -> list[Any]:
+    """The values of a choice sweep; glob(...) matches the options of the group it sweeps (Hydra
+    lists them only once it runs)."""
+    value = override.value()
+    if not isinstance(value, Glob):
+        return list(override.sweep_string_iterator())
+    options = group_options(override.key_or_group)
+    if not options:
+        raise DigitsError(
+            f"{override.input_line}: glob() picks options of a config group; "
+            f"{override.key_or_group} is no group"
+        )
+    return value.filter(options)
 
 
 def _overrides_and_flags(args: Sequence[str]) -> tuple[list[str], argparse.Namespace]:
@@ -97,6 +113,18 @@ def _parse(args: Sequence[str]) -> list[Override]:
     return overrides
 
 
+def _check_hydra_sweeps(parsed: list[Override]) -> None:
+    """Hydra refuses to sweep its own keys: a search dimension is given by the key it searches."""
+    for override in parsed:
+        if override.key_or_group.startswith("hydra.") and override.is_sweep_override():
+            key, value = override.key_or_group, override.input_line.split("=", 1)[1]
+            dimension = f"{key.removeprefix('hydra.sweeper.params.')}={value}"
+            raise DigitsError(
+                f"{override.input_line}: Hydra does not sweep its own keys; give the dimension "
+                f"as {dimension}"
+            )
+
+
 def _check_moved(overrides: list[Override]) -> None:
     for override in overrides:
         key = override.key_or_group.lstrip("+~")
@@ -117,7 +145,7 @@ def _check_group_choices(overrides: list[Override], base: DictConfig) -> None:
         if group not in groups and not (override.is_add() and group in fields):
             raise unknown_key(group, override.input_line.lstrip("+"), fields)
         values = (
-            list(override.sweep_string_iterator())
+            _swept_values(override)
             if override.is_sweep_override() and override.is_choice_sweep()
             else [override.value()]
         )
@@ -140,6 +168,7 @@ def check_command_line(
         return
     parsed = _parse(args)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
+    _check_hydra_sweeps(parsed)
     _check_moved(overrides)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         _check_group_choices(overrides, compose(config_name, return_hydra_config=True))
@@ -166,7 +195,9 @@ def check_command_line(
         for cfg in configs:
             check_devices(cfg)
             check_trainer(cfg)
-    _check_sweeper(hydra)
+    multirun = flags.multirun or OmegaConf.select(hydra, "mode") == RunMode.MULTIRUN
+    if multirun:
+        _check_sweeper(hydra, [o.input_line for o in overrides])
 
 
 def _hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> DictConfig:
@@ -189,12 +220,16 @@ def _hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> D
         raise DigitsError(" ".join(str(error).split())) from error
 
 
-def _check_sweeper(hydra: DictConfig) -> None:
-    """Optuna's sweeper with nothing to run fails only after the sweep ('No trials are completed')."""
+def _check_sweeper(hydra: DictConfig, task_overrides: list[str]) -> None:
+    """A search's counts, space, sampler and pruner, before its first trial starts."""
     for key in ("n_trials", "n_jobs"):
         value = OmegaConf.select(hydra, f"sweeper.{key}")
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise DigitsError(f"hydra.sweeper.{key}={value}: out of range, must be an integer >= 1")
+    if hydra.runtime.choices.get("hydra/sweeper") == "optuna":
+        from digits.search.sweeper import parse
+
+        parse(hydra.sweeper, task_overrides)
 
 
 # --- this machine ---------------------------------------------------------------------------

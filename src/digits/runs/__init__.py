@@ -1,5 +1,5 @@
 """Runs on disk: the run directory's layout and the multirun summary."""
 
-from digits.runs.run_dir import RunDir, runs_in
+from digits.runs.run_dir import RunDir, SweepDir, runs_in
 
-__all__ = ["RunDir", "runs_in"]
+__all__ = ["RunDir", "SweepDir", "runs_in"]

@@ -11,6 +11,16 @@
       error.txt                            why a multirun job failed
       .lock                                held by the process writing the run
 
+A multirun's sweep directory (SweepDir) holds its jobs, one per subdirectory, and:
+
+    <sweep>/
+      multirun.yaml                        the sweep's config
+      summary.md, summary.csv              every job (or trial), best first
+      study.json                           a search's study: its storage URL and name
+      optuna.db                            the study, unless hydra.sweeper.storage is given
+      optimization_results.yaml            the best trial: value, parameters, command
+      <plot>.png                           Optuna's plots of the study
+
 Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 `RunDir(paths.output_dir).checkpoints`.
 """
@@ -189,16 +199,49 @@ class RunDir:
         return self.last_checkpoint
 
 
+@dataclass(frozen=True)
+class SweepDir:
+    path: Path
+
+    @property
+    def summary_md(self) -> Path:
+        return self.path / "summary.md"
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.path / "summary.csv"
+
+    @property
+    def study_file(self) -> Path:
+        return self.path / "study.json"
+
+    @property
+    def study_db(self) -> Path:
+        return self.path / "optuna.db"
+
+    @property
+    def best_file(self) -> Path:
+        return self.path / "optimization_results.yaml"
+
+    def plot(self, name: str) -> Path:
+        return self.path / f"{name}.png"
+
+    def jobs(self) -> list[RunDir]:
+        """The jobs' run directories, in job order."""
+        jobs = [RunDir(p) for p in self.path.iterdir() if RunDir(p).is_run()]
+        return sorted(jobs, key=lambda job: job_order(job.path))
+
+
 def runs_in(path: Path) -> list[RunDir]:
     """The run itself, or every job of a multirun directory, in job order."""
     if not path.is_dir():
         raise DigitsError(f"run={path}: no such directory")
     if RunDir(path).checkpoints.is_dir():
         return [RunDir(path)]
-    jobs = [RunDir(child) for child in path.iterdir() if RunDir(child).is_run()]
+    jobs = SweepDir(path).jobs()
     if not jobs:
         raise DigitsError(f"run={path}: neither a run (no checkpoints/) nor a multirun of runs")
-    return sorted(jobs, key=lambda job: job_order(job.path))
+    return jobs
 
 
 def job_order(path: Path) -> tuple[int, str]:

@@ -1,7 +1,8 @@
-"""The table that ends a multirun: one row per job, sorted by validation accuracy.
+"""The table that ends a multirun: one row per job (or per trial of a search), best first.
 
-`SweepSummary` is a Hydra callback (conf/hydra/default.yaml). It reads what every job left in its
-directory, so it works with any launcher (basic, joblib, submitit) and lists failed jobs too.
+`SweepSummary` is a Hydra callback (conf/hydra/default.yaml). A grid sweep's table is read from
+what every job left in its directory, so it works with any launcher (basic, joblib, submitit) and
+lists failed jobs too; a search's comes from its Optuna study (digits.search.report).
 """
 
 from __future__ import annotations
@@ -9,21 +10,19 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from digits.runs.run_dir import RunDir, job_order
+from digits.runs.run_dir import RunDir, SweepDir
 
-COLUMNS = ("job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_s")
+if TYPE_CHECKING:
+    from digits.search.study import StudyRef
 
-
-def jobs_in(sweep_dir: Path) -> list[RunDir]:
-    jobs = [RunDir(p) for p in sweep_dir.iterdir() if RunDir(p).is_run()]
-    return sorted(jobs, key=lambda job: job_order(job.path))
+COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_s"]
 
 
 def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:
@@ -48,44 +47,88 @@ def sort_key(row: dict[str, Any]) -> float:
     return -value if isinstance(value, float) and not math.isnan(value) else math.inf
 
 
-def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Write summary.md and summary.csv into the sweep directory; return the rows, best first."""
-    jobs = jobs_in(sweep_dir)
+def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:
+    """A grid sweep's jobs, best validation accuracy first."""
+    jobs = sweep.jobs()
     if not jobs:
         return []
     shared = set.intersection(*(set(job.overrides()) for job in jobs)) if len(jobs) > 1 else set()
-    rows = sorted((job_row(job, shared) for job in jobs), key=sort_key)
-    with (sweep_dir / "summary.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+    return sorted((job_row(job, shared) for job in jobs), key=sort_key)
+
+
+def save_table(sweep: SweepDir, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """summary.csv and summary.md, the rows in the order given."""
+    with sweep.summary_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(shown(row[c]) for c in COLUMNS) + " |" for row in rows]
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(shown(row[c]) for c in columns) + " |" for row in rows]
+    sweep.summary_md.write_text("\n".join(lines) + "\n")
+
+
+def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Write summary.md and summary.csv of a grid sweep; return the rows, best first."""
+    sweep = SweepDir(sweep_dir)
+    rows = job_rows(sweep)
+    if rows:
+        save_table(sweep, COLUMNS, rows)
     return rows
 
 
 def shown(value: Any) -> str:
     if value is None:
         return "-"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):  # accuracies to 4 places; an lr of 1e-07 as such
+        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> Console:
+    table = Table(title=title, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(shown(row[c]) for c in columns))
+    console = Console()
+    console.print(table)
+    return console
 
 
 class SweepSummary(Callback):
-    """Print and save the comparison of a multirun's jobs when it ends."""
+    """Print and save the comparison of a multirun's jobs, or of a search's trials, when it ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if not sweep_dir.is_dir():
+        sweep = SweepDir(Path(config.hydra.sweep.dir))
+        if not sweep.path.is_dir():
             return
-        rows = summarize(sweep_dir)
-        table = Table(title=f"sweep {sweep_dir}", header_style="bold")
-        for column in COLUMNS:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(shown(row[c]) for c in COLUMNS))
-        console = Console()
-        console.print(table)
-        console.print(
-            f"summary: {sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}", soft_wrap=True
-        )
+        from digits.search.study import StudyRef  # optuna loads only for a search
+
+        ref = StudyRef.of_saved(sweep.path)
+        if ref is not None:
+            summarize_study(sweep, ref, config.get("optimized_metric", "value"))
+            return
+        rows = summarize(sweep.path)
+        console = print_table(f"sweep {sweep.path}", COLUMNS, rows)
+        console.print(f"summary: {sweep.summary_md}, {sweep.summary_csv}", soft_wrap=True)
+
+
+def summarize_study(sweep: SweepDir, ref: StudyRef, metric: str) -> None:
+    """A search's summary, its best trial's command and Optuna's plots, in the sweep directory."""
+    from digits.search.report import save_plots, study_rows, write_best
+
+    study = ref.load()
+    columns, rows = study_rows(study, sweep)
+    save_table(sweep, columns, rows)
+    console = print_table(f"study {ref.name} ({metric}, {ref.storage})", columns, rows)
+    command = write_best(sweep, study, ref, metric)
+    if command:
+        with sweep.summary_md.open("a") as handle:
+            handle.write(f"\nThe best trial alone:\n\n    {command}\n")
+        console.print(f"best trial, alone: {command}", soft_wrap=True)
+    plots = save_plots(sweep, study)
+    console.print(
+        f"summary: {sweep.summary_md}, {sweep.summary_csv}, {sweep.best_file.name}; "
+        f"plots: {', '.join(plots) or 'none yet'}; dashboard: optuna-dashboard {ref.storage}",
+        soft_wrap=True,
+    )

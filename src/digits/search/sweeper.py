@@ -1,0 +1,270 @@
+"""A Hydra sweeper on current Optuna: `python -m digits.train -m hparams_search=optuna`.
+
+Each worker (this command, run once or on several machines at a time) repeats: ask the study for
+a trial within `n_trials`, run it as a Hydra job through the configured launcher (basic, joblib,
+submitit), tell the study how it ended (complete, pruned or failed). The study lives in an RDB
+storage, so a rerun of the same command continues it and workers sharing it split the trials.
+
+Written for Optuna 5 because hydra-optuna-sweeper's last release requires optuna < 3. What the
+search looks like in YAML: conf/hydra/sweeper/optuna.yaml.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn
+from hydra.errors import InstantiationException
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.pruners import BasePruner, NopPruner
+from optuna.storages import RDBStorage, fail_stale_trials
+from optuna.study import Study
+from optuna.trial import Trial, TrialState
+
+from digits.cli import reports_user_errors
+from digits.errors import DigitsError
+from digits.runs.run_dir import RunDir
+from digits.search.space import SearchSpace
+from digits.search.study import (
+    NOT_RUN,
+    SeededPerTrial,
+    StudyRef,
+    counted,
+    retry,
+    within_budget,
+)
+
+log = logging.getLogger(__name__)
+
+
+class StudySweeper(Sweeper):
+    """Hydra's sweeper interface over an Optuna study; the arguments are the config's keys."""
+
+    def __init__(
+        self,
+        sampler: DictConfig,
+        direction: str,
+        storage: str | None,
+        study_name: str,
+        n_trials: int,
+        n_jobs: int,
+        params: DictConfig | None,
+        pruner: DictConfig | None = None,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        trial_id: int | None = None,
+    ) -> None:
+        self.settings = OmegaConf.create(
+            {"sampler": sampler, "pruner": pruner, "params": params, "direction": direction}
+        )
+        self.storage = storage
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.heartbeat = (heartbeat_interval, grace_period)
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
+
+    @reports_user_errors
+    def sweep(self, arguments: list[str]) -> None:
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        space, pruner = parse(self.settings, arguments)
+        ref = StudyRef.of_sweep(self.storage, self.study_name, sweep_dir)
+        if self.storage is None:  # the study's file goes into the sweep directory
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        storage = ref.storage_with(*self.heartbeat)
+        study = self._study(ref, storage, pruner)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        ref.save(sweep_dir)
+        done = len(counted(study))
+        log.info("study %s in %s: %d of %d trials done", ref.name, ref.storage, done, self.n_trials)
+        with stop_requests() as stop:
+            while not stop.is_set():
+                fail_stale_trials(study)  # a dead worker's trial: failed, and queued again
+                batch = self._ask(study, space)
+                if not batch:
+                    break
+                self._run(study, storage, ref, space, batch, stop)
+        if stop.is_set():
+            log.warning("stopped: run the same command to continue the study")
+            raise SystemExit(128 + signal.SIGTERM)
+
+    def _study(self, ref: StudyRef, storage: RDBStorage, pruner: BasePruner) -> Study:
+        seed = self.settings.sampler.get("seed")
+        sampler = SeededPerTrial(lambda s: instantiate(self.settings.sampler, seed=s), seed)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=ref.name,
+            direction=self.settings.direction,
+            load_if_exists=True,
+            sampler=sampler,
+            pruner=pruner,
+        )
+        if study.direction.name.lower() != self.settings.direction:
+            raise DigitsError(
+                f"hydra.sweeper.direction={self.settings.direction}: study {ref.name} in "
+                f"{ref.storage} was made to {study.direction.name.lower()}; give another study_name"
+            )
+        return study
+
+    def _ask(self, study: Study, space: SearchSpace) -> list[Trial]:
+        """Up to n_jobs trials, as many as the study still needs."""
+        batch: list[Trial] = []
+        for _ in range(min(self.n_jobs, self.n_trials - len(counted(study)))):
+            trial = study.ask(space.distributions)
+            if not within_budget(study, trial, self.n_trials):
+                trial.set_user_attr("fail_reason", NOT_RUN)
+                study.tell(trial, state=TrialState.FAIL)
+                break
+            batch.append(trial)
+        return batch
+
+    def _run(
+        self,
+        study: Study,
+        storage: RDBStorage,
+        ref: StudyRef,
+        space: SearchSpace,
+        batch: list[Trial],
+        stop: threading.Event,
+    ) -> None:
+        jobs, job_dirs = [], []
+        for trial in batch:
+            overrides = space.overrides(trial.params)
+            job_dirs.append(RunDir(Path(self.config.hydra.sweep.dir, job_name(trial))))
+            trial.set_user_attr("overrides", overrides)
+            trial.set_user_attr("job_dir", str(job_dirs[-1].path))
+            jobs.append([*overrides, *trial_overrides(trial, ref)])
+        try:
+            with heartbeats(storage, batch, self.heartbeat[0]):
+                returns = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
+        except BaseException:  # SIGTERM or Ctrl-C in a job: its trial runs again on the next run
+            for trial in batch:
+                retry(study, trial)
+            raise
+        for trial, job, run in zip(batch, returns, job_dirs, strict=True):
+            tell(study, trial, job, run, interrupted=stop.is_set())
+
+
+def parse(settings: DictConfig, arguments: Sequence[str]) -> tuple[SearchSpace, BasePruner]:
+    """The search space and the pruner, or DigitsError naming what is wrong (also used to check
+    the command line before anything starts)."""
+    space = SearchSpace.parse(settings.params, arguments)
+    if not space.distributions:
+        raise DigitsError("hydra.sweeper.params: no dimension to search (e.g. choice(...))")
+    if settings.direction not in ("maximize", "minimize"):
+        raise DigitsError(
+            f"hydra.sweeper.direction={settings.direction}: must be maximize or minimize"
+        )
+    built(settings, "sampler")  # built again per trial, with its seed
+    return space, build_pruner(settings)
+
+
+def build_pruner(settings: DictConfig) -> BasePruner:
+    """The configured pruner, or Optuna's that prunes nothing."""
+    return built(settings, "pruner") or NopPruner()
+
+
+def built(settings: DictConfig, key: str) -> Any:
+    node = settings.get(key)
+    if not node:
+        return None
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise DigitsError(f"hydra.sweeper.{key}: {reason}") from error
+
+
+def job_name(trial: Trial) -> str:
+    """The trial's job directory in the sweep directory: its number in the study."""
+    return str(trial.number)
+
+
+def trial_overrides(trial: Trial, ref: StudyRef) -> list[str]:
+    """Hydra's own overrides for the trial's job: its directory, and how to reach its trial."""
+    storage = ref.storage.replace("\\", "\\\\").replace("'", "\\'")
+    return [
+        f"hydra.sweep.subdir={job_name(trial)}",
+        f"hydra.sweeper.storage='{storage}'",
+        # Optuna keeps no public id for a trial other processes can attach to: see search/trial.py.
+        f"hydra.sweeper.trial_id={trial._trial_id}",
+    ]
+
+
+def tell(study: Study, trial: Trial, job: JobReturn, run: RunDir, interrupted: bool) -> None:
+    """Record how the trial's job ended: a value, pruned, or failed with the job's reason."""
+    try:
+        value = float(job.return_value)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    except Exception as error:
+        value, reason = math.nan, f"{type(error).__name__}: {error}".splitlines()[0]
+    else:
+        error = run.error_file
+        reason = error.read_text().strip() if error.is_file() else "the value is not a number"
+    if math.isfinite(value):
+        study.tell(trial, value)
+    elif interrupted:
+        retry(study, trial)
+    else:
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+@contextmanager
+def heartbeats(storage: RDBStorage, batch: list[Trial], interval: int | None) -> Iterator[None]:
+    """Record the batch's trials as alive every `interval` seconds while they run, as Optuna's own
+    optimize loop does; other workers fail trials whose heartbeat stops (the worker died)."""
+    if not interval:
+        yield
+        return
+    done = threading.Event()
+
+    def beat() -> None:
+        while True:
+            for trial in batch:
+                storage.record_heartbeat(trial._trial_id)
+            if done.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """SIGTERM between jobs ends the sweep after the current one. During fit Lightning also gets
+    the signal: the job saves its checkpoint and stops, and its trial is queued again."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
