@@ -107,6 +107,9 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     ).stdout.strip()
     assert Path(found) == site / "digits" / "conf"
     assert (Path(found) / "model" / "cnn.yaml").is_file()
+    assert (Path(found) / "hydra" / "sweeper" / "optuna.yaml").is_file()
+    # Hydra finds the search's sweeper only under hydra_plugins/.
+    assert (site / "hydra_plugins" / "digits_optuna" / "__init__.py").is_file()
 
 
 def bad_value(allowed: Range, current: object) -> object:

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from conftest import FAST, free_port, run_cli, start_training
 from digits.errors import DigitsError
+from digits.runs import RunDir
 from digits.search.space import SearchSpace
 from digits.search.study import SeededPerTrial, counted, retry, within_budget
 
@@ -280,6 +281,26 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path: Path, data_root: 
             assert trial.user_attrs["fail_reason"] == "interrupted"
             assert trial.params in [t.params for t in trials]
     assert len(summary(second_dir)) == 5
+
+
+@pytest.mark.slow
+def test_n_jobs_with_the_joblib_launcher_runs_trials_in_parallel_processes(
+    tmp_path: Path, data_root: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'joblib.db'}"
+    args = [*QUICK, *storage_args(storage, "joblib", n_trials=4), "hydra.sweeper.n_jobs=2"]
+    result = run_cli(
+        "digits.train", "-m", *args, "hydra/launcher=joblib", cwd=tmp_path, data_root=data_root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = counted(study_at(storage, "joblib"))
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    # Each trial's job, in a worker process, reported every epoch to the study for the pruner.
+    assert all(sorted(t.intermediate_values) == [0, 1, 2] for t in trials)
+    # The first batch's two jobs ran at the same time: each started before the other ended.
+    first, second = (RunDir(Path(t.user_attrs["job_dir"])) for t in trials[:2])
+    assert first.lock_file.stat().st_mtime < second.metrics_file.stat().st_mtime
+    assert second.lock_file.stat().st_mtime < first.metrics_file.stat().st_mtime
 
 
 def run_two_workers(tmp_path: Path, data_root: Path, storage: str, n_trials: int) -> list[Path]:

@@ -15,6 +15,7 @@ import logging
 import math
 import signal
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, NopPruner
 from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.study import Study
@@ -64,7 +66,7 @@ class StudySweeper(Sweeper):
         pruner: DictConfig | None = None,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
-        trial_id: int | None = None,
+        trial_id: int | None = None,  # set for each trial's job, read there (search/trial.py)
     ) -> None:
         self.settings = OmegaConf.create(
             {"sampler": sampler, "pruner": pruner, "params": params, "direction": direction}
@@ -87,34 +89,32 @@ class StudySweeper(Sweeper):
     @reports_user_errors
     def sweep(self, arguments: list[str]) -> None:
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        space, pruner = parse(self.settings, arguments)
-        ref = StudyRef.of_sweep(self.storage, self.study_name, sweep_dir)
+        self.space, pruner = parse(self.settings, arguments)
+        self.ref = StudyRef.of_sweep(self.storage, self.study_name, sweep_dir)
         if self.storage is None:  # the study's file goes into the sweep directory
             sweep_dir.mkdir(parents=True, exist_ok=True)
-        storage = ref.storage_with(*self.heartbeat)
-        study = self._study(ref, storage, pruner)
+        self.rdb = self.ref.storage_with(*self.heartbeat)
+        self.study = self._open(pruner)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        ref.save(sweep_dir)
-        done = len(counted(study))
-        log.info("study %s in %s: %d of %d trials done", ref.name, ref.storage, done, self.n_trials)
+        self.ref.save(sweep_dir)
+        log.info(
+            "study %s in %s: %d of %d trials done",
+            self.ref.name, self.ref.storage, len(counted(self.study)), self.n_trials,
+        )  # fmt: skip
         with stop_requests() as stop:
-            while not stop.is_set():
-                fail_stale_trials(study)  # a dead worker's trial: failed, and queued again
-                batch = self._ask(study, space)
-                if not batch:
-                    break
-                self._run(study, storage, ref, space, batch, stop)
+            while not stop.is_set() and (batch := self._ask()):
+                self._run(batch, stop)
         if stop.is_set():
             log.warning("stopped: run the same command to continue the study")
             raise SystemExit(128 + signal.SIGTERM)
 
-    def _study(self, ref: StudyRef, storage: RDBStorage, pruner: BasePruner) -> Study:
+    def _open(self, pruner: BasePruner) -> Study:
         seed = self.settings.sampler.get("seed")
         sampler = SeededPerTrial(lambda s: instantiate(self.settings.sampler, seed=s), seed)
         study = optuna.create_study(
-            storage=storage,
-            study_name=ref.name,
+            storage=self.rdb,
+            study_name=self.ref.name,
             direction=self.settings.direction,
             load_if_exists=True,
             sampler=sampler,
@@ -122,48 +122,50 @@ class StudySweeper(Sweeper):
         )
         if study.direction.name.lower() != self.settings.direction:
             raise DigitsError(
-                f"hydra.sweeper.direction={self.settings.direction}: study {ref.name} in "
-                f"{ref.storage} was made to {study.direction.name.lower()}; give another study_name"
+                f"hydra.sweeper.direction={self.settings.direction}: study {self.ref.name} in "
+                f"{self.ref.storage} was made to {study.direction.name.lower()}; give another "
+                "study_name"
             )
         return study
 
-    def _ask(self, study: Study, space: SearchSpace) -> list[Trial]:
-        """Up to n_jobs trials, as many as the study still needs."""
+    def _ask(self) -> list[Trial]:
+        """Up to n_jobs trials, as many as the study still needs; first, a dead worker's trial is
+        failed and queued again."""
         batch: list[Trial] = []
-        for _ in range(min(self.n_jobs, self.n_trials - len(counted(study)))):
-            trial = study.ask(space.distributions)
-            if not within_budget(study, trial, self.n_trials):
-                trial.set_user_attr("fail_reason", NOT_RUN)
-                study.tell(trial, state=TrialState.FAIL)
-                break
-            batch.append(trial)
+        with warnings.catch_warnings():
+            # Optuna marks heartbeats experimental (stable since 2.9) and expects them from
+            # study.optimize: heartbeats() below records them as it does.
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            fail_stale_trials(self.study)
+            for _ in range(min(self.n_jobs, self.n_trials - len(counted(self.study)))):
+                trial = self.study.ask(self.space.distributions)
+                if not within_budget(self.study, trial, self.n_trials):
+                    trial.set_user_attr("fail_reason", NOT_RUN)
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    break
+                batch.append(trial)
         return batch
 
-    def _run(
-        self,
-        study: Study,
-        storage: RDBStorage,
-        ref: StudyRef,
-        space: SearchSpace,
-        batch: list[Trial],
-        stop: threading.Event,
-    ) -> None:
+    def _run(self, batch: list[Trial], stop: threading.Event) -> None:
+        """The batch's trials as jobs of the launcher; then tell the study how each ended."""
         jobs, job_dirs = [], []
         for trial in batch:
-            overrides = space.overrides(trial.params)
+            overrides = self.space.overrides(trial.params)
             job_dirs.append(RunDir(Path(self.config.hydra.sweep.dir, job_name(trial))))
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("job_dir", str(job_dirs[-1].path))
-            jobs.append([*overrides, *trial_overrides(trial, ref)])
+            jobs.append([*overrides, *trial_overrides(trial, self.ref)])
         try:
-            with heartbeats(storage, batch, self.heartbeat[0]):
+            with heartbeats(self.rdb, batch, self.heartbeat[0]):
                 returns = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
         except BaseException:  # SIGTERM or Ctrl-C in a job: its trial runs again on the next run
             for trial in batch:
-                retry(study, trial)
+                retry(self.study, trial)
+                log.warning("trial %d interrupted: queued to run again", trial.number)
             raise
         for trial, job, run in zip(batch, returns, job_dirs, strict=True):
-            tell(study, trial, job, run, interrupted=stop.is_set())
+            tell(self.study, trial, job, run, interrupted=stop.is_set())
 
 
 def parse(settings: DictConfig, arguments: Sequence[str]) -> tuple[SearchSpace, BasePruner]:
