@@ -26,7 +26,7 @@ from conftest import FAST, free_port, run_cli, start_training
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.search.space import SearchSpace
-from digits.search.study import SeededPerTrial, counted, retry, within_budget
+from digits.search.study import SeededPerTrial, counted, retry, still_needed, within_budget
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -135,6 +135,7 @@ def test_interrupted_trials_are_retried_and_do_not_count() -> None:
     assert trials[stopped.number].state == TrialState.FAIL
     assert trials[stopped.number].user_attrs["fail_reason"] == "interrupted"
     assert [t.number for t in counted(study)] == [done.number, 2]
+    assert still_needed(study, n_trials=2) == 1  # the queued retry is yet to be asked for
     again = study.ask(space.distributions)  # the queued retry comes first, with the same values
     assert again.number == 2 and again.params == stopped.params
     assert within_budget(study, again, n_trials=2)
@@ -272,7 +273,8 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path: Path, data_root: 
     assert again.returncode == 0, again.stderr[-3000:]
     study = study_at(storage, "resumed")
     trials = counted(study)
-    assert len(trials) == 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 5
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     _, second_dir = sweep_dirs(tmp_path)
     ran_again = [p.name for p in second_dir.iterdir() if p.is_dir()]
     assert len(ran_again) == 5 - done_first  # only what was missing
@@ -284,16 +286,17 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path: Path, data_root: 
 
 
 @pytest.mark.slow
-def test_n_jobs_with_the_joblib_launcher_runs_trials_in_parallel_processes(
-    tmp_path: Path, data_root: Path
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_n_jobs_runs_trials_in_parallel_processes_of_the_launcher(
+    tmp_path: Path, data_root: Path, launcher: str
 ) -> None:
-    storage = f"sqlite:///{tmp_path / 'joblib.db'}"
-    args = [*QUICK, *storage_args(storage, "joblib", n_trials=4), "hydra.sweeper.n_jobs=2"]
+    storage = f"sqlite:///{tmp_path / 'parallel.db'}"
+    args = [*QUICK, *storage_args(storage, "parallel", n_trials=4), "hydra.sweeper.n_jobs=2"]
     result = run_cli(
-        "digits.train", "-m", *args, "hydra/launcher=joblib", cwd=tmp_path, data_root=data_root
+        "digits.train", "-m", *args, f"hydra/launcher={launcher}", cwd=tmp_path, data_root=data_root
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    trials = counted(study_at(storage, "joblib"))
+    trials = counted(study_at(storage, "parallel"))
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     # Each trial's job, in a worker process, reported every epoch to the study for the pruner.
     assert all(sorted(t.intermediate_values) == [0, 1, 2] for t in trials)

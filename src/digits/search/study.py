@@ -114,6 +114,12 @@ def counted(study: Study) -> list[FrozenTrial]:
     )
 
 
+def still_needed(study: Study, n_trials: int) -> int:
+    """How many trials to ask for: queued ones (a retry, an enqueued trial) are not asked yet."""
+    started = [t for t in counted(study) if t.state != TrialState.WAITING]
+    return n_trials - len(started)
+
+
 def within_budget(study: Study, trial: Trial, n_trials: int) -> bool:
     """Whether `trial` is among the first `n_trials` counted ones. Two workers that both saw one
     trial left may both ask for it; the trial numbers decide which one runs it."""

@@ -45,6 +45,7 @@ from digits.search.study import (
     StudyRef,
     counted,
     retry,
+    still_needed,
     within_budget,
 )
 
@@ -98,10 +99,9 @@ class StudySweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         self.ref.save(sweep_dir)
-        log.info(
-            "study %s in %s: %d of %d trials done",
-            self.ref.name, self.ref.storage, len(counted(self.study)), self.n_trials,
-        )  # fmt: skip
+        done = sum(t.state.is_finished() for t in counted(self.study))
+        log.info("study %s in %s: %d of %d trials done", self.ref.name, self.ref.storage, done,
+                 self.n_trials)  # fmt: skip
         with stop_requests() as stop:
             while not stop.is_set() and (batch := self._ask()):
                 self._run(batch, stop)
@@ -138,7 +138,7 @@ class StudySweeper(Sweeper):
             warnings.simplefilter("ignore", ExperimentalWarning)
             warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
             fail_stale_trials(self.study)
-            for _ in range(min(self.n_jobs, self.n_trials - len(counted(self.study)))):
+            for _ in range(min(self.n_jobs, still_needed(self.study, self.n_trials))):
                 trial = self.study.ask(self.space.distributions)
                 if not within_budget(self.study, trial, self.n_trials):
                     trial.set_user_attr("fail_reason", NOT_RUN)
