@@ -18,15 +18,18 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from conftest import FAST, free_port, run_cli, start_training
+from digits.config import config_dir
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.search.space import SearchSpace
 from digits.search.study import SeededPerTrial, counted, retry, still_needed, within_budget
+from digits.search.sweeper import build_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -141,6 +144,20 @@ def test_interrupted_trials_are_retried_and_do_not_count() -> None:
     assert within_budget(study, again, n_trials=2)
     extra = study.ask(space.distributions)
     assert not within_budget(study, extra, n_trials=2)
+
+
+@pytest.mark.parametrize(
+    ("choice", "pruner"),
+    [
+        ([], optuna.pruners.MedianPruner),
+        (["hydra/sweeper/pruner=hyperband"], optuna.pruners.HyperbandPruner),
+        (["~hydra/sweeper/pruner"], optuna.pruners.NopPruner),
+    ],
+)
+def test_the_pruner_is_chosen_in_the_config(choice: list[str], pruner: type) -> None:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", ["hparams_search=optuna", *choice], return_hydra_config=True)
+    assert isinstance(build_pruner(cfg.hydra.sweeper), pruner)
 
 
 # --- whole searches ---------------------------------------------------------------------------
