@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import shlex
 import signal
@@ -28,7 +29,14 @@ from digits.config import config_dir
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.search.space import SearchSpace
-from digits.search.study import SeededPerTrial, counted, retry, still_needed, within_budget
+from digits.search.study import (
+    SeededPerTrial,
+    StudyRef,
+    counted,
+    retry,
+    still_needed,
+    within_budget,
+)
 from digits.search.sweeper import build_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -144,6 +152,33 @@ def test_interrupted_trials_are_retried_and_do_not_count() -> None:
     assert within_budget(study, again, n_trials=2)
     extra = study.ask(space.distributions)
     assert not within_budget(study, extra, n_trials=2)
+
+
+def open_storage_at(url: str, start: float, answers: multiprocessing.Queue) -> None:
+    while time.time() < start:  # both processes open the empty database at the same instant
+        pass
+    try:
+        StudyRef(url, "raced").storage_with(heartbeat_interval=20, grace_period=60)
+        answers.put("ok")
+    except DigitsError as error:
+        answers.put(str(error))
+
+
+def test_workers_started_together_on_an_empty_database_both_open_it(tmp_path: Path) -> None:
+    # Without the retry most rounds fail here ('table trials already exists').
+    context = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path / f'{round_}.db'}"
+        answers = context.Queue()
+        start = time.time() + 1
+        workers = [
+            context.Process(target=open_storage_at, args=(url, start, answers)) for _ in "ab"
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert [answers.get(timeout=5) for _ in workers] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ and `optuna-dashboard <url>` can show it.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,10 +24,12 @@ from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import Study
 from optuna.trial import FrozenTrial, Trial, TrialState
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from digits.errors import DigitsError
 from digits.runs.run_dir import SweepDir
 
+CREATE_ATTEMPTS = 4
 # Set on a trial whose worker was stopped (SIGTERM, Ctrl-C) or died: it is retried, not counted.
 INTERRUPTED = "interrupted"
 # Set on a trial asked when another worker had just taken the study's last one: never run.
@@ -58,28 +61,47 @@ class StudyRef:
     ) -> RDBStorage:
         """Optuna's RDB storage; with a heartbeat, trials of a worker that died are failed after
         `grace_period` seconds and queued again (Optuna's RetryHeartbeatStaleTrialCallback)."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self._rdb(heartbeat_interval, grace_period)
+            except Exception as error:  # SQLAlchemy's URL, driver and connection errors alike
+                # Workers started together on an empty database both create Optuna's tables;
+                # the one that lost finds them made on its next attempt.
+                if not _lost_creation_race(error) or attempt == CREATE_ATTEMPTS:
+                    raise self._unusable(error) from error
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    def _rdb(self, heartbeat_interval: int | None, grace_period: int | None) -> RDBStorage:
         sqlite = self.storage.startswith("sqlite")
         # SQLite: wait for a busy file instead of failing; a server: drop dead pooled connections.
         engine = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: since 2.8
-                return RDBStorage(
-                    self.storage,
-                    engine_kwargs=engine,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period,
-                    heartbeat_stale_trial_callback=_retry() if heartbeat_interval else None,
-                )
-        except Exception as error:  # SQLAlchemy's URL, driver and connection errors alike
-            reason = " ".join(str(error).split())[:300]
-            raise DigitsError(
-                f"hydra.sweeper.storage={self.storage}: cannot open it as an Optuna storage "
-                f"({reason})"
-            ) from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable since 2.8
+            return RDBStorage(
+                self.storage,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=_retry() if heartbeat_interval else None,
+            )
+
+    def _unusable(self, error: Exception) -> DigitsError:
+        reason = " ".join(str(error).split())[:300]
+        return DigitsError(
+            f"hydra.sweeper.storage={self.storage}: cannot open it as an Optuna storage ({reason})"
+        )
 
     def load(self, pruner: BasePruner | None = None) -> Study:
         return optuna.load_study(study_name=self.name, storage=self.storage_with(), pruner=pruner)
+
+
+def _lost_creation_race(error: Exception) -> bool:
+    """The table, type or version row another process created first (PostgreSQL: a duplicate
+    key; SQLite: 'table ... already exists')."""
+    if isinstance(error, IntegrityError | ProgrammingError):
+        return True
+    return isinstance(error, OperationalError) and "already exists" in str(error)
 
 
 def retry(study: Study, trial: Trial, reason: str = INTERRUPTED) -> None:
