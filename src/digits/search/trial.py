@@ -9,14 +9,9 @@ a joblib worker or a SLURM job alike.
 from __future__ import annotations
 
 import lightning as L
-import optuna
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-from optuna import TrialPruned
-from optuna_integration import PyTorchLightningPruningCallback
-
-from digits.search.study import StudyRef
-from digits.search.sweeper import build_pruner
+from optuna.exceptions import TrialPruned
 
 __all__ = ["TrialPruned", "pruning_callbacks", "raise_if_pruned"]
 
@@ -30,6 +25,13 @@ def pruning_callbacks(monitor: str) -> list[L.Callback]:
     trial_id = OmegaConf.select(sweeper, "trial_id")
     if trial_id is None:
         return []
+    # Imported here: every training run imports this module, and the storage brings SQLAlchemy.
+    import optuna
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    from digits.search.study import StudyRef
+    from digits.search.sweeper import build_pruner
+
     # The job decides whether to prune: its study needs the search's pruner.
     study = StudyRef(sweeper.storage, sweeper.study_name).load(build_pruner(sweeper))
     # Optuna has no public way to attach to a trial asked in another process; its own
@@ -41,5 +43,5 @@ def pruning_callbacks(monitor: str) -> list[L.Callback]:
 def raise_if_pruned(callbacks: list[L.Callback]) -> None:
     """After fit: under DDP the callback stops every process instead of raising; raise here."""
     for callback in callbacks:
-        if isinstance(callback, PyTorchLightningPruningCallback):
+        if hasattr(callback, "check_pruned"):  # PyTorchLightningPruningCallback's
             callback.check_pruned()
