@@ -132,6 +132,8 @@ BAD_INPUT = [
     (E, ["run={run}", "split=train"], "split=train: use one of test, val"),
     (E, ["run={run}", "checkpoint=worst"], "checkpoint=worst: use one of best, last"),
     (E, ["run={run}", "mistakes=-1"], "mistakes=-1: out of range, must be >= 0"),
+    (E, ["run={run}", "tta=5"], "tta=5: out of range, must be in [0, 3] (shifts of up to 3 px"),
+    (E, ["ckpt_path={ckpt}", "ensemble=true"], "ensemble=true scores the jobs of a multirun"),
     (E, ["run={run}", "model=cnn"], "model=cnn: no such key in the config (the top level takes: trainer, run"),
     (E, ["run={run}", "trainer.devices=999"], "trainer.devices=999: this machine has"),
     (E, ["run={run}", "data_root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),

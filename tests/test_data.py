@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
-from digits.data.augment import augment
+from digits.data.augment import augment, shifted_views
 from digits.strokes import dilate, erode
 
 
@@ -147,3 +147,14 @@ def test_augmented_run_saves_checkpoints_that_load_weights_only(
     for checkpoint in (tmp_path / "outputs" / "aug" / "checkpoints").glob("*.ckpt"):
         saved = torch.load(checkpoint, weights_only=True)
         assert saved["datamodule_hyper_parameters"]["augment"]["scale"] == [0.9, 1.1]
+
+
+def test_shifted_views_move_the_image_by_every_offset_up_to_the_shift() -> None:
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 10, 10] = 1.0
+    assert shifted_views(image, 0) == [image]
+    views = shifted_views(image, 1)
+    assert len(views) == 9 and torch.equal(views[0], image)  # unmoved first
+    dots = {tuple(view[0, 0].nonzero()[0].tolist()) for view in views}
+    assert dots == {(10 + dy, 10 + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert all(view.sum() == 1 for view in views)  # shifted, not blurred or wrapped

@@ -10,11 +10,14 @@ import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli
 from digits.config import config_dir
-from digits.evaluate import calibration, confident_mistakes, predict_split, score
+from digits.data.augment import shifted_views
+from digits.evaluate import calibration, committee, confident_mistakes, predict_split, score
+from digits.models import load_classifier
 from digits.runs import RunDir
 
 PNG_MAGIC = b"\x89PNG"
@@ -182,3 +185,62 @@ def test_calibration_error_is_high_for_an_over_confident_model_and_low_for_a_cal
     honest[torch.arange(1000), predicted] = 0.5  # right half of the time, says so
     honest[torch.arange(1000), (predicted + 5) % 10] = 0.5 - 0.01 * 8 / 9
     assert calibration(honest, labels)["ece"] < 0.01
+
+
+def evaluate_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
+def test_test_time_augmentation_averages_the_logits_of_the_shifted_images(
+    trained_run: Path, data_root: Path
+) -> None:
+    ckpt = RunDir(trained_run).best_checkpoint()
+    plain = predict_split(evaluate_config(f"run={trained_run}", f"data_root={data_root}"), ckpt)
+    identity = predict_split(
+        evaluate_config(f"run={trained_run}", f"data_root={data_root}", "tta=0"), ckpt
+    )
+    assert torch.equal(identity.logits, plain.logits)
+    shifted = predict_split(
+        evaluate_config(f"run={trained_run}", f"data_root={data_root}", "tta=1"), ckpt
+    )
+    model = load_classifier(ckpt)
+    images = plain.images.unsqueeze(1).float() / 255
+    with torch.no_grad():
+        by_hand = torch.stack([model(view) for view in shifted_views(images, 1)]).mean(dim=0)
+    assert torch.allclose(shifted.logits, by_hand, atol=1e-5)
+    assert not torch.allclose(shifted.logits, plain.logits)
+
+
+def test_an_ensemble_of_one_checkpoint_is_that_checkpoint(
+    trained_run: Path, data_root: Path
+) -> None:
+    cfg = evaluate_config(f"run={trained_run}", f"data_root={data_root}", "ensemble=true")
+    alone = predict_split(cfg, RunDir(trained_run).best_checkpoint())
+    voted, (member,) = committee(cfg, [RunDir(trained_run)])
+    assert torch.allclose(voted.probabilities, alone.probabilities, atol=1e-6)
+    assert member["accuracy"] == pytest.approx(RunDir(trained_run).metrics()["test/acc"])
+
+
+def test_evaluate_an_ensemble_of_a_multirun_reports_the_committee_and_each_member(
+    trained_run: Path, data_root: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    shutil.copytree(trained_run, sweep / "0")
+    shutil.copytree(trained_run, sweep / "1")
+    other = RunDir(sweep / "1").best_checkpoint()  # the second member: other weights
+    checkpoint = torch.load(other, weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    for name, weights in checkpoint["state_dict"].items():
+        if name.startswith("net.") and weights.is_floating_point():
+            weights += 0.1 * torch.randn(weights.shape, generator=generator)
+    torch.save(checkpoint, other)
+    result = run_cli(
+        "digits.evaluate", f"run={sweep}", "ensemble=true", cwd=tmp_path, data_root=data_root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((sweep / "ensemble_evaluation" / "metrics.json").read_text())
+    assert [Path(m["checkpoint"]).parent.parent.name for m in report["members"]] == ["0", "1"]
+    assert report["images"] == 200 and 0.5 < report["accuracy"] <= 1
+    assert report["members"][0]["accuracy"] != report["members"][1]["accuracy"]
+    assert "committee of 2" in result.stdout and f"{report['accuracy']:.4f}" in result.stdout

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from digits.models import DigitClassifier
+from digits.models import DigitClassifier, load_classifier
 from digits.train import run
 
 
@@ -71,3 +71,32 @@ def test_same_seed_gives_the_same_metrics(make_cfg) -> None:
     keys = ("train/loss_epoch", "val/loss", "test/loss")
     assert [first[k] for k in keys] == [second[k] for k in keys]
     assert [first[k] for k in keys] != [other[k] for k in keys]
+
+
+def test_ema_weights_differ_from_the_raw_ones_and_are_what_is_validated_saved_and_tested(
+    make_cfg,
+) -> None:
+    cfg = make_cfg("model=mlp", "trainer.max_epochs=2", "module.ema_decay=0.9", "logger=none")
+    metrics = run(cfg)
+    checkpoint = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    weights = checkpoint["state_dict"]
+    raw, average = weights["net.1.weight"], weights["ema.module.1.weight"]
+    assert not torch.allclose(raw, average)  # an average of the steps, not the last one
+    assert checkpoint["hyper_parameters"]["ema_decay"] == 0.9
+
+    model = load_classifier(metrics["best_checkpoint"])
+    images = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        scored = model(images)
+        raw_logits = model.net(model.normalize(images))
+        ema_logits = model.ema.module(model.normalize(images))
+    assert torch.equal(scored, ema_logits) and not torch.allclose(scored, raw_logits)
+    # The reported test accuracy is the averaged weights' (digits.evaluate scores the same file).
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("test")
+    test = datamodule.test_set
+    with torch.no_grad():
+        predicted = model(test.images.unsqueeze(1).float() / 255).argmax(dim=1)
+    assert (predicted == test.labels).float().mean().item() == pytest.approx(metrics["test/acc"])
+    # Only the raw network is optimised: the average has no gradients.
+    assert not any(p.requires_grad for p in model.ema.parameters())

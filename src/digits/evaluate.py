@@ -2,7 +2,9 @@
 
 Reports accuracy, per-class and macro precision/recall/F1, the confusion matrix, the most confused
 pairs and the most confidently wrong images; writes them under the run's `evaluation/` folder and
-into its TensorBoard. Given a multirun directory, evaluates every job and compares them.
+into its TensorBoard. Given a multirun directory, evaluates every job and compares them, or with
+`ensemble=true` scores the jobs as one committee (their calibrated probabilities averaged).
+`tta=N` averages each model's logits over the images shifted by up to N pixels.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
 from digits.plots import confusion_matrix_figure, image_grid_figure, reliability_figure, save
 from digits.reports import write_json
-from digits.runs import RunDir, runs_in
+from digits.runs import RunDir, SweepDir, runs_in
 
 console = Console()
 
@@ -100,6 +102,7 @@ def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
     validation) loop with the run's own data settings."""
     checkpoint = read_checkpoint(ckpt_path)
     model = model_from(checkpoint)
+    model.test_time_shift = cfg.tta
     datamodule = datamodule_from(
         checkpoint, root=cfg.data_root, batch_size=cfg.batch_size, pipeline="memory"
     )
@@ -193,13 +196,43 @@ def confident_mistakes(
     return order, captions
 
 
+def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, list[dict]]:
+    """The runs' checkpoints voting as one model, their calibrated probabilities averaged (as
+    logits: log-probabilities at temperature 1), and each member's own score."""
+    members, scores = [], []
+    for run in runs:
+        ckpt = run.checkpoint(cfg.checkpoint)
+        members.append(predict_split(cfg, ckpt))
+        scores.append(
+            {"checkpoint": str(ckpt)} | score(members[-1].probabilities, members[-1].labels, 0)
+        )
+        if not torch.equal(members[-1].labels, members[0].labels):
+            raise DigitsError(
+                f"ensemble: {run.path} was validated on other images than {runs[0].path} "
+                "(another data.split_seed or val_size); use split=test"
+            )
+    average = torch.stack([member.probabilities for member in members]).mean(dim=0)
+    first = members[0]
+    return SplitPredictions(average.log(), 1.0, first.labels, first.images), scores
+
+
 def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | None) -> dict:
     """Evaluate one checkpoint; write metrics.json and figures into out_dir."""
-    split = predict_split(cfg, ckpt_path)
+    result = {"checkpoint": str(ckpt_path), "split": cfg.split, "tta": cfg.tta}
+    return report(cfg, predict_split(cfg, ckpt_path), result, out_dir, run)
+
+
+def report(
+    cfg: DictConfig,
+    split: SplitPredictions,
+    result: dict[str, Any],
+    out_dir: Path,
+    run: RunDir | None,
+) -> dict:
+    """Score predictions on a split; write metrics.json and figures into out_dir (and the run's
+    TensorBoard)."""
     probabilities, labels = split.probabilities, split.labels
-    result = {"checkpoint": str(ckpt_path), "split": cfg.split} | score(
-        probabilities, labels, cfg.top_pairs
-    )
+    result |= score(probabilities, labels, cfg.top_pairs)
     result["calibration"] = calibration(probabilities, labels) | {
         "temperature": split.temperature,
         "ece_uncalibrated": calibration(split.uncalibrated, labels)["ece"],
@@ -221,7 +254,8 @@ def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | 
     if cfg.tensorboard and run is not None:
         writer = SummaryWriter(str(run.tensorboard_events()))
         for name, figure in figures.items():
-            writer.add_figure(f"evaluation/{cfg.split}/{name}", figure, close=False)
+            tta = f"/tta{cfg.tta}" if cfg.tta else ""
+            writer.add_figure(f"evaluation/{cfg.split}{tta}/{name}", figure, close=False)
         writer.close()
     for name, figure in figures.items():
         save(figure, out_dir / f"{name}.png")
@@ -274,34 +308,43 @@ def print_comparison(rows: list[tuple[RunDir, dict | DigitsError]]) -> None:
     console.print(table)
 
 
+def evaluate_committee(cfg: DictConfig, path: Path) -> None:
+    """Score every job of a multirun (or one run) and the committee of them all."""
+    runs = runs_in(path)
+    split, members = committee(cfg, runs)
+    out_dir = SweepDir(path).ensemble_evaluation(cfg.split, cfg.tta)
+    result = {"checkpoint": [m["checkpoint"] for m in members], "split": cfg.split, "tta": cfg.tta}
+    result = report(cfg, split, result | {"members": members}, out_dir, run=None)
+    print_comparison(list(zip(runs, members, strict=True)))
+    console.print(f"committee of {len(runs)}:", style="bold")
+    print_report(result, out_dir)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
     """Evaluate a run, every job of a multirun, or one checkpoint."""
     silence_known_warnings()
+    if cfg.ensemble:
+        evaluate_committee(cfg, Path(cfg.run))
+        return
     if cfg.ckpt_path:
         ckpt = Path(cfg.ckpt_path)
         run = RunDir.of_checkpoint(ckpt)
         # Results go into the checkpoint's run, or next to a checkpoint outside any run.
-        out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split)
+        out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split, cfg.tta)
         print_report(evaluate_run(cfg, ckpt, out_dir, run), out_dir)
         return
     if RunDir(Path(cfg.run)).checkpoints.is_dir():  # one run
         run = RunDir(Path(cfg.run))
-        out_dir = run.evaluation(cfg.split)
+        out_dir = run.evaluation(cfg.split, cfg.tta)
         print_report(evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run), out_dir)
         return
     rows: list[tuple[RunDir, dict | DigitsError]] = []
     for run in runs_in(Path(cfg.run)):  # a multirun: a job that cannot be evaluated is listed
         try:
-            rows.append(
-                (
-                    run,
-                    evaluate_run(
-                        cfg, run.checkpoint(cfg.checkpoint), run.evaluation(cfg.split), run
-                    ),
-                )
-            )
+            out_dir = run.evaluation(cfg.split, cfg.tta)
+            rows.append((run, evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run)))
         except DigitsError as error:
             reason = run.error_file.read_text().strip() if run.error_file.is_file() else error
             rows.append((run, DigitsError(f"job {run.path.name} not evaluated: {reason}")))

@@ -269,6 +269,8 @@ def check_trainer(cfg: DictConfig) -> None:
 
     unchecked = ("_target_", "default_root_dir", "plugins")  # a run's folder, our own plugins
     arguments = {key: cfg.trainer[key] for key in cfg.trainer if key not in unchecked}
+    if OmegaConf.is_dict(arguments.get("profiler")):  # a _target_ config (debug=profiler): its
+        del arguments["profiler"]  # dirpath is the run's folder; Hydra instantiates it in the run
     arguments = OmegaConf.to_container(OmegaConf.create(arguments), resolve=True)
     lightning_log = logging.getLogger("lightning.pytorch")
     level = lightning_log.level
@@ -461,8 +463,14 @@ def check_writable(
 
 
 def check_evaluate(cfg: DictConfig) -> None:
-    """One thing to evaluate: a run (or multirun) folder, or a checkpoint file."""
+    """One thing to evaluate: a run (or multirun) folder, or a checkpoint file; a committee
+    (ensemble=true) is the jobs of a folder."""
     check_run_or_checkpoint(cfg, "evaluates")
+    if cfg.ensemble and not cfg.run:
+        raise DigitsError(
+            "ensemble=true scores the jobs of a multirun as one committee: give "
+            "run=<multirun directory> instead of ckpt_path="
+        )
 
 
 def check_run_or_checkpoint(cfg: DictConfig, verb: str) -> None:

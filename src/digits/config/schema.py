@@ -165,6 +165,7 @@ class ModuleConfig:
     mean: float = MISSING
     std: float = setting(POSITIVE)
     calibrate: bool = MISSING
+    ema_decay: float | None = setting(Range(gt=0, lt=1))
 
 
 @dataclass
@@ -363,6 +364,8 @@ class EvaluateConfig:
     split: str = setting(OneOf(("test", "val")))
     data_root: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
+    tta: int = setting(Range(ge=0, le=3, note="shifts of up to 3 px: 49 views"))
+    ensemble: bool = MISSING
     mistakes: int = setting(NOT_NEGATIVE)
     top_pairs: int = setting(NOT_NEGATIVE)
     tensorboard: bool = MISSING

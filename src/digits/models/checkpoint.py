@@ -63,6 +63,7 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     hparams.setdefault("compile", False)
     hparams.setdefault("channels_last", False)
     hparams.setdefault("calibrate", False)  # before calibration: its temperature stays 1
+    hparams.setdefault("ema_decay", None)
     return checkpoint
 
 
@@ -72,7 +73,7 @@ def model_from(checkpoint: dict[str, Any], **settings: Any) -> DigitClassifier:
     model = DigitClassifier(**(checkpoint["hyper_parameters"] | settings))
     # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    broken = [key for key in [*missing, *unexpected] if key.startswith("net.")]
+    broken = [key for key in [*missing, *unexpected] if key.startswith(("net.", "ema."))]
     if broken:
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: weights do not fit the network ({', '.join(broken[:3])})"

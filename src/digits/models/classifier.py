@@ -15,10 +15,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
+from digits.data.augment import shifted_views
 from digits.models.calibration import fit_temperature
 from digits.models.networks import NUM_CLASSES
 
@@ -42,8 +44,12 @@ def plain(config: Mapping | None) -> dict[str, Any] | None:
 class DigitClassifier(L.LightningModule):
     """Classifies 28x28 digit images. Takes the network, optimizer and scheduler as configs (dicts with
     `_target_`) and instantiates them itself, so a checkpoint alone rebuilds the model. Its own
-    settings come from conf/module/: label smoothing, compile, channels_last and the input
-    normalisation (mean, std)."""
+    settings come from conf/module/: label smoothing, compile, channels_last, the input
+    normalisation (mean, std), calibration and weight averaging (ema_decay).
+
+    With `ema_decay`, an exponential moving average of the network's weights (and batch-norm
+    statistics) follows every optimizer step; the module scores with it whenever it is not
+    training (validation, test, predict, export), and checkpoints hold both."""
 
     def __init__(
         self,
@@ -56,6 +62,7 @@ class DigitClassifier(L.LightningModule):
         mean: float,
         std: float,
         calibrate: bool,
+        ema_decay: float | None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -69,6 +76,7 @@ class DigitClassifier(L.LightningModule):
                 "mean": mean,
                 "std": std,
                 "calibrate": calibrate,
+                "ema_decay": ema_decay,
             }
         )
         self.normalize = v2.Normalize([mean], [std])
@@ -76,8 +84,20 @@ class DigitClassifier(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        # torch's AveragedModel of the network alone: Lightning's EMAWeightAveraging callback
+        # averages and swaps every buffer of the LightningModule (the calibration temperature and
+        # epoch sums too) and saves a stale copy of its metric states.
+        self.ema = (
+            AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if ema_decay
+            else None
+        )
+        if self.ema is not None:
+            self.ema.requires_grad_(False)
         if compile:
             self.net.compile()  # in place: state_dict keys stay the same
+            if self.ema is not None:
+                self.ema.module.compile()
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         # No input validation or NaN checks per step: each would cost a host sync (and time on the
         # CPU); StopOnDivergence watches the loss instead.
@@ -97,6 +117,10 @@ class DigitClassifier(L.LightningModule):
         self.register_buffer("temperature", torch.ones(()))
         # Validation logits and labels, gathered from every process (DDP) when computed.
         self.val_logits, self.val_labels = CatMetric(), CatMetric()
+        # Test-time augmentation for digits.evaluate tta=N (never set while training): validation
+        # and test logits are averaged over the images shifted by every whole number of pixels up
+        # to N in each direction.
+        self.test_time_shift = 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black. Images of another
@@ -104,7 +128,17 @@ class DigitClassifier(L.LightningModule):
         images = self.normalize(images.to(self.dtype))
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        return self.scoring_net(images)
+
+    @property
+    def scoring_net(self) -> nn.Module:
+        """The network that scores: the weight average (ema_decay) except while training."""
+        return self.ema.module if self.ema is not None and not self.training else self.net
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        # After each optimizer step (one per accumulate_grad_batches batches).
+        if self.ema is not None and (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:
+            self.ema.update_parameters(self.net)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N, 10) from this model's logits."""
@@ -112,7 +146,11 @@ class DigitClassifier(L.LightningModule):
 
     def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
-        logits = self(images)
+        if self.test_time_shift:
+            views = shifted_views(images, self.test_time_shift)
+            logits = torch.stack([self(view) for view in views]).mean(dim=0)
+        else:
+            logits = self(images)
         return self.criterion(logits, labels), logits
 
     def on_train_start(self) -> None:
@@ -198,7 +236,7 @@ class DigitClassifier(L.LightningModule):
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        optimizer = instantiate(self.hparams.optimizer)(params=self.net.parameters())
         if self.hparams.scheduler is None:
             return optimizer
         config = dict(self.hparams.scheduler)

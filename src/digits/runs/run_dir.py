@@ -117,8 +117,10 @@ class RunDir:
         """A run directory, finished or not (a failed multirun job has no checkpoints)."""
         return self.checkpoints.is_dir() or self.overrides_file.is_file()
 
-    def evaluation(self, split: str) -> Path:
-        return self.path / ("evaluation" if split == "test" else f"evaluation_{split}")
+    def evaluation(self, split: str, tta: int = 0) -> Path:
+        """Where digits.evaluate writes its report on `split` (with test-time shifts up to `tta`)."""
+        name = "evaluation" if split == "test" else f"evaluation_{split}"
+        return self.path / (f"{name}_tta{tta}" if tta else name)
 
     def overrides(self) -> list[str]:
         """The command-line overrides the run was made with (Hydra's own left out)."""
@@ -225,6 +227,10 @@ class SweepDir:
 
     def plot(self, name: str) -> Path:
         return self.path / f"{name}.png"
+
+    def ensemble_evaluation(self, split: str, tta: int = 0) -> Path:
+        """Where digits.evaluate ensemble=true writes the committee of the jobs' report."""
+        return self.path / f"ensemble_{RunDir(self.path).evaluation(split, tta).name}"
 
     def jobs(self) -> list[RunDir]:
         """The jobs' run directories, in job order."""
