@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -38,6 +39,38 @@ def test_both_pipelines_give_the_same_0_1_batches(make_cfg, pipeline: str) -> No
     assert torch.allclose(images, images2, atol=1e-6) and torch.equal(labels, labels2)
     # 0-1, white ink on black: the model's input contract (it normalises them itself).
     assert torch.equal(images[:, 0], memory.test_set.images[:64].float() / 255)
+
+
+@pytest.mark.parametrize(
+    ("on_device", "model_device", "images_on"),
+    [
+        ("true", "meta", "meta"),
+        ("auto", "meta", "cpu"),
+        ("false", "meta", "cpu"),
+        ("true", "cpu", "cpu"),
+    ],
+)
+def test_on_device_keeps_the_images_where_the_model_runs_and_indexes_batches_there(
+    make_cfg, on_device: str, model_device: str, images_on: str
+) -> None:
+    # "meta" stands in for a GPU here: tensors moved there keep their shapes, not their values.
+    datamodule = instantiate(make_cfg(f"data.on_device={on_device}").data)
+    datamodule.trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device(model_device))
+    )
+    datamodule.setup("fit")
+    assert datamodule.train_set.images.device.type == images_on
+    loader = datamodule.train_dataloader()
+    images, labels = datamodule.on_after_batch_transfer(next(iter(loader)), 0)
+    assert images.device.type == labels.device.type == images_on
+    assert images.shape == (64, 1, 28, 28) and images.dtype == torch.float32
+    if images_on != "cpu":  # batches of device tensors: no worker processes, no pinning
+        assert loader.num_workers == 0 and not loader.pin_memory
+    else:  # the same batches as the host path
+        host = instantiate(make_cfg("data.on_device=false").data)
+        host.setup("fit")
+        first = host.on_after_batch_transfer(next(iter(host.train_dataloader())), 0)
+        assert torch.equal(images, first[0]) and torch.equal(labels, first[1])
 
 
 def bars(count: int = 8) -> torch.Tensor:

@@ -8,7 +8,8 @@ one epoch, ceil(55,000 / batch size) steps):
              TensorBoard logging, checkpointing), timed by Lightning's Timer over the training loop
   raw        a hand-written loop over the training set preloaded as one normalised tensor
   tutorial   a hand-written loop over torchvision's MNIST DataLoader (PIL -> ToTensor -> Normalize)
-plus the time for `model=cnn` to reach 99.0% test accuracy from scratch, and predict latency.
+plus the time for `experiment=fast` and for `model=cnn` to reach 99.0% test accuracy from scratch,
+side by side, and predict latency.
 Prints a table and writes outputs/bench/<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
 """
 
@@ -110,18 +111,24 @@ def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) ->
     return json.loads((run_dir / "metrics.json").read_text())["train_images_per_s"]
 
 
-def time_to_accuracy(run_dir: Path, target: float = 0.99, max_epochs: int = 10) -> dict:
+# The runs timed to 99.0% test accuracy, as users run them (validation included): our record
+# recipe with its own schedule, and the tutorial-style cnn for up to 10 epochs.
+TIME_TO_99 = {
+    "experiment=fast": ["experiment=fast"],
+    "model=cnn": ["model=cnn", "optimizer=adam", "trainer.max_epochs=10"],
+}
+
+
+def time_to_accuracy(run_dir: Path, recipe: list[str], target: float = 0.99) -> dict:
+    """Training seconds (Lightning's loop, validation included, test scoring not) until the test
+    accuracy after an epoch reaches `target`, by tools/time_to_accuracy.py."""
     command = [
         sys.executable,
         "-m",
         "digits.train",
-        "model=cnn",
-        "optimizer=adam",
+        *recipe,
         "logger=none",
         "trainer.accelerator=cpu",
-        f"trainer.max_epochs={max_epochs}",
-        "trainer.limit_val_batches=0",
-        "~callbacks.model_checkpoint",  # no validation to choose a best checkpoint by
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"hydra.run.dir={run_dir}",
@@ -205,10 +212,12 @@ def main(args: dict[str, str]) -> None:
             "throughput": rows,
         }
         if args.get("tta", "true") == "true":
-            tta_dir = Path(tmp) / "tta"
-            result["time_to_99"] = time_to_accuracy(tta_dir)
+            result["time_to_99"] = {
+                name: time_to_accuracy(Path(tmp) / name, recipe)
+                for name, recipe in TIME_TO_99.items()
+            }
             result["predict"] = predict_speed(
-                tta_dir / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
+                Path(tmp) / "model=cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
             )
 
     shown_steps = "one epoch of" if epoch_steps else f"{steps}"
@@ -235,14 +244,24 @@ def main(args: dict[str, str]) -> None:
         )
     console.print(table)
     if "time_to_99" in result:
-        tta = result["time_to_99"]
-        reached = f"{tta['time_to_target_s']:.1f} s" if tta["reached"] else "not reached"
-        console.print(f"cnn to 99.0% test accuracy: {reached} ({tta['history']})")
+        console.print(time_to_99_table(result["time_to_99"]))
         console.print(f"predict: {result['predict']}")
     out = REPO / "outputs" / "bench" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"written to {out}")
+
+
+def time_to_99_table(runs: dict[str, dict]) -> Table:
+    table = Table(title="time to 99.0% test accuracy (CPU)", header_style="bold")
+    for column in ("run", "training time", "epochs", "test accuracy by epoch"):
+        table.add_column(column, justify="right")
+    for name, run in runs.items():
+        history = run["history"]
+        reached = f"{run['time_to_target_s']:.1f} s" if run["reached"] else "not reached"
+        accuracies = " ".join(f"{epoch['test_acc']:.2%}" for epoch in history)
+        table.add_row(name, reached, str(len(history)), accuracies)
+    return table
 
 
 if __name__ == "__main__":

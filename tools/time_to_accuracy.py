@@ -40,8 +40,9 @@ class TimeToAccuracy(L.Callback):
         correct = 0
         for start in range(0, len(test), 1000):
             images = test.images[start : start + 1000].unsqueeze(1).float().div(255)
-            predicted = pl_module(images.to(pl_module.device)).argmax(dim=1).cpu()
-            correct += int((predicted == test.labels[start : start + 1000]).sum())
+            predicted = pl_module(images.to(pl_module.device)).argmax(dim=1)
+            labels = test.labels[start : start + 1000].to(predicted.device)
+            correct += int((predicted == labels).sum())
         pl_module.train(was_training)
         self._record(trainer, correct / len(test))
 

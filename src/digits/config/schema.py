@@ -152,6 +152,7 @@ class DataConfig:
         Nested(AugmentConfig, example="{rotation:10,translate:0.1,scale:[0.9,1.1]}")
     )
     pipeline: str = setting(OneOf(("memory", "torchvision")))
+    on_device: Any = setting(OneOf(("auto", "true", "false")))
 
 
 # --- the LightningModule and its network ------------------------------------------------------

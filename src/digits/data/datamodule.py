@@ -2,7 +2,9 @@
 
 The default data path keeps the decoded images in one uint8 tensor (60,000x28x28 is 47 MB) and takes
 whole batches from it by index; conversion to 0-1 floats (and augmentation) happen per batch on the
-device the model runs on. Normalisation is the model's own (see digits.models.classifier).
+device the model runs on. On a GPU (`on_device`), the uint8 tensors themselves move to the GPU once,
+so that each batch is indexed there: no images cross from the host per step. Normalisation is the
+model's own (see digits.models.classifier).
 Lightning's samplers (shuffle, DistributedSampler, limit_*_batches) still apply, because batches are
 drawn by an ordinary DataLoader over index lists.
 """
@@ -48,6 +50,7 @@ class MNISTDataModule(L.LightningDataModule):
         pin_memory: bool,
         augment: Mapping[str, Any] | None,
         pipeline: str,
+        on_device: bool | str,
     ) -> None:
         super().__init__()
         if augment and pipeline != "memory":
@@ -86,9 +89,26 @@ class MNISTDataModule(L.LightningDataModule):
             self._setup_train_and_val()
         if stage in (None, "test", "predict") and self.test_set is None:
             if self.hparams.pipeline == "memory":
-                self.test_set = TensorImages(*load_mnist(self.root, train=False))
+                self.test_set = self._in_memory(*load_mnist(self.root, train=False))
             else:
                 self.test_set = self._torchvision_dataset(train=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the in-memory images live: the model's device when `on_device` says so (auto: a
+        GPU), else the host."""
+        if self.trainer is None or self.hparams.pipeline != "memory":
+            return torch.device("cpu")
+        device = self.trainer.strategy.root_device
+        wanted = self.hparams.on_device
+        return (
+            device
+            if wanted is True or (wanted == "auto" and device.type == "cuda")
+            else torch.device("cpu")
+        )
+
+    def _in_memory(self, images: torch.Tensor, labels: torch.Tensor) -> TensorImages:
+        return TensorImages(images.to(self.device), labels.to(self.device))
 
     def _setup_train_and_val(self) -> None:
         images, labels = load_mnist(self.root, train=True)
@@ -102,8 +122,8 @@ class MNISTDataModule(L.LightningDataModule):
         order = torch.randperm(len(labels), generator=generator)
         val_idx, train_idx = order[:val_size], order[val_size:]
         if self.hparams.pipeline == "memory":
-            self.train_set = TensorImages(images[train_idx], labels[train_idx])
-            self.val_set = TensorImages(images[val_idx], labels[val_idx])
+            self.train_set = self._in_memory(images[train_idx], labels[train_idx])
+            self.val_set = self._in_memory(images[val_idx], labels[val_idx])
         else:
             full = self._torchvision_dataset(train=True)
             self.train_set = Subset(full, train_idx.tolist())
@@ -113,6 +133,7 @@ class MNISTDataModule(L.LightningDataModule):
         return MNIST(str(self.root), train=train, transform=transforms.ToTensor())
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        on_host = self.device.type == "cpu"  # batches of device tensors: no workers, no pinning
         return ResumableLoader(
             dataset,
             batch_size=self.hparams.batch_size,
@@ -122,9 +143,9 @@ class MNISTDataModule(L.LightningDataModule):
             # uses, or a resumed run would see different dropout masks.
             generator=torch.Generator().manual_seed(torch.initial_seed()),
             collate_fn=keep_batch if self.hparams.pipeline == "memory" else None,
-            num_workers=self.hparams.num_workers,
-            pin_memory=self.hparams.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.hparams.num_workers > 0,
+            num_workers=self.hparams.num_workers if on_host else 0,
+            pin_memory=self.hparams.pin_memory and torch.cuda.is_available() and on_host,
+            persistent_workers=self.hparams.num_workers > 0 and on_host,
         )
 
     def train_dataloader(self) -> DataLoader:
