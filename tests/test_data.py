@@ -10,7 +10,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
-from digits.data.augment import augment, shifted_views
+from digits.data.augment import augment
+from digits.models.classifier import shifted_views
 from digits.strokes import dilate, erode
 
 

@@ -15,9 +15,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import run_cli
 from digits.config import config_dir
-from digits.data.augment import shifted_views
 from digits.evaluate import calibration, committee, confident_mistakes, predict_split, score
 from digits.models import load_classifier
+from digits.models.classifier import shifted_views
 from digits.runs import RunDir
 
 PNG_MAGIC = b"\x89PNG"

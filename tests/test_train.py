@@ -100,3 +100,19 @@ def test_ema_weights_differ_from_the_raw_ones_and_are_what_is_validated_saved_an
     assert (predicted == test.labels).float().mean().item() == pytest.approx(metrics["test/acc"])
     # Only the raw network is optimised: the average has no gradients.
     assert not any(p.requires_grad for p in model.ema.parameters())
+
+
+def test_the_gpu_recipe_trains_on_the_cpu_with_device_resident_data_bf16_and_ema(make_cfg) -> None:
+    # trainer=gpu's settings that run anywhere: images indexed on the model's device, bf16 mixed
+    # precision (CPU autocast here), weight averaging; compile is left to a GPU.
+    cfg = make_cfg(
+        "model=lenet",
+        "trainer.max_epochs=2",
+        "data.on_device=true",
+        "trainer.precision=bf16-mixed",
+        "module.ema_decay=0.9",
+        "logger=none",
+    )
+    metrics = run(cfg)
+    assert metrics["epochs"] == 2 and metrics["test/acc"] > 0.5
+    assert metrics["train/loss_epoch"] < 2.0

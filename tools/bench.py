@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -89,6 +90,13 @@ def hand_loop(model_name: str, batch_size: int, steps: int, pipeline: str) -> fl
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def run_quietly(command: list[str], **kwargs: Any) -> None:
+    """Run a measured command with its output captured; if it fails, stop with its last lines."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, **kwargs)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+
+
 def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) -> float:
     """Images/s of the real `python -m digits.train` path, from its metrics.json."""
     command = [
@@ -107,7 +115,7 @@ def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) ->
         "test=false",
         f"hydra.run.dir={run_dir}",
     ]
-    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    run_quietly(command)
     return json.loads((run_dir / "metrics.json").read_text())["train_images_per_s"]
 
 
@@ -136,7 +144,7 @@ def time_to_accuracy(run_dir: Path, recipe: list[str], target: float = 0.99) -> 
         f"+callbacks.time_to_accuracy.target={target}",
     ]
     tools = {"PYTHONPATH": os.pathsep.join([str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run(command, check=True, capture_output=True, cwd=REPO, env=os.environ | tools)
+    run_quietly(command, env=os.environ | tools)
     return json.loads((run_dir / "time_to_accuracy.json").read_text())
 
 
@@ -213,11 +221,11 @@ def main(args: dict[str, str]) -> None:
         }
         if args.get("tta", "true") == "true":
             result["time_to_99"] = {
-                name: time_to_accuracy(Path(tmp) / name, recipe)
+                name: time_to_accuracy(Path(tmp) / name.replace("=", "-"), recipe)
                 for name, recipe in TIME_TO_99.items()
             }
             result["predict"] = predict_speed(
-                Path(tmp) / "model=cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
+                Path(tmp) / "model-cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
             )
 
     shown_steps = "one epoch of" if epoch_steps else f"{steps}"

@@ -204,9 +204,8 @@ def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, li
     for run in runs:
         ckpt = run.checkpoint(cfg.checkpoint)
         members.append(predict_split(cfg, ckpt))
-        scores.append(
-            {"checkpoint": str(ckpt)} | score(members[-1].probabilities, members[-1].labels, 0)
-        )
+        own = score(members[-1].probabilities, members[-1].labels, top_pairs=0)
+        scores.append({"checkpoint": str(ckpt), "accuracy": own["accuracy"], "macro": own["macro"]})
         if not torch.equal(members[-1].labels, members[0].labels):
             raise DigitsError(
                 f"ensemble: {run.path} was validated on other images than {runs[0].path} "

@@ -316,6 +316,7 @@ def check_train(cfg: DictConfig) -> None:
     check_monitors(cfg)
     check_epochs(cfg)
     check_network(cfg.model)
+    check_pipeline(cfg.data)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 
@@ -323,6 +324,18 @@ def check_train(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
     check_writable(cfg.paths.log_dir)
+
+
+def check_pipeline(data: DictConfig) -> None:
+    """Augmentation and device-resident images work on the in-memory images only."""
+    if data.pipeline == "memory":
+        return
+    if data.augment:
+        raise DigitsError("data.augment works on the in-memory pipeline: set data.pipeline=memory")
+    if data.on_device is True:
+        raise DigitsError(
+            "data.on_device=true keeps the in-memory images on the device: set data.pipeline=memory"
+        )
 
 
 def check_work_asked(cfg: DictConfig) -> None:

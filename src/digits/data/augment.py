@@ -41,23 +41,6 @@ def augment(
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
-def shifted_views(images: torch.Tensor, max_shift: int) -> list[torch.Tensor]:
-    """The (N, C, H, W) batch moved by every whole number of pixels from -max_shift to max_shift
-    in each direction (zeros shifted in), unmoved first: (2 * max_shift + 1)^2 views."""
-    if max_shift == 0:
-        return [images]
-    height, width = images.shape[-2:]
-    padded = F.pad(images, [max_shift] * 4)
-    offsets = sorted(range(-max_shift, max_shift + 1), key=abs)
-    return [
-        padded[
-            ..., max_shift + dy : max_shift + dy + height, max_shift + dx : max_shift + dx + width
-        ]
-        for dy in offsets
-        for dx in offsets
-    ]
-
-
 def affine_grid(
     images: torch.Tensor, rotation: float, translate: float, scale: Sequence[float]
 ) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -20,7 +21,6 @@ from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from digits.data.augment import shifted_views
 from digits.models.calibration import fit_temperature
 from digits.models.networks import NUM_CLASSES
 
@@ -39,6 +39,23 @@ def plain(config: Mapping | None) -> dict[str, Any] | None:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return dict(config)
+
+
+def shifted_views(images: torch.Tensor, max_shift: int) -> list[torch.Tensor]:
+    """The (N, C, H, W) batch moved by every whole number of pixels from -max_shift to max_shift
+    in each direction (zeros shifted in), unmoved first: (2 * max_shift + 1)^2 views."""
+    if max_shift == 0:
+        return [images]
+    height, width = images.shape[-2:]
+    padded = F.pad(images, [max_shift] * 4)
+    offsets = sorted(range(-max_shift, max_shift + 1), key=abs)
+    return [
+        padded[
+            ..., max_shift + dy : max_shift + dy + height, max_shift + dx : max_shift + dx + width
+        ]
+        for dy in offsets
+        for dx in offsets
+    ]
 
 
 class DigitClassifier(L.LightningModule):
