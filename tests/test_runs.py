@@ -48,6 +48,8 @@ def test_a_checkpoint_knows_its_run_and_a_multirun_lists_its_jobs(
     assert RunDir.of_checkpoint(tmp_path / "loose.ckpt") is None
     assert run.evaluation("test") == trained_run / "evaluation"
     assert run.evaluation("val") == trained_run / "evaluation_val"
+    assert run.evaluation("test", tta=1) == trained_run / "evaluation_tta1"
+    assert run.evaluation("val", tta=2) == trained_run / "evaluation_val_tta2"
     assert "model=mlp" in run.overrides()
     sweep = tmp_path / "sweep"
     for job in ("10", "2", "0"):
