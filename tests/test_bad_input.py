@@ -27,7 +27,7 @@ SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 
 BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
-    (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, mlp"),
+    (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
     (T, ["-m", "model=mlp,resnet"], "model=resnet: no such model option"),
     (T, ["model=null"], "model=null: no such model option"),
     (T, ["scheduler=null"], "scheduler=null: no such scheduler option; available: cosine"),

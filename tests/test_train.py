@@ -38,6 +38,22 @@ def test_each_model_and_optimizer_lowers_the_loss(make_cfg, model: str, optimize
     assert batch_loss(module, batch) < 0.8 * before
 
 
+def test_the_lstm_row_reader_lowers_the_loss(make_cfg) -> None:
+    # The tutorial's settings (experiment=t1_lstm); an LSTM needs more steps than the others.
+    cfg = make_cfg("experiment=t1_lstm", "logger=none", "callbacks=none")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+    module = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module)
+    assert isinstance(module.net.lstm, torch.nn.LSTM) and module.net.lstm.input_size == 28
+    before = batch_loss(module, batch)
+    trainer = instantiate(
+        cfg.trainer, max_steps=80, limit_val_batches=0, enable_checkpointing=False, logger=False
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert batch_loss(module, batch) < 0.8 * before
+
+
 def test_run_writes_metrics_and_reloadable_checkpoints(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg("model=mlp", "trainer.max_epochs=2", "logger=csv")
     metrics = run(cfg)

@@ -199,6 +199,14 @@ class CNNConfig:
     dropout: float = setting(PROBABILITY)
 
 
+@dataclass
+class LSTMConfig:
+    _target_: str = MISSING
+    hidden: int = setting(AT_LEAST_ONE)
+    layers: int = setting(AT_LEAST_ONE)
+    dropout: float = setting(PROBABILITY)
+
+
 # --- optimizers and schedules (torch's classes, made partial) ---------------------------------
 
 
@@ -427,6 +435,7 @@ SCHEMAS = {
     "mlp": MLPConfig,
     "lenet": LeNetConfig,
     "cnn": CNNConfig,
+    "lstm": LSTMConfig,
     "adam": AdamConfig,
     "sgd": SGDConfig,
     "step": StepLRConfig,

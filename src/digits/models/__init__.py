@@ -14,6 +14,7 @@ HOMES = {
     "CNN": "networks",
     "MLP": "networks",
     "LeNet": "networks",
+    "LSTMReader": "networks",
     "NUM_CLASSES": "networks",
 }
 __all__ = sorted(HOMES)

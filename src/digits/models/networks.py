@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 IMAGE_SIZE = 28
@@ -90,3 +91,20 @@ class CNN(nn.Sequential):
         size //= 2
         layers += _head(in_channels * size * size, hidden, dropout)
         super().__init__(*layers)
+
+
+class LSTMReader(nn.Module):
+    """Reads the image row by row, as the LSTM tutorial does: 28 steps of 28 pixels through an
+    LSTM (hidden units, layers), its last hidden state into a linear layer to 10 scores."""
+
+    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            IMAGE_SIZE, hidden, num_layers=layers, batch_first=True, dropout=dropout * (layers > 1)
+        )
+        self.head = nn.Linear(hidden, NUM_CLASSES)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        rows = images.flatten(1, 2)  # (N, 1, 28, 28) -> (N, 28 rows, 28 pixels)
+        _, (last_hidden, _) = self.lstm(rows)
+        return self.head(last_hidden[-1])
