@@ -77,7 +77,6 @@ def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMo
         )
     accepted = inspect.signature(MNISTDataModule).parameters
     settings = {key: value for key, value in saved.items() if key in accepted}
-    settings.setdefault("on_device", "auto")  # checkpoints from before the setting
     given = {key: value for key, value in overrides.items() if value is not None}
     return MNISTDataModule(**(settings | given))
 

@@ -49,8 +49,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """Bring a first-format checkpoint's hyperparameters up to DigitClassifier's signature: its
-    normalisation moves from the data settings into the model's."""
+    """Bring an older checkpoint's settings up to DigitClassifier's and MNISTDataModule's
+    signatures: a first-format normalisation moves from the data settings into the model's, and
+    settings added since take the values that behave as before."""
     hparams = checkpoint["hyper_parameters"]
     data = checkpoint.get("datamodule_hyper_parameters") or {}
     for key in FIRST_FORMAT_NORMALISATION:
@@ -64,6 +65,8 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     hparams.setdefault("channels_last", False)
     hparams.setdefault("calibrate", False)  # before calibration: its temperature stays 1
     hparams.setdefault("ema_decay", None)
+    if data:
+        data.setdefault("on_device", "auto")  # before device-resident images
     return checkpoint
 
 
