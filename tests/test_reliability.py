@@ -380,6 +380,8 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues_in_place(
     assert f"resume={run_dir}" in output
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert saved["global_step"] > first_epoch_step  # saved at the step it stopped, not the epoch
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["status"], manifest["exit_status"]) == ("interrupted", code)
 
     resumed = run_cli("digits.train", f"resume={run_dir}", cwd=tmp_path, data_root=data_root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -4,6 +4,7 @@ test_search.py)."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,11 @@ def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     assert [row["overrides"] for row in rows] == ["data.val_size=200", "data.val_size=1500"]
     assert rows[0]["status"] == "ok" and 0 <= float(rows[0]["val_acc_best"]) <= 1
     assert rows[1]["status"].startswith("failed") and "data.val_size=1500" in rows[1]["status"]
+    manifests = [
+        json.loads((sweep_dir(tmp_path) / job / "manifest.json").read_text()) for job in ("0", "1")
+    ]
+    assert [m["status"] for m in manifests] == ["completed", "failed"]
+    assert "data.val_size=1500" in manifests[1]["error"] and manifests[1]["exit_status"] == 2
     assert "sweep" in result.stdout and "failed" in result.stdout
 
 

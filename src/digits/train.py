@@ -12,8 +12,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from digits.errors import DigitsError
 from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
-from digits.runs import RunDir
+from digits.runs import RunDir, manifest
 from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+@contextmanager
+def owned_and_recorded(run_dir: RunDir, cfg: DictConfig) -> Iterator[None]:
+    """Hold the run directory and keep its manifest while the run lasts."""
+    with run_dir.owned(), manifest.recording(run_dir, cfg):
+        yield
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> float | None:
@@ -154,7 +161,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     log.info("run directory: %s", run_dir.path)
     try:
         # The run owns its directory (DDP's other processes are part of it and write nothing).
-        with run_dir.owned() if rank_zero_only.rank == 0 else nullcontext():
+        with owned_and_recorded(run_dir, cfg) if rank_zero_only.rank == 0 else nullcontext():
             metrics = run(cfg)
     except TrialPruned as pruned:
         log.info("%s", pruned)

@@ -6,6 +6,8 @@
       tensorboard/<run name>/              TensorBoard events
       checkpoints/<best>.ckpt, last.ckpt   best by val/acc (ModelCheckpoint's choice) and the latest
       metrics.json                         final metrics, incl. best_checkpoint
+      manifest.json                        code, packages, data, machine, command, start/end, status
+      requirements.txt, code.diff          every installed package; uncommitted changes, if any
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
       export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
@@ -70,6 +72,18 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def requirements_file(self) -> Path:
+        return self.path / "requirements.txt"
+
+    @property
+    def code_diff_file(self) -> Path:
+        return self.path / "code.diff"
 
     @property
     def tensorboard(self) -> Path:
@@ -141,6 +155,13 @@ class RunDir:
                 f"{self.metrics_file}: damaged, not JSON ({error}); delete it to let evaluate use "
                 "the best checkpoint that checkpoints/last.ckpt records"
             ) from error
+
+    def manifest(self) -> dict[str, Any]:
+        """The run's manifest.json ({} for a run made before manifests, or a damaged one)."""
+        try:
+            return json.loads(self.manifest_file.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return {}
 
     def tensorboard_events(self) -> Path:
         """The folder of the run's TensorBoard events (tensorboard/<run name>/), so that later
