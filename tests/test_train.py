@@ -79,6 +79,19 @@ def test_run_writes_metrics_and_reloadable_checkpoints(make_cfg, tmp_path: Path)
     assert reloaded(probe).shape == (4, 10)
 
 
+def test_early_stopping_ends_a_run_whose_validation_accuracy_stalls(make_cfg) -> None:
+    # lr 1e-12: the weights do not move, so val/acc never improves on the first epoch's.
+    stalled = ("optimizer.lr=1e-12", "trainer.max_epochs=20", "trainer.limit_train_batches=2")
+    cfg = make_cfg("callbacks=early_stopping", "callbacks.early_stopping.patience=2", *stalled)
+    metrics = run(cfg)
+    assert metrics["epochs"] == 3 and metrics["stopped_early_at_epoch"] == 2
+    # Its state is in the checkpoint, and the checkpoint loads with weights_only=True.
+    saved = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("EarlyStopping")]
+    assert state["wait_count"] == 2
+    assert "stopped_early_at_epoch" not in run(make_cfg(*stalled[:2], "trainer.max_epochs=3"))
+
+
 def test_same_seed_gives_the_same_metrics(make_cfg) -> None:
     overrides = ("model=lenet", "trainer.max_epochs=1", "trainer.deterministic=true", "seed=7")
     first = run(make_cfg(*overrides, "logger=none"))

@@ -82,6 +82,16 @@ def throughput(trainer: L.Trainer, datamodule: L.LightningDataModule, resumed: b
     return {"train_time_s": round(seconds, 3), "train_images_per_s": round(images / seconds, 1)}
 
 
+def early_stop(trainer: L.Trainer) -> dict[str, int]:
+    """The epoch an EarlyStopping callback (callbacks=early_stopping) ended training at, if it did."""
+    stopper = trainer.early_stopping_callback
+    return (
+        {"stopped_early_at_epoch": stopper.stopped_epoch}
+        if stopper and stopper.stopped_epoch
+        else {}
+    )
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
     run_dir = RunDir(Path(cfg.paths.output_dir))
@@ -112,6 +122,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         fitted = model.restored_metrics | scalars(trainer.callback_metrics)
         metrics |= {name: fitted[name] for name in FIT_METRICS if name in fitted}
         metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
+        metrics |= early_stop(trainer)
     best = next(
         (c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)),
         None,
