@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from digits.models import DigitClassifier, load_classifier
+from digits.runs import RunDir
 from digits.train import run
 
 
@@ -90,6 +91,23 @@ def test_early_stopping_ends_a_run_whose_validation_accuracy_stalls(make_cfg) ->
     (state,) = [v for k, v in saved["callbacks"].items() if k.startswith("EarlyStopping")]
     assert state["wait_count"] == 2
     assert "stopped_early_at_epoch" not in run(make_cfg(*stalled[:2], "trainer.max_epochs=3"))
+
+
+def test_lr_find_saves_its_plot_and_suggests_an_lr_without_training(make_cfg) -> None:
+    cfg = make_cfg("tune=lr_find", "tune.num_training=20", "tune.max_lr=0.1")
+    result = run(cfg)
+    run_dir = RunDir(Path(cfg.paths.output_dir))
+    assert 1e-6 <= result["suggested_lr"] <= 0.1 and len(result["lr"]) == len(result["loss"]) > 1
+    assert json.loads(run_dir.tune_file.read_text())["suggested_lr"] == result["suggested_lr"]
+    assert run_dir.lr_find_plot.read_bytes().startswith(b"\x89PNG")
+    assert not run_dir.metrics_file.exists() and not run_dir.checkpoints.exists()
+
+
+def test_the_batch_size_finder_stops_at_its_limit_and_says_the_size(make_cfg) -> None:
+    cfg = make_cfg("tune=batch_size", "data.batch_size=16", "tune.max_val=64")
+    assert run(cfg) == {"batch_size": 64}  # 16, 32, 64: on the CPU nothing runs out of memory
+    saved = json.loads(RunDir(Path(cfg.paths.output_dir)).tune_file.read_text())
+    assert saved == {"finder": "scale_batch_size", "batch_size": 64}
 
 
 def test_same_seed_gives_the_same_metrics(make_cfg) -> None:

@@ -109,6 +109,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    if cfg.get("tune"):
+        from digits.tuning import tune
+
+        return tune(cfg.tune, trainer, model, datamodule, run_dir)
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     if cfg.train:

@@ -317,6 +317,7 @@ def check_train(cfg: DictConfig) -> None:
     check_epochs(cfg)
     check_network(cfg.model)
     check_pipeline(cfg.data)
+    check_tune(cfg)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 
@@ -324,6 +325,18 @@ def check_train(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
     check_writable(cfg.paths.log_dir)
+
+
+def check_tune(cfg: DictConfig) -> None:
+    """Lightning's tuner runs on one device, from scratch."""
+    if not cfg.get("tune"):
+        return
+    option = f"tune ({cfg.tune.finder})"
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    if devices not in (1, "1", "auto") or cfg.trainer.num_nodes != 1:
+        raise DigitsError(f"{option}: Lightning's tuner runs on one device; use trainer=default")
+    if cfg.get("ckpt_path"):
+        raise DigitsError(f"{option}: the tuner starts from scratch; leave out ckpt_path/resume")
 
 
 def check_pipeline(data: DictConfig) -> None:

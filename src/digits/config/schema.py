@@ -249,6 +249,29 @@ class OneCycleConfig(SchedulerConfig):
     pct_start: float = setting(Range(gt=0, lt=1))
 
 
+# --- Lightning's tuner (tune=...) ----------------------------------------------------------------
+
+
+@dataclass
+class LRFindConfig:
+    finder: str = setting(OneOf(("lr_find",)))
+    min_lr: float = setting(POSITIVE)
+    max_lr: float = setting(POSITIVE)
+    num_training: int = setting(AT_LEAST_ONE)
+    mode: str = setting(OneOf(("exponential", "linear")))
+    early_stop_threshold: float | None = setting(Range(gt=1))
+
+
+@dataclass
+class BatchSizeConfig:
+    finder: str = setting(OneOf(("scale_batch_size",)))
+    mode: str = setting(OneOf(("power", "binsearch")))
+    steps_per_trial: int = setting(AT_LEAST_ONE)
+    init_val: int = setting(AT_LEAST_ONE)
+    max_trials: int = setting(AT_LEAST_ONE)
+    max_val: int = setting(AT_LEAST_ONE)
+
+
 # --- the Trainer ------------------------------------------------------------------------------
 
 
@@ -362,6 +385,7 @@ class TrainConfig:
     test: bool = MISSING
     ckpt_path: str | None = MISSING
     resume: str | None = MISSING
+    tune: Any = None
 
 
 @dataclass
@@ -442,6 +466,8 @@ SCHEMAS = {
     "cosine": CosineConfig,
     "onecycle": OneCycleConfig,
     "trainer": TrainerConfig,
+    "lr_find": LRFindConfig,
+    "batch_size": BatchSizeConfig,
 }
 
 # Settings that moved, with where they are now: old command lines get a pointer, and `resume=` of

@@ -8,6 +8,7 @@
       metrics.json                         final metrics, incl. best_checkpoint
       manifest.json                        code, packages, data, machine, command, start/end, status
       requirements.txt, code.diff          every installed package; uncommitted changes, if any
+      tune.json, lr_find.png               what tune=lr_find / tune=batch_size found
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
       export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
@@ -84,6 +85,14 @@ class RunDir:
     @property
     def code_diff_file(self) -> Path:
         return self.path / "code.diff"
+
+    @property
+    def tune_file(self) -> Path:
+        return self.path / "tune.json"
+
+    @property
+    def lr_find_plot(self) -> Path:
+        return self.path / "lr_find.png"
 
     @property
     def tensorboard(self) -> Path:
