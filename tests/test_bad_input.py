@@ -21,7 +21,7 @@ from PIL import Image
 
 from digits.runs import RunDir
 
-T, E, P, X, EX, S = "train", "evaluate", "predict", "explore", "export", "serve"
+T, E, P, X, EX, S, C = "train", "evaluate", "predict", "explore", "export", "serve", "compare"
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
 SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 
@@ -58,6 +58,13 @@ BAD_INPUT = [
     (T, ["data.augment=bogus"], "data.augment=bogus: must be null or a mapping of rotation, translate, scale, thickness, elastic, european_ones"),
     (T, ["experiment=robust", "data.augment.european_ones=0.3"], "data.augment.european_ones=0.3: not set by this config; add it with +data.augment.european_ones=0.3"),
     (T, ["data.augment={european_ones:2}"], "data.augment.european_ones=2"),
+    # --- compare ---
+    (C, [], "the following arguments are required: runs (usage: python -m digits.compare"),
+    (C, ["{run}"], "found 1 run(s); compare needs two or more"),
+    (C, ["{run}", "{empty}"], "empty: neither a run directory nor a multirun folder of runs"),
+    (C, ["{run}", "{empty}/gone"], "gone: no such folder"),
+    (C, ["{run}", "{image}"], "digit.png: neither a run directory nor a multirun folder"),
+    (C, ["{run}", "{run}/nothing*"], "nothing*: matches no folder"),
     # --- train: early stopping and the tuner ---
     (T, ["callbacks.early_stopping.patience=3"], "the selected callbacks has no early_stopping; it is a setting of callbacks=early_stopping"),
     (T, ["callbacks=early_stopping", "callbacks.early_stopping.monitor=test/acc"], "callbacks.early_stopping.monitor=test/acc: the test set must never choose the model"),
@@ -287,7 +294,7 @@ def run_entry_point(entry: str, args: list[str], monkeypatch: pytest.MonkeyPatch
 
 def test_the_table_covers_every_entry_point_with_forty_rows_or_more() -> None:
     assert len(BAD_INPUT) >= 40
-    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X, EX, S}
+    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X, EX, S, C}
 
 
 @pytest.mark.parametrize(("entry", "args", "expected"), BAD_INPUT)

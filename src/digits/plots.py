@@ -74,6 +74,24 @@ def reliability_figure(bins: list[dict], ece: float, title: str = "reliability")
     return figure
 
 
+def accuracy_vs_time_figure(points: Sequence[tuple[str, float, float]]) -> Figure:
+    """Test accuracy against training time, one labelled point per run (name, seconds, accuracy)."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, seconds, accuracy in points:
+        axes.scatter(seconds, accuracy * 100, color="tab:blue")
+        axes.annotate(name, (seconds, accuracy * 100), textcoords="offset points", xytext=(4, 4),
+                      fontsize=8)  # fmt: skip
+    axes.set(xlabel="training time (s)", ylabel="test accuracy (%)",
+             title="test accuracy against training time")  # fmt: skip
+    times = [seconds for _, seconds, _ in points]
+    if times and min(times) > 0 and max(times) / min(times) > 20:  # seconds and minutes apart
+        axes.set_xscale("log")
+    axes.margins(x=0.15, y=0.1)  # room for the labels
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

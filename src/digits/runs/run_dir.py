@@ -1,7 +1,8 @@
 """The run directory: the one place that knows where a run keeps what.
 
     <run>/
-      .hydra/config.yaml, overrides.yaml   the resolved config and the command line's overrides
+      .hydra/config.yaml, overrides.yaml   the composed config (interpolations kept) and the
+                                           command line's overrides
       train.log                            the log
       tensorboard/<run name>/              TensorBoard events
       checkpoints/<best>.ckpt, last.ckpt   best by val/acc (ModelCheckpoint's choice) and the latest
@@ -23,6 +24,12 @@ A multirun's sweep directory (SweepDir) holds its jobs, one per subdirectory, an
       optuna.db                            the study, unless hydra.sweeper.storage is given
       optimization_results.yaml            the best trial: value, parameters, command
       <plot>.png                           Optuna's plots of the study
+
+`python -m digits.compare` writes a comparison of any runs (ComparisonDir):
+
+    <log_dir>/comparisons/<time>/
+      comparison.md, comparison.csv        the runs' config differences and final metrics
+      accuracy_vs_time.png                 test accuracy against training time, one point per run
 
 Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 `RunDir(paths.output_dir).checkpoints`.
@@ -65,6 +72,10 @@ class RunDir:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints / f"{LAST}.ckpt"
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / ".hydra" / "config.yaml"
 
     @property
     def overrides_file(self) -> Path:
@@ -152,6 +163,13 @@ class RunDir:
         return [
             str(o) for o in OmegaConf.load(self.overrides_file) if not str(o).startswith("hydra")
         ]
+
+    def choices(self) -> dict[str, Any]:
+        """The option the run chose in each config group (model: cnn, experiment: null...)."""
+        hydra_file = self.config_file.with_name("hydra.yaml")
+        if not hydra_file.is_file():
+            return {}
+        return OmegaConf.to_container(OmegaConf.load(hydra_file).hydra.runtime.choices)
 
     def metrics(self) -> dict[str, Any] | None:
         """The run's final metrics.json, or None before it finished."""
@@ -266,6 +284,23 @@ class SweepDir:
         """The jobs' run directories, in job order."""
         jobs = [RunDir(p) for p in self.path.iterdir() if RunDir(p).is_run()]
         return sorted(jobs, key=lambda job: job_order(job.path))
+
+
+@dataclass(frozen=True)
+class ComparisonDir:
+    path: Path
+
+    @property
+    def markdown(self) -> Path:
+        return self.path / "comparison.md"
+
+    @property
+    def csv(self) -> Path:
+        return self.path / "comparison.csv"
+
+    @property
+    def plot(self) -> Path:
+        return self.path / "accuracy_vs_time.png"
 
 
 def runs_in(path: Path) -> list[RunDir]:

@@ -56,15 +56,17 @@ def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:
     return sorted((job_row(job, shared) for job in jobs), key=sort_key)
 
 
-def save_table(sweep: SweepDir, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    """summary.csv and summary.md, the rows in the order given."""
-    with sweep.summary_csv.open("w", newline="") as handle:
+def save_table(
+    csv_file: Path, markdown_file: Path, columns: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """The rows, in the order given, as CSV and as a markdown table."""
+    with csv_file.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(shown(row[c]) for c in columns) + " |" for row in rows]
-    sweep.summary_md.write_text("\n".join(lines) + "\n")
+    markdown_file.write_text("\n".join(lines) + "\n")
 
 
 def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -72,7 +74,7 @@ def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     sweep = SweepDir(sweep_dir)
     rows = job_rows(sweep)
     if rows:
-        save_table(sweep, COLUMNS, rows)
+        save_table(sweep.summary_csv, sweep.summary_md, COLUMNS, rows)
     return rows
 
 
@@ -119,7 +121,7 @@ def summarize_study(sweep: SweepDir, ref: StudyRef, metric: str) -> None:
 
     study = ref.load()
     columns, rows = study_rows(study, sweep)
-    save_table(sweep, columns, rows)
+    save_table(sweep.summary_csv, sweep.summary_md, columns, rows)
     console = print_table(f"study {ref.name} ({metric}, {ref.storage})", columns, rows)
     command = write_best(sweep, study, ref, metric)
     if command:
