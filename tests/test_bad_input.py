@@ -65,6 +65,9 @@ BAD_INPUT = [
     (C, ["{run}", "{empty}/gone"], "gone: no such folder"),
     (C, ["{run}", "{image}"], "digit.png: neither a run directory nor a multirun folder"),
     (C, ["{run}", "{run}/nothing*"], "nothing*: matches no folder"),
+    # --- train: reproduce ---
+    (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
+    (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
     # --- train: early stopping and the tuner ---
     (T, ["callbacks.early_stopping.patience=3"], "the selected callbacks has no early_stopping; it is a setting of callbacks=early_stopping"),
     (T, ["callbacks=early_stopping", "callbacks.early_stopping.monitor=test/acc"], "callbacks.early_stopping.monitor=test/acc: the test set must never choose the model"),

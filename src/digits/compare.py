@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -60,31 +59,6 @@ def expand(arguments: Sequence[str]) -> list[RunDir]:
     return unique
 
 
-def flat_settings(run: RunDir) -> dict[str, str]:
-    """The run's config groups' options (`choices.model`: cnn) and its composed config as dotted
-    keys, values as written (interpolations unresolved: a path or a time that differs in every
-    run is no difference in settings)."""
-    if not run.config_file.is_file():
-        return {}
-    config = OmegaConf.to_container(OmegaConf.load(run.config_file), resolve=False)
-    choices = {
-        f"choices.{group}": str(option)
-        for group, option in run.choices().items()
-        if not group.startswith("hydra/")
-    }
-
-    def flatten(node: Any, prefix: str) -> dict[str, str]:
-        if isinstance(node, dict) and node:
-            return {
-                k: v
-                for key, sub in node.items()
-                for k, v in flatten(sub, f"{prefix}{key}.").items()
-            }
-        return {prefix[:-1]: json.dumps(node) if isinstance(node, list | dict) else str(node)}
-
-    return choices | flatten(config, "")
-
-
 def differing(settings: list[dict[str, str]]) -> list[str]:
     """The keys whose values are not the same in every run (a key a run lacks counts as '-')."""
     keys = list(dict.fromkeys(key for setting in settings for key in setting))
@@ -97,7 +71,7 @@ def label(run: RunDir) -> str:
 
 
 def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
-    settings = [flat_settings(run) for run in runs]
+    settings = [run.settings() for run in runs]
     keys = differing(settings)
     rows = []
     for run, setting in zip(runs, settings, strict=True):

@@ -34,12 +34,13 @@ from omegaconf import DictConfig, OmegaConf
 from digits.cli import launch, reports_user_errors, silence_known_warnings, user_error
 from digits.config import config_dir
 from digits.config.checks import check_train, check_writable
-from digits.config.schema import MOVED
+from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
 from digits.runs import RunDir, manifest
+from digits.runs import reproduce as reproduction
 from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(hparams)
         logger.finalize("success")
     print_summary("digits.train", metrics, run_dir.path)
+    if cfg.get("reproduce"):
+        reproduction.report(RunDir(Path(cfg.reproduce)), run_dir)
     return metrics
 
 
@@ -208,12 +211,6 @@ def resume_arguments(args: list[str]) -> list[str]:
     return [*previous, *rest, *ours]
 
 
-def moved(override: str) -> str:
-    """An override of a setting that has moved, at its new key."""
-    key, _, value = override.partition("=")
-    return f"{MOVED[key]}={value}" if key in MOVED else override
-
-
 def check_run_dir_free(args: list[str]) -> None:
     """A run (or sweep) directory given on the command line (or by resume=) must be writable, and
     a run's must not hold a live run: refuse before Hydra writes anything into it."""
@@ -229,6 +226,7 @@ def check_run_dir_free(args: list[str]) -> None:
 
 def main() -> None:
     """`python -m digits.train`: check the command line, then run."""
+    sys.argv[1:] = reports_user_errors(reproduction.reproduce_arguments)(sys.argv[1:])
     sys.argv[1:] = reports_user_errors(resume_arguments)(sys.argv[1:])
     if rank_zero_only.rank == 0:
         reports_user_errors(check_run_dir_free)(sys.argv[1:])

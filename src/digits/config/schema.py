@@ -385,6 +385,7 @@ class TrainConfig:
     test: bool = MISSING
     ckpt_path: str | None = MISSING
     resume: str | None = MISSING
+    reproduce: str | None = MISSING
     tune: Any = None
 
 
@@ -479,6 +480,12 @@ MOVED = {
     "compile": "module.compile",
     "channels_last": "module.channels_last",
 }
+
+
+def moved(override: str) -> str:
+    """An override of a setting that has moved, at its new key."""
+    key, _, value = override.partition("=")
+    return f"{MOVED[key]}={value}" if key in MOVED else override
 
 
 def register_schemas() -> None:

@@ -10,6 +10,7 @@
       manifest.json                        code, packages, data, machine, command, start/end, status
       requirements.txt, code.diff          every installed package; uncommitted changes, if any
       tune.json, lr_find.png               what tune=lr_find / tune=batch_size found
+      reproduction.json                    reproduce=<run>: its metrics beside the original's
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
       export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
@@ -106,6 +107,10 @@ class RunDir:
         return self.path / "lr_find.png"
 
     @property
+    def reproduction_file(self) -> Path:
+        return self.path / "reproduction.json"
+
+    @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
 
@@ -170,6 +175,20 @@ class RunDir:
         if not hydra_file.is_file():
             return {}
         return OmegaConf.to_container(OmegaConf.load(hydra_file).hydra.runtime.choices)
+
+    def settings(self) -> dict[str, str]:
+        """The run's config groups' options (`choices.model`: cnn) and its composed config as
+        dotted keys, values as written (interpolations unresolved: a path or a time that differs
+        in every run is no difference in settings)."""
+        if not self.config_file.is_file():
+            return {}
+        config = OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=False)
+        choices = {
+            f"choices.{group}": str(option)
+            for group, option in self.choices().items()
+            if not group.startswith("hydra/")
+        }
+        return choices | flatten(config)
 
     def metrics(self) -> dict[str, Any] | None:
         """The run's final metrics.json, or None before it finished."""
@@ -301,6 +320,15 @@ class ComparisonDir:
     @property
     def plot(self) -> Path:
         return self.path / "accuracy_vs_time.png"
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """A nested mapping as {dotted key: value as text}; lists stay whole (as JSON)."""
+    if isinstance(node, dict) and node:
+        return {
+            k: v for key, sub in node.items() for k, v in flatten(sub, f"{prefix}{key}.").items()
+        }
+    return {prefix[:-1]: json.dumps(node) if isinstance(node, list | dict) else str(node)}
 
 
 def runs_in(path: Path) -> list[RunDir]:

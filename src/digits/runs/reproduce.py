@@ -1,0 +1,96 @@
+"""`python -m digits.train reproduce=<run dir>`: rerun a run with its saved overrides into a new
+directory, then set the new final metrics beside the original's and say what differs in code,
+packages, data or settings between the two (manifest.json, .hydra/config.yaml)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.utilities import rank_zero_only
+from rich.console import Console
+from rich.table import Table
+
+from digits.config.schema import moved
+from digits.errors import DigitsError
+from digits.reports import write_json
+from digits.runs import manifest
+from digits.runs.run_dir import RunDir
+
+# Overrides of the original that say where it came from, not what it was.
+NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=")
+# Metrics that measure the machine, not the model: shown, never expected to match.
+TIMINGS = ("train_time_s", "wall_time_s", "train_images_per_s")
+
+
+def reproduce_arguments(args: list[str]) -> list[str]:
+    """The original run's overrides (settings that moved since, at their new keys), then the
+    user's, then `reproduce=<original>` (a new run directory, as for any run)."""
+    given = [a for a in args if a.startswith("reproduce=")]
+    if not given:
+        return args
+    if any(a.startswith("resume=") for a in args):
+        raise DigitsError(
+            "reproduce= and resume= together: give one (resume continues a run in place)"
+        )
+    run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
+    if not run.overrides_file.is_file() or run.metrics() is None:
+        raise DigitsError(
+            f"reproduce={run.path}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"
+        )
+    previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_REPEATED)]
+    rest = [a for a in args if not a.startswith("reproduce=")]
+    return [*previous, *rest, f"reproduce={run.path}"]
+
+
+def metric_rows(then: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each number both runs have: the original's, today's and the difference."""
+    numbers = {
+        name
+        for name, value in then.items()
+        if isinstance(value, int | float) and isinstance(now.get(name), int | float)
+    }
+    return {
+        name: {"original": then[name], "now": now[name], "difference": now[name] - then[name]}
+        for name in sorted(numbers)
+    }
+
+
+def setting_differences(original: RunDir, new: RunDir) -> list[str]:
+    """Settings the rerun composed differently (conf/ changed since, or overrides added now).
+    A setting added since at null (off) changes nothing and is not listed."""
+    then, now = original.settings(), new.settings()
+    keys = [k for k in dict.fromkeys([*then, *now]) if k != "reproduce"]
+    return [
+        f"setting {key}: {then.get(key, '-')} then, {now.get(key, '-')} now"
+        for key in keys
+        if {then.get(key, "-"), now.get(key, "-")} - {"-", "None"}
+        and then.get(key, "-") != now.get(key, "-")
+    ]
+
+
+@rank_zero_only
+def report(original: RunDir, new: RunDir) -> dict[str, Any]:
+    """Print the metrics side by side and the differences; save them as reproduction.json."""
+    rows = metric_rows(original.metrics() or {}, new.metrics() or {})
+    warnings = manifest.differences(original.manifest(), new.manifest())
+    warnings += setting_differences(original, new)
+    model_metrics = {name: row for name, row in rows.items() if name not in TIMINGS}
+    same = all(row["difference"] == 0 for row in model_metrics.values())
+    result = {"original": str(original.path), "same": same, "metrics": rows, "warnings": warnings}
+    write_json(new.reproduction_file, result)
+
+    table = Table(title=f"reproduction of {original.path}", header_style="bold")
+    for column in ("metric", "original", "now", "difference"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name, row in rows.items():
+        shown = [f"{row[c]:.6g}" if not math.isnan(row[c]) else "nan" for c in row]
+        table.add_row(name + (" (timing)" if name in TIMINGS else ""), *shown)
+    console = Console()
+    console.print(table)
+    verdict = "the same" if same else "different"
+    console.print(f"metrics (timings aside) are {verdict} as the original's", soft_wrap=True)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+    return result
