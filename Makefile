@@ -10,9 +10,9 @@ ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: ## Create .venv and install digits (editable) with its dev tools
+install: ## Create .venv and install digits (editable) with its dev tools and MLflow
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,mlflow]"
 
 test: ## Run every test on the CPU, one worker per core (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
 	$(BIN)/pytest -n auto

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from digits.config.checks import check_loggers
+from digits.errors import DigitsError
 from digits.models import DigitClassifier, load_classifier
 from digits.runs import RunDir
 from digits.train import run
@@ -108,6 +111,42 @@ def test_the_batch_size_finder_stops_at_its_limit_and_says_the_size(make_cfg) ->
     assert run(cfg) == {"batch_size": 64}  # 16, 32, 64: on the CPU nothing runs out of memory
     saved = json.loads(RunDir(Path(cfg.paths.output_dir)).tune_file.read_text())
     assert saved == {"finder": "scale_batch_size", "batch_size": 64}
+
+
+def test_logger_many_writes_tensorboard_csv_and_an_mlflow_run_its_client_reads_back(
+    make_cfg, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    cfg = make_cfg("logger=many", "trainer.max_epochs=2", f"paths.log_dir={tmp_path / 'outputs'}")
+    metrics = run(cfg)
+    run_dir = RunDir(Path(cfg.paths.output_dir))
+    assert list(run_dir.tensorboard.rglob("events.out.tfevents.*"))
+    assert (run_dir.path / "csv" / "metrics.csv").is_file()
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow/mlflow.db")
+    experiment = client.get_experiment_by_name("digits")
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.info.run_name == cfg.run_name and logged.info.status == "FINISHED"
+    assert logged.data.params["optimizer/lr"] == "0.001"
+    assert logged.data.params["model/_target_"] == "digits.models.MLP"
+    assert logged.data.metrics["test/acc"] == pytest.approx(metrics["test/acc"])
+    history = client.get_metric_history(logged.info.run_id, "val/acc")
+    assert len(history) == 2 and history[-1].value == pytest.approx(metrics["val/acc"])
+
+
+def test_a_logger_from_a_missing_extra_is_named_with_its_install_command(
+    make_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = make_cfg("logger=mlflow")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "mlflow" else real_find_spec(name)
+    )
+    with pytest.raises(
+        DigitsError, match=r"logger.mlflow: needs mlflow, .*pip install -e '.\[mlflow\]'"
+    ):
+        check_loggers(cfg)
 
 
 def test_same_seed_gives_the_same_metrics(make_cfg) -> None:

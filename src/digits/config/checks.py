@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import socket
@@ -318,6 +319,7 @@ def check_train(cfg: DictConfig) -> None:
     check_network(cfg.model)
     check_pipeline(cfg.data)
     check_tune(cfg)
+    check_loggers(cfg)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 
@@ -325,6 +327,21 @@ def check_train(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
     check_writable(cfg.paths.log_dir)
+
+
+# Loggers whose library is an optional extra of digits: the module, and the extra that installs it.
+OPTIONAL_LOGGERS = {"lightning.pytorch.loggers.MLFlowLogger": ("mlflow", "mlflow")}
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """A logger from an optional extra needs that extra installed."""
+    for name, entry in (cfg.get("logger") or {}).items():
+        module, extra = OPTIONAL_LOGGERS.get(str((entry or {}).get("_target_")), (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            raise DigitsError(
+                f"logger.{name}: needs {module}, not installed here: pip install -e '.[{extra}]' "
+                "(or pick another logger, e.g. logger=tensorboard)"
+            )
 
 
 def check_tune(cfg: DictConfig) -> None:
