@@ -74,7 +74,11 @@ def setting_differences(original: RunDir, new: RunDir) -> list[str]:
 def report(original: RunDir, new: RunDir) -> dict[str, Any]:
     """Print the metrics side by side and the differences; save them as reproduction.json."""
     rows = metric_rows(original.metrics() or {}, new.metrics() or {})
-    warnings = manifest.differences(original.manifest(), new.manifest())
+    if original.manifest():
+        warnings = manifest.differences(original.manifest(), new.manifest())
+    else:
+        warnings = ["the original has no manifest.json (made before runs kept one): its code, "
+                    "packages and data cannot be checked"]  # fmt: skip
     warnings += setting_differences(original, new)
     model_metrics = {name: row for name, row in rows.items() if name not in TIMINGS}
     same = all(row["difference"] == 0 for row in model_metrics.values())
