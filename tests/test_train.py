@@ -14,6 +14,7 @@ from digits.config.checks import check_loggers
 from digits.errors import DigitsError
 from digits.models import DigitClassifier, load_classifier
 from digits.runs import RunDir
+from digits.tuning import lr_key
 from digits.train import run
 
 
@@ -104,6 +105,11 @@ def test_lr_find_saves_its_plot_and_suggests_an_lr_without_training(make_cfg) ->
     assert json.loads(run_dir.tune_file.read_text())["suggested_lr"] == result["suggested_lr"]
     assert run_dir.lr_find_plot.read_bytes().startswith(b"\x89PNG")
     assert not run_dir.metrics_file.exists() and not run_dir.checkpoints.exists()
+    # The lr to set: the optimizer's, or a one-cycle schedule's peak, which replaces it.
+    assert (lr_key(cfg), lr_key(make_cfg("scheduler=onecycle"))) == (
+        "optimizer.lr",
+        "scheduler.max_lr",
+    )
 
 
 def test_the_batch_size_finder_stops_at_its_limit_and_says_the_size(make_cfg) -> None:

@@ -113,7 +113,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("tune"):
         from digits.tuning import tune
 
-        return tune(cfg.tune, trainer, model, datamodule, run_dir)
+        return tune(cfg, trainer, model, datamodule, run_dir)
     start = time.perf_counter()
     metrics: dict[str, Any] = {}
     if cfg.train:

@@ -16,15 +16,20 @@ from digits.runs import RunDir
 log = logging.getLogger(__name__)
 
 
+def lr_key(cfg: DictConfig) -> str:
+    """The setting a found lr goes into: a one-cycle schedule's peak replaces the optimizer's lr."""
+    return "scheduler.max_lr" if OmegaConf.select(cfg, "scheduler.max_lr") else "optimizer.lr"
+
+
 def tune(
-    tuning: DictConfig,
+    cfg: DictConfig,
     trainer: L.Trainer,
     model: L.LightningModule,
     datamodule: L.LightningDataModule,
     run_dir: RunDir,
 ) -> dict[str, Any]:
-    """Run the finder `tuning` names; return (and write to tune.json) what it found."""
-    arguments = OmegaConf.to_container(tuning, resolve=True)
+    """Run the finder `cfg.tune` names; return (and write to tune.json) what it found."""
+    arguments = OmegaConf.to_container(cfg.tune, resolve=True)
     finder = arguments.pop("finder")
     tuner = Tuner(trainer)
     if finder == "lr_find":
@@ -36,7 +41,7 @@ def tune(
         figure = found.plot(suggest=True)
         figure.axes[0].set_title(f"Lightning's lr finder: suggested lr {lr} (red dot)")
         figure.savefig(run_dir.lr_find_plot, dpi=120)
-        advice = f"suggested lr: {lr} (train with optimizer.lr={lr}); plot: {run_dir.lr_find_plot}"
+        advice = f"suggested lr: {lr} (train with {lr_key(cfg)}={lr}); plot: {run_dir.lr_find_plot}"
     else:
         size = tuner.scale_batch_size(model, datamodule=datamodule, **arguments)
         result = {"batch_size": size}
