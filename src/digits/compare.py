@@ -22,7 +22,7 @@ from digits.cli import reports_user_errors
 from digits.config import config_dir
 from digits.errors import DigitsError
 from digits.plots import accuracy_vs_time_figure, save
-from digits.runs.run_dir import ComparisonDir, RunDir, SweepDir
+from digits.runs.run_dir import ComparisonDir, RunDir, SweepDir, differing_settings
 from digits.runs.sweep import print_table, save_table, sort_key
 
 # Column: metrics.json key (the sweep summary's column names).
@@ -59,12 +59,6 @@ def expand(arguments: Sequence[str]) -> list[RunDir]:
     return unique
 
 
-def differing(settings: list[dict[str, str]]) -> list[str]:
-    """The keys whose values are not the same in every run (a key a run lacks counts as '-')."""
-    keys = list(dict.fromkeys(key for setting in settings for key in setting))
-    return [key for key in keys if len({s.get(key, "-") for s in settings}) > 1]
-
-
 def label(run: RunDir) -> str:
     """A run's name: its folder, with the multirun's for a job (`<sweep>/3`)."""
     return f"{run.path.parent.name}/{run.path.name}" if run.path.name.isdigit() else run.path.name
@@ -72,7 +66,7 @@ def label(run: RunDir) -> str:
 
 def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
     settings = [run.settings() for run in runs]
-    keys = differing(settings)
+    keys = differing_settings(settings)
     rows = []
     for run, setting in zip(runs, settings, strict=True):
         metrics = run.metrics() or {}
@@ -99,12 +93,14 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     save_table(folder.csv, folder.markdown, columns, rows)
     points = [(row["run"], row["train_time_s"], row["test_acc"]) for row in rows]
     save(accuracy_vs_time_figure([p for p in points if None not in p]), folder.plot)
-    # The console gets the differing settings in one column: one column each would not fit.
-    brief = [
-        row | {"settings": " ".join(f"{k}={row[k]}" for k in keys if row[k] != "-")} for row in rows
-    ]
+    # The console lists each run's differing settings under the table: as columns they would
+    # not fit a terminal.
     title = f"{len(runs)} runs, best val_acc_best first"
-    console = print_table(title, ["run", "status", "settings", *METRICS], brief)
+    console = print_table(title, ["run", "status", *METRICS], rows)
+    console.print(f"settings that differ ({len(keys)}):" if keys else "no settings differ")
+    for row in rows if keys else []:
+        shown = " ".join(f"{key}={row[key]}" for key in keys if row[key] != "-")
+        console.print(f"  [bold]{row['run']}[/bold]: {shown}", soft_wrap=True)
     console.print(f"saved: {folder.markdown}, {folder.csv}, {folder.plot}", soft_wrap=True)
     return rows
 

@@ -16,7 +16,7 @@ from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.reports import write_json
 from digits.runs import manifest
-from digits.runs.run_dir import RunDir
+from digits.runs.run_dir import RunDir, differing_settings
 
 # Overrides of the original that say where it came from, not what it was.
 NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=")
@@ -58,15 +58,11 @@ def metric_rows(then: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str
 
 
 def setting_differences(original: RunDir, new: RunDir) -> list[str]:
-    """Settings the rerun composed differently (conf/ changed since, or overrides added now).
-    A setting added since at null (off) changes nothing and is not listed."""
+    """Settings the rerun composed differently (conf/ changed since, or overrides added now)."""
     then, now = original.settings(), new.settings()
-    keys = [k for k in dict.fromkeys([*then, *now]) if k != "reproduce"]
     return [
         f"setting {key}: {then.get(key, '-')} then, {now.get(key, '-')} now"
-        for key in keys
-        if {then.get(key, "-"), now.get(key, "-")} - {"-", "None"}
-        and then.get(key, "-") != now.get(key, "-")
+        for key in differing_settings([then, now])
     ]
 
 

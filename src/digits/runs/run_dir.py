@@ -322,6 +322,17 @@ class ComparisonDir:
         return self.path / "accuracy_vs_time.png"
 
 
+# Settings that say where a run came from, not what it was.
+PROVENANCE = ("resume", "reproduce")
+
+
+def differing_settings(settings: list[dict[str, str]]) -> list[str]:
+    """The keys (of RunDir.settings()) whose values are not the same in every run. A key a run
+    lacks counts as null: a setting added since, at its null (off) default, is no difference."""
+    keys = dict.fromkeys(key for setting in settings for key in setting if key not in PROVENANCE)
+    return [key for key in keys if len({setting.get(key, "None") for setting in settings}) > 1]
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
     """A nested mapping as {dotted key: value as text}; lists stay whole (as JSON)."""
     if isinstance(node, dict) and node:
