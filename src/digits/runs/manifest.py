@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -114,7 +115,8 @@ def machine(accelerator: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "os": platform.platform(),
         "cpu": cpu_model(),
-        "cpu_count": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "accelerator": accelerator,
     }
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
