@@ -108,6 +108,7 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     assert Path(found) == site / "digits" / "conf"
     assert (Path(found) / "model" / "cnn.yaml").is_file()
     assert (Path(found) / "hydra" / "sweeper" / "optuna.yaml").is_file()
+    assert (Path(found) / "tune" / "lr_find.yaml").is_file()
     # Hydra finds the search's sweeper only under hydra_plugins/.
     assert (site / "hydra_plugins" / "digits_optuna" / "__init__.py").is_file()
 

@@ -53,6 +53,11 @@ def test_a_dirty_tree_is_recorded_with_its_diff(tmp_path: Path) -> None:
 def test_code_outside_a_repository_has_no_commit(tmp_path: Path) -> None:
     (tmp_path / "installed.py").write_text("")
     assert code_state(tmp_path / "installed.py") == ({"commit": None, "dirty": None}, "")
+    # A wheel installed into a virtualenv inside a checkout is not that checkout's code.
+    site = repository(tmp_path) / ".venv" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("")
+    assert code_state(site / "__init__.py") == ({"commit": None, "dirty": None}, "")
 
 
 def test_a_finished_run_has_its_manifest_and_packages(trained_run: Path, data_root: Path) -> None:
