@@ -53,7 +53,7 @@ def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -
     assert metrics["wall_time_s"] > 0
 
     # The run is named after what it trained, so sweeps can be told apart in TensorBoard.
-    events = EventAccumulator(str(run_dir / "tensorboard" / "mlp-sgd-lr0.01"))
+    events = EventAccumulator(str(run_dir / "tensorboard" / "mlp-sgd"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss_step", "train/loss_epoch", "val/acc", "val/loss", "lr-SGD"} <= tags

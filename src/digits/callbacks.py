@@ -8,7 +8,7 @@ import math
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -20,7 +20,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.errors import DigitsError
 from digits.models.networks import NUM_CLASSES
-from digits.plots import confusion_matrix_figure, image_grid_figure
+from digits.plots import confident_mistakes, confusion_matrix_figure, image_grid_figure
 from digits.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,19 @@ def tensorboard_writer(trainer: L.Trainer) -> SummaryWriter | None:
 
 
 class TrainingFigures(L.Callback):
-    """Logs a grid of training samples when training starts and, if `confusion_matrix`, the
-    validation confusion matrix at the end of every validation."""
+    """Logs a grid of training samples when training starts and, after every validation, the
+    validation confusion matrix (if `confusion_matrix`) and the `mistakes` validation images the
+    model got wrong most confidently, with true and predicted labels (0: none)."""
 
-    def __init__(self, samples: int, confusion_matrix: bool) -> None:
+    # Big enough to read in TensorBoard's IMAGES tab at its default size.
+    GRID: ClassVar[dict[str, Any]] = {"columns": 8, "cell": 1.5, "fontsize": 13}
+
+    def __init__(self, samples: int, confusion_matrix: bool, mistakes: int) -> None:
         self.samples = samples
         self.confusion_matrix = confusion_matrix
+        self.mistakes = mistakes
         self.confusion = MulticlassConfusionMatrix(NUM_CLASSES)
+        self.wrong: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.confusion = self.confusion.to(pl_module.device)
@@ -54,7 +60,8 @@ class TrainingFigures(L.Callback):
             return
         images, labels = next(iter(trainer.datamodule.train_dataloader()))
         images, labels = images[: self.samples].squeeze(1), labels[: self.samples]
-        figure = image_grid_figure(images, [str(int(label)) for label in labels])
+        titles = [str(int(label)) for label in labels]
+        figure = image_grid_figure(images, titles, title="training samples", **self.GRID)
         writer.add_figure("samples/train", figure, global_step=trainer.global_step)
 
     def on_validation_batch_end(
@@ -66,20 +73,45 @@ class TrainingFigures(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if self.confusion_matrix and isinstance(outputs, torch.Tensor):
+        if not isinstance(outputs, torch.Tensor) or trainer.sanity_checking:
+            return
+        if self.confusion_matrix:
             self.confusion.update(outputs, batch[1])
+        if self.mistakes and trainer.is_global_zero:  # rank 0's share of the images under DDP
+            self._keep_mistakes(batch[0], batch[1], outputs.softmax(dim=1))
+
+    def _keep_mistakes(
+        self, images: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor
+    ) -> None:
+        """Keep this batch's most confident mistakes beside the best kept so far (a few images
+        on the host, not the whole validation set)."""
+        order, _ = confident_mistakes(probabilities, labels, self.mistakes)
+        self.wrong += [
+            (images[i].detach().cpu(), labels[i].cpu(), probabilities[i].detach().float().cpu())
+            for i in order.tolist()
+        ]
+        self.wrong = sorted(self.wrong, key=lambda kept: -float(kept[2].max()))[: self.mistakes]
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.confusion_matrix:
-            return
-        matrix = self.confusion.compute()  # gathers across processes under DDP
-        self.confusion.reset()
-        writer = tensorboard_writer(trainer)
-        if writer is not None and not trainer.sanity_checking:
-            title = f"validation, epoch {trainer.current_epoch}"
-            writer.add_figure(
-                "val/confusion_matrix", confusion_matrix_figure(matrix, title), trainer.global_step
+        writer = tensorboard_writer(trainer) if not trainer.sanity_checking else None
+        if self.confusion_matrix and not trainer.sanity_checking:
+            matrix = self.confusion.compute()  # gathers across processes under DDP
+            self.confusion.reset()
+            if writer is not None:
+                title = f"validation, epoch {trainer.current_epoch}"
+                figure = confusion_matrix_figure(matrix, title)
+                writer.add_figure("val/confusion_matrix", figure, trainer.global_step)
+        if self.wrong and writer is not None:
+            images, labels, probabilities = (
+                torch.stack(part) for part in zip(*self.wrong, strict=True)
             )
+            order, captions = confident_mistakes(probabilities, labels, self.mistakes)
+            title = (
+                f"validation mistakes, epoch {trainer.current_epoch} (true→predicted confidence)"
+            )
+            figure = image_grid_figure(images[order].squeeze(1), captions, title=title, **self.GRID)
+            writer.add_figure("val/mistakes", figure, trainer.global_step)
+        self.wrong = []
 
 
 class InterruptCheckpoint(L.Callback):

@@ -38,7 +38,13 @@ from digits.data import MNISTDataModule
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
-from digits.plots import confusion_matrix_figure, image_grid_figure, reliability_figure, save
+from digits.plots import (
+    confident_mistakes,
+    confusion_matrix_figure,
+    image_grid_figure,
+    reliability_figure,
+    save,
+)
 from digits.reports import write_json
 from digits.runs import RunDir, SweepDir, runs_in
 
@@ -183,17 +189,6 @@ def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 1
             }
         )
     return {"ece": ece.item(), "bins": rows}
-
-
-def confident_mistakes(
-    probabilities: torch.Tensor, labels: torch.Tensor, count: int
-) -> tuple[torch.Tensor, list[str]]:
-    """Indices of the `count` wrong predictions made with the highest confidence, with captions."""
-    confidence, predicted = probabilities.max(dim=1)
-    wrong = (predicted != labels).nonzero().flatten()
-    order = wrong[confidence[wrong].argsort(descending=True)][:count]
-    captions = [f"{labels[i]}→{predicted[i]} {confidence[i]:.0%}" for i in order.tolist()]
-    return order, captions
 
 
 def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, list[dict]]:

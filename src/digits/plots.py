@@ -32,21 +32,38 @@ def confusion_matrix_figure(matrix: torch.Tensor, title: str = "confusion matrix
     return figure
 
 
+def confident_mistakes(
+    probabilities: torch.Tensor, labels: torch.Tensor, count: int
+) -> tuple[torch.Tensor, list[str]]:
+    """Indices of the `count` wrong predictions made with the highest confidence, with captions."""
+    confidence, predicted = probabilities.max(dim=1)
+    wrong = (predicted != labels).nonzero().flatten()
+    order = wrong[confidence[wrong].argsort(descending=True)][:count]
+    captions = [f"{labels[i]}→{predicted[i]} {confidence[i]:.0%}" for i in order.tolist()]
+    return order, captions
+
+
 def image_grid_figure(
-    images: torch.Tensor | np.ndarray, titles: Sequence[str] = (), columns: int = 8, title: str = ""
+    images: torch.Tensor | np.ndarray,
+    titles: Sequence[str] = (),
+    columns: int = 8,
+    title: str = "",
+    cell: float = 1.2,
+    fontsize: float = 7,
 ) -> Figure:
-    """A grid of grayscale images (N, H, W), each with an optional caption."""
+    """A grid of grayscale images (N, H, W), each with an optional caption; `cell` inches each."""
     images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     rows = max(1, math.ceil(len(images) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.35), squeeze=False)
+    size = (columns * cell, rows * (cell + fontsize / 30) + 0.3)  # room for captions and title
+    figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
             axis.imshow(images[index], cmap="gray")
             if index < len(titles):
-                axis.set_title(titles[index], fontsize=7)
+                axis.set_title(titles[index], fontsize=fontsize)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, fontsize=max(fontsize, 10))
     figure.tight_layout()
     return figure
 

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +39,7 @@ from digits.errors import DigitsError
 from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
+from digits.review import ReviewLogger
 from digits.runs import RunDir, manifest
 from digits.runs import reproduce as reproduction
 from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
@@ -144,13 +145,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("final metrics: %s", metrics)
     write_json(run_dir.metrics_file, metrics)
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab pairs config with final metrics
-            logger.log_hyperparams(hparams, metrics=numbers)
-        else:
-            logger.log_hyperparams(hparams)
+        if isinstance(logger, ReviewLogger):  # HPARAMS, the run's card and config in TensorBoard
+            logger.log_run(cfg, metrics, manifest.command_line(), trainer.global_step)
+        else:  # the whole config
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.finalize("success")
     print_summary("digits.train", metrics, run_dir.path)
     if cfg.get("reproduce"):

@@ -6,6 +6,7 @@ which composing conf/ needs."""
 from pathlib import Path
 
 from digits.config.schema import register_schemas
+from digits.runs import naming
 from digits.runs.run_dir import register_resolver
 
 
@@ -22,5 +23,6 @@ def group_options(group: str) -> list[str]:
 
 register_schemas()
 register_resolver()
+naming.register_resolver()
 
 __all__ = ["config_dir", "group_options"]

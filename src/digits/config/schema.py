@@ -367,6 +367,14 @@ class PathsConfig:
 
 
 @dataclass
+class HParamsConfig:
+    settings: list[str] = MISSING
+    plumbing: list[str] = MISSING
+    limit: int = setting(Range(ge=1, le=100))
+    metrics: list[str] = MISSING
+
+
+@dataclass
 class TrainConfig:
     data: Any = MISSING
     model: Any = MISSING
@@ -379,6 +387,7 @@ class TrainConfig:
     paths: Any = MISSING
     task_name: str = MISSING
     run_name: str = MISSING
+    hparams: HParamsConfig = field(default_factory=HParamsConfig)
     optimized_metric: str = MISSING
     seed: int | None = setting(Range(ge=0, le=2**32 - 1, note="what numpy's generator takes"))
     train: bool = MISSING

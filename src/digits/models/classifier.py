@@ -94,7 +94,9 @@ class DigitClassifier(L.LightningModule):
                 "std": std,
                 "calibrate": calibrate,
                 "ema_decay": ema_decay,
-            }
+            },
+            # Not to the loggers: digits.train logs the run's defining settings itself at the end.
+            logger=False,
         )
         self.normalize = v2.Normalize([mean], [std])
         self.net = instantiate(self.hparams.net, _convert_="all")

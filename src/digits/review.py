@@ -1,0 +1,103 @@
+"""What TensorBoard shows to review runs: a name that says what ran, the handful of hyperparameters
+that define a run beside its final metrics (HPARAMS), train and validation on one chart (CUSTOM
+SCALARS), and a text card with the command, the key settings and the metrics (TEXT)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from digits.runs.naming import RUN_GROUPS, hydra_config, overrides
+
+log = logging.getLogger(__name__)
+
+# Train beside validation: CUSTOM SCALARS charts, each a list of tag patterns drawn together.
+LAYOUT = {
+    "train vs validation": {
+        "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
+        "loss": ["Multiline", ["^train/loss_epoch$", "^val/loss$"]],
+    }
+}
+
+
+def readable(value: Any) -> str | float | int | bool:
+    """A config value as TensorBoard's hparams take it: numbers and booleans as they are, the rest
+    as short text (a mapping as `key=value ...`, null as `none`)."""
+    if isinstance(value, bool | int | float | str):
+        return value
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        return " ".join(f"{k}={readable(v)}" for k, v in value.items()) or "none"
+    return str(list(value))
+
+
+def run_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The hyperparameters that define a run: the options chosen for the run-defining groups, the
+    declared key settings, then what the command line set or a sweep varied; plumbing (paths,
+    loggers, callbacks...) left out, at most `hparams.limit` of them."""
+    declared = cfg.hparams
+    hydra = hydra_config()
+    choices = OmegaConf.select(hydra, "runtime.choices", default={}) if hydra else {}
+    found: dict[str, Any] = {group: readable(choices.get(group)) for group in RUN_GROUPS}
+    changed = [o.split("=", 1)[0].lstrip("+~") for o in overrides(hydra) if "=" in o]
+    plumbing = tuple(declared.plumbing)
+    plumbing_dots = tuple(f"{prefix}." for prefix in plumbing)
+    for key in [*declared.settings, *changed]:
+        if key in found or key in choices or key in plumbing or key.startswith(plumbing_dots):
+            continue
+        # A declared setting this run's model or schedule does not have is left out.
+        value = OmegaConf.select(cfg, key, default=MISSING_KEY)
+        if value is not MISSING_KEY:
+            found[key] = readable(
+                OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+            )
+    if len(found) > declared.limit:
+        log.warning("hparams: %d settings, keeping the first %d", len(found), declared.limit)
+    return dict(list(found.items())[: declared.limit])
+
+
+def card(
+    cfg: DictConfig, hparams: Mapping[str, Any], metrics: Mapping[str, Any], command: str
+) -> str:
+    """The run in markdown: the command, the key settings and the final metrics."""
+    lines = [f"**{cfg.run_name}**", "", f"`{command}`", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in hparams.items()]
+    lines += ["", "| metric | value |", "|---|---|"]
+    lines += [
+        f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
+    ]
+    return "\n".join(lines)
+
+
+MISSING_KEY = object()
+
+
+class ReviewLogger(TensorBoardLogger):
+    """Lightning's TensorBoardLogger, with the train-vs-validation layout written once and without
+    the `epoch` counter Lightning adds to every log call: as the first chart of TIME SERIES it hides
+    the curves, and the step axis and the CSV log already tell the epoch."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if not getattr(self, "_layout_written", False) and self.experiment is not None:
+            self.experiment.add_custom_scalars(LAYOUT)
+            self._layout_written = True
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+    def log_run(self, cfg: DictConfig, metrics: Mapping[str, Any], command: str, step: int) -> None:
+        """HPARAMS (the run's defining settings and final metrics), its card and its config."""
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        chosen = run_hparams(cfg)
+        final = {name: metrics[name] for name in cfg.hparams.metrics if name in metrics}
+        # Metrics not logged as curves get one point, which the HPARAMS table reads.
+        self.log_metrics({k: v for k, v in final.items() if "/" not in k}, step)
+        for summary in hparams_summaries(chosen, final):
+            self.experiment._get_file_writer().add_summary(summary)
+        self.experiment.add_text("run", card(cfg, chosen, metrics, command), step)
+        config = OmegaConf.to_yaml(cfg, resolve=True)
+        self.experiment.add_text("config", f"```yaml\n{config}```", step)
