@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,24 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, launch  # tools/browser.py
 from PIL import Image
 
 from conftest import REAL_DATA, free_port
 from digits.data.idx import load_mnist
 from digits.runs import RunDir
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As root Chromium needs --no-sandbox; the rest keep it off the network (Playwright gives it a
-# fresh profile folder of its own).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 if not Path(CHROMIUM).is_file() and os.environ.get("CI"):
     raise RuntimeError(f"{CHROMIUM} missing: .ci/run installs Debian's chromium for this test")
 pytestmark = [
@@ -84,7 +72,7 @@ def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 

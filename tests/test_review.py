@@ -3,9 +3,14 @@ train-vs-validation layout, the text card and the images."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM  # tools/browser.py
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -43,15 +48,16 @@ def text(accumulator: EventAccumulator, tag: str) -> str:
 @pytest.fixture(scope="module")
 def sweep(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("review")
-    args = ["-m", *SWEEP, "optimizer.lr=0.01,0.003", "data.batch_size=32", "hydra.sweep.dir=sweep"]
+    lrs = "optimizer.lr=0.01,0.003,0.001"
+    args = ["-m", *SWEEP, lrs, "data.batch_size=32", "hydra.sweep.dir=sweep"]
     result = run_cli("digits.train", *args, cwd=cwd, data_root=data_root)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "sweep"
 
 
 def test_a_sweeps_runs_are_named_by_what_they_vary(sweep: Path) -> None:
-    names = [next((sweep / job / "tensorboard").iterdir()).name for job in ("0", "1")]
-    assert names == ["mlp-adam lr=0.01", "mlp-adam lr=0.003"]
+    names = [next((sweep / job / "tensorboard").iterdir()).name for job in ("0", "1", "2")]
+    assert names == ["mlp-adam lr=0.01", "mlp-adam lr=0.003", "mlp-adam lr=0.001"]
 
 
 def test_hparams_are_the_defining_settings_and_the_final_metrics(sweep: Path) -> None:
@@ -79,14 +85,35 @@ def test_the_layout_card_config_and_images_are_there(sweep: Path) -> None:
         "accuracy": ["^train/acc$", "^val/acc$"],
         "loss": ["^train/loss_epoch$", "^val/loss$"],
     }
-    card = text(run, "run")
-    assert "python -m digits.train -m" in card and "optimizer.lr=0.01,0.003" in card
+    card = text(run, "card")
+    assert "python -m digits.train -m" in card and "optimizer.lr=0.01,0.003,0.001" in card
     assert "| optimizer.lr | 0.01 |" in card and "| test/acc |" in card
     assert "optimizer:\n  _target_: torch.optim.Adam" in text(run, "config")
     images = run.Tags()["images"]
     assert {"samples/train", "val/confusion_matrix", "val/mistakes"} <= set(images)
     assert len(run.Images("val/mistakes")) == 2  # one grid per validation
     assert run.Images("samples/train")[0].width >= 1000  # legible
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_every_view_in_a_real_browser(sweep: Path, tmp_path: Path) -> None:
+    if not Path(CHROMIUM).is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} missing: .ci/run installs Debian's chromium")
+        pytest.skip("no chromium (apt-get install chromium)")
+    tool = Path(__file__).parents[1] / "tools" / "tensorboard_screenshots.py"
+    result = subprocess.run(
+        [sys.executable, str(tool), str(sweep), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, report
+    assert all(all(seen.values()) for seen in report.values())
+    shots = sorted(p.name for p in tmp_path.glob("tensorboard-*.png"))
+    assert shots == sorted(f"tensorboard-{view}.png" for view in report)
+    assert all((tmp_path / shot).stat().st_size > 20_000 for shot in shots)  # drawn, not blank
 
 
 def test_an_experiment_names_its_runs_and_a_resumed_run_keeps_its_folder(make_cfg) -> None:

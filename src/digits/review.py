@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from digits.runs.naming import RUN_GROUPS, hydra_config, overrides
+from digits.runs.naming import RUN_GROUPS, hydra_config, overrides, swept_keys
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +64,35 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
 def card(
     cfg: DictConfig, hparams: Mapping[str, Any], metrics: Mapping[str, Any], command: str
 ) -> str:
-    """The run in markdown: the command, the key settings and the final metrics."""
-    lines = [f"**{cfg.run_name}**", "", f"`{command}`", "", "| setting | value |", "|---|---|"]
+    """The run in markdown: the command, the final metrics and the key settings."""
+    lines = [f"**{cfg.run_name}**", "", f"`{command}`", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics]
+    lines += ["", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in hparams.items()]
-    lines += ["", "| metric | value |", "|---|---|"]
-    lines += [
-        f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
-    ]
     return "\n".join(lines)
 
 
 MISSING_KEY = object()
+
+
+def varied_hparams(chosen: Mapping[str, Any]) -> list[str]:
+    """The hparams that set this run apart: what its multirun sweeps, or else what its command
+    line set."""
+    hydra = hydra_config()
+    keys = swept_keys(hydra) or [o.split("=", 1)[0] for o in overrides(hydra) if "=" in o]
+    return [key.lstrip("+~") for key in keys if key.lstrip("+~") in chosen]
+
+
+def mark_varied(experiment_summary: Any, varied: list[str]) -> None:
+    """Mark the varied hparams as `differs` in the experiment summary: TensorBoard lists those
+    first and shows only the first five by default (in its table and parallel coordinates)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    value = experiment_summary.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in varied
+    value.metadata.plugin_data.content = data.SerializeToString()
 
 
 class ReviewLogger(TensorBoardLogger):
@@ -96,8 +114,11 @@ class ReviewLogger(TensorBoardLogger):
         final = {name: metrics[name] for name in cfg.hparams.metrics if name in metrics}
         # Metrics not logged as curves get one point, which the HPARAMS table reads.
         self.log_metrics({k: v for k, v in final.items() if "/" not in k}, step)
-        for summary in hparams_summaries(chosen, final):
+        experiment, session_start, session_end = hparams_summaries(chosen, final)
+        mark_varied(experiment, varied_hparams(chosen))
+        for summary in (experiment, session_start, session_end):
             self.experiment._get_file_writer().add_summary(summary)
-        self.experiment.add_text("run", card(cfg, chosen, metrics, command), step)
+        # "card" sorts before "config" in the TEXT tab.
+        self.experiment.add_text("card", card(cfg, chosen, metrics, command), step)
         config = OmegaConf.to_yaml(cfg, resolve=True)
         self.experiment.add_text("config", f"```yaml\n{config}```", step)
