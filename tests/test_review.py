@@ -92,7 +92,7 @@ def test_the_layout_card_config_and_images_are_there(sweep: Path) -> None:
     images = run.Tags()["images"]
     assert {"samples/train", "val/confusion_matrix", "val/mistakes"} <= set(images)
     assert len(run.Images("val/mistakes")) == 2  # one grid per validation
-    assert run.Images("samples/train")[0].width >= 1000  # legible
+    assert run.Images("samples/train")[0].width >= 500  # 4 columns of 150 px: legible
 
 
 @pytest.mark.slow

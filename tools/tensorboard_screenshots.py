@@ -37,13 +37,18 @@ def show_parallel_coordinates(page) -> None:
     page.get_by_text("PARALLEL COORDINATES VIEW", exact=True).first.click(timeout=60_000)
 
 
+def show_mistakes(page) -> None:
+    page.get_by_text("val/mistakes").last.scroll_into_view_if_needed(timeout=60_000)
+
+
 # view: (URL fragment, what to do there first or None, texts the view must show)
 VIEWS = {
     "time-series": ("timeseries", show_curves, ["val/acc", "train/acc", "val/loss"]),
     "custom-scalars": ("custom_scalars", None, ["train vs validation", "accuracy", "loss"]),
     "hparams-table": ("hparams", None, ["optimizer.lr", "data.batch_size", "val/acc_best"]),
     "hparams-parallel": ("hparams", show_parallel_coordinates, ["optimizer.lr", "test/acc"]),
-    "images": ("images", None, ["val/mistakes", "samples/train"]),
+    "images": ("images", None, ["samples/train", "val/confusion_matrix"]),
+    "mistakes": ("images", show_mistakes, ["val/mistakes"]),
     "text": ("text", None, ["card/text_summary", "python -m digits.train", "val/acc_best"]),
 }
 

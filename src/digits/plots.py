@@ -54,7 +54,7 @@ def image_grid_figure(
     """A grid of grayscale images (N, H, W), each with an optional caption; `cell` inches each."""
     images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     rows = max(1, math.ceil(len(images) / columns))
-    size = (columns * cell, rows * (cell + fontsize / 30) + 0.3)  # room for captions and title
+    size = (columns * cell, rows * (cell + fontsize / 45) + 0.4)  # room for captions and title
     figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")

@@ -66,7 +66,9 @@ def card(
 ) -> str:
     """The run in markdown: the command, the final metrics and the key settings."""
     lines = [f"**{cfg.run_name}**", "", f"`{command}`", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics]
+    lines += [
+        f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
+    ]
     lines += ["", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in hparams.items()]
     return "\n".join(lines)
