@@ -1,6 +1,6 @@
-"""What TensorBoard shows to review runs: a name that says what ran, the handful of hyperparameters
-that define a run beside its final metrics (HPARAMS), train and validation on one chart (CUSTOM
-SCALARS), and a text card with the command, the key settings and the metrics (TEXT)."""
+"""What TensorBoard shows to review runs (their names: digits.runs.naming): the handful of
+hyperparameters that define a run beside its final metrics (HPARAMS), train and validation on one
+chart (CUSTOM SCALARS), and a card with the command, the final metrics and the key settings (TEXT)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ LAYOUT = {
         "loss": ["Multiline", ["^train/loss_epoch$", "^val/loss$"]],
     }
 }
+# What OmegaConf.select returns for a key the config does not have.
+MISSING_KEY = object()
 
 
 def readable(value: Any) -> str | float | int | bool:
@@ -72,9 +74,6 @@ def card(
     lines += ["", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in hparams.items()]
     return "\n".join(lines)
-
-
-MISSING_KEY = object()
 
 
 def varied_hparams(chosen: Mapping[str, Any]) -> list[str]:

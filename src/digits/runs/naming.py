@@ -31,7 +31,7 @@ def swept_keys(hydra: DictConfig | None) -> list[str]:
     """The keys a multirun varies: its command line's sweeps (multirun.yaml) and a search's space."""
     if hydra is None or hydra.mode != RunMode.MULTIRUN:
         return []
-    multirun = SweepDir(Path(hydra.sweep.dir)).path / "multirun.yaml"
+    multirun = SweepDir(Path(hydra.sweep.dir)).multirun_file
     given = (
         OmegaConf.select(OmegaConf.load(multirun), "hydra.overrides.task")
         if multirun.is_file()
@@ -62,7 +62,7 @@ def run_name(output_dir: str) -> str:
     experiment = choices.get("experiment")
     name = experiment or f"{choices.get('model', 'model')}-{choices.get('optimizer', 'optimizer')}"
     named_already = {"experiment", "model", "optimizer"} if not experiment else {"experiment"}
-    values = dict(o.split("=", 1) for o in overrides(hydra) if "=" in o)
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides(hydra) if "=" in o)
     swept = [k.lstrip("+~") for k in swept_keys(hydra) if k.lstrip("+~") not in named_already]
     shown = short_names(swept)
     parts = [f"{shown[key]}={values[key]}" for key in swept if key in values]

@@ -273,6 +273,10 @@ class SweepDir:
     path: Path
 
     @property
+    def multirun_file(self) -> Path:
+        return self.path / "multirun.yaml"
+
+    @property
     def summary_md(self) -> Path:
         return self.path / "summary.md"
 
