@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import CHROMIUM, launch  # tools/browser.py
 from PIL import Image
+from servers import free_port, serving  # tools/servers.py
 
-from conftest import REAL_DATA, free_port
+from conftest import REAL_DATA
 from digits.data.idx import load_mnist
 from digits.runs import RunDir
 
@@ -44,27 +42,10 @@ def server(real_mnist_run: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """`python -m digits.serve` on 127.0.0.1 with the real-MNIST model; its URL."""
     port = free_port()
     ckpt = RunDir(real_mnist_run).best_checkpoint()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digits.serve", f"ckpt_path={ckpt}", f"port={port}"],
-        cwd=tmp_path_factory.mktemp("serve"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"digits.serve exited: {process.stdout.read()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={ckpt}", f"port={port}"]
+    with serving(command, f"{url}/health", cwd=tmp_path_factory.mktemp("serve")):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

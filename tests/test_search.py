@@ -10,7 +10,6 @@ import multiprocessing
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -23,8 +22,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from servers import free_port, serving  # tools/servers.py
 
-from conftest import FAST, free_port, run_cli, start_training
+from conftest import FAST, run_cli, start_training
 from digits.config import config_dir
 from digits.errors import DigitsError
 from digits.runs import RunDir
@@ -266,32 +266,15 @@ def test_a_search_prunes_fails_and_reports_the_best_trial_first(
 
 def assert_dashboard_shows(storage: str, name: str, trials: int) -> None:
     """optuna-dashboard, served on 127.0.0.1, lists the study with its trials."""
-    port = free_port()
+    url = f"http://127.0.0.1:{free_port()}"
     dashboard = Path(sys.executable).parent / "optuna-dashboard"  # installed beside python
-    process = subprocess.Popen(
-        [str(dashboard), storage, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for _ in range(120):
-            assert process.poll() is None, process.stdout.read()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as answer:
-                    studies = json.load(answer)["study_summaries"]
-                break
-            except OSError:
-                time.sleep(0.25)
-        (study,) = studies
+    command = [str(dashboard), storage, "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+    with serving(command, f"{url}/api/studies"):
+        with urllib.request.urlopen(f"{url}/api/studies") as answer:
+            (study,) = json.load(answer)["study_summaries"]
         assert study["study_name"] == name
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/api/studies/{study['study_id']}"
-        ) as answer:
+        with urllib.request.urlopen(f"{url}/api/studies/{study['study_id']}") as answer:
             assert len(json.load(answer)["trials"]) == trials
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def study_at(storage: str, name: str) -> optuna.Study:

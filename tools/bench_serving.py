@@ -18,14 +18,11 @@ import http.client
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +31,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
+from servers import free_port, serving  # tools/servers.py
 
 from digits.config import config_dir
 from digits.data.idx import load_mnist
@@ -101,21 +99,11 @@ def digit_pngs(count: int = 200) -> list[bytes]:
     return pngs
 
 
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
-
-
 def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) -> dict:
     """Requests/s and latency of `digits.serve` with `clients` concurrent keep-alive clients."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until_up(port, server)
+    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"]
+    with serving(command, f"http://127.0.0.1:{port}/health"):
         latencies: list[float] = []
         errors: list[str] = []
         per_client = requests // clients
@@ -139,9 +127,6 @@ def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) 
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     return {
         "requests": len(latencies),
         "clients": clients,
@@ -151,18 +136,6 @@ def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) 
         "errors": len(errors),
         "first_errors": errors[:3],
     }
-
-
-def wait_until_up(port: int, server: subprocess.Popen) -> None:
-    for _ in range(240):
-        if server.poll() is not None:
-            raise SystemExit(f"digits.serve exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("digits.serve did not start in 120 s")
 
 
 def main(args: dict[str, str]) -> None:

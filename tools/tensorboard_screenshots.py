@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from browser import launch
+from servers import free_port, serving
 
 # TIME SERIES filtered to the curves that compare runs.
 CURVES = "^(train/(acc|loss_epoch)|val/(acc|loss))$"
@@ -53,36 +50,14 @@ VIEWS = {
 }
 
 
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def tensorboard(logdir: Path) -> Iterator[str]:
     """TensorBoard on 127.0.0.1 over `logdir`; its URL."""
-    port = free_port()
-    tensorboard_bin = Path(sys.executable).with_name("tensorboard")
-    process = subprocess.Popen(
-        [str(tensorboard_bin), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            if process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited: {process.stdout.read()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/data/runs", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    url = f"http://127.0.0.1:{free_port()}"
+    tensorboard_bin = Path(sys.executable).with_name("tensorboard")  # installed beside python
+    command = [str(tensorboard_bin), "--logdir", str(logdir), "--host", "127.0.0.1"]
+    with serving([*command, "--port", url.rsplit(":", 1)[1]], f"{url}/data/runs"):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def look(page, url: str, fragment: str, prepare, texts: list[str]) -> dict[str, bool]:
