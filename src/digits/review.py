@@ -11,7 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from digits.runs.naming import RUN_GROUPS, hydra_config, overrides, swept_keys
+from digits.runs.naming import hydra_config, overrides, swept_keys
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     declared = cfg.hparams
     hydra = hydra_config()
     choices = OmegaConf.select(hydra, "runtime.choices", default={}) if hydra else {}
-    found: dict[str, Any] = {group: readable(choices.get(group)) for group in RUN_GROUPS}
+    found: dict[str, Any] = {group: readable(choices.get(group)) for group in declared.groups}
     changed = [o.split("=", 1)[0].lstrip("+~") for o in overrides(hydra) if "=" in o]
     plumbing = tuple(declared.plumbing)
     plumbing_dots = tuple(f"{prefix}." for prefix in plumbing)

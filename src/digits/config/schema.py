@@ -368,6 +368,7 @@ class PathsConfig:
 
 @dataclass
 class HParamsConfig:
+    groups: list[str] = MISSING
     settings: list[str] = MISSING
     plumbing: list[str] = MISSING
     limit: int = setting(Range(ge=1, le=100))

@@ -13,9 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.runs.run_dir import RunDir, SweepDir
 
-# The config groups whose chosen option defines a run (in run names and TensorBoard's HPARAMS).
-RUN_GROUPS = ("experiment", "model", "optimizer", "scheduler", "trainer")
-
 
 def hydra_config() -> DictConfig | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
