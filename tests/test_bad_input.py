@@ -9,6 +9,7 @@ The subprocess tests in test_reliability.py check the same promise end to end fo
 from __future__ import annotations
 
 import importlib
+import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
@@ -23,6 +25,7 @@ from digits.runs import RunDir
 
 T, E, P, X, EX, S, C = "train", "evaluate", "predict", "explore", "export", "serve", "compare"
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
+SMALL_VAL = ["data.val_size=200"]
 SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 
 BAD_INPUT = [
@@ -37,7 +40,8 @@ BAD_INPUT = [
     (T, ["data.batch_size=null"], "data.batch_size=null: must be an integer >= 1"),
     (T, ["data.batch_size=1e3"], "data.batch_size=1e3: must be an integer >= 1"),
     (T, ["optimizer.lr=-1"], "optimizer.lr=-1: out of range, must be > 0"),
-    (T, ["optimizer.lr=nan"], "optimizer.lr=nan: out of range, must be > 0"),
+    (T, ["optimizer.lr=nan"], "optimizer.lr=nan: not a finite number; must be > 0"),
+    (T, ["optimizer.lr=inf"], "optimizer.lr=inf: not a finite number; must be > 0"),
     (T, ["optimizer=sgd", "optimizer.momentum=2"], "optimizer.momentum=2: out of range, must be in [0, 1)"),
     (T, ["optimizer.momentum=0.5"], "the selected optimizer has no momentum; it is a setting of optimizer=sgd"),
     (T, ["trainer.max_epochs=0"], "trainer.max_epochs=0: out of range, must be >= 1"),
@@ -58,6 +62,18 @@ BAD_INPUT = [
     (T, ["data.augment=bogus"], "data.augment=bogus: must be null or a mapping of rotation, translate, scale, thickness, elastic, european_ones"),
     (T, ["experiment=robust", "data.augment.european_ones=0.3"], "data.augment.european_ones=0.3: not set by this config; add it with +data.augment.european_ones=0.3"),
     (T, ["data.augment={european_ones:2}"], "data.augment.european_ones=2"),
+    # --- train: what the data allows (synthetic MNIST: 1,000 training images after validation) ---
+    (T, ["trainer.val_check_interval=1000"], "trainer.val_check_interval=1000: validates every 1000 training batches, but an epoch has 16"),
+    (T, ["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0: no training batches left, so nothing would train"),
+    (T, ["trainer.limit_train_batches=0.0001"], "trainer.limit_train_batches=0.0001: no training batches left"),
+    (T, ["tune=lr_find", "trainer.limit_train_batches=20"], "tune.num_training=100: the learning-rate finder would stop after 16 steps"),
+    (T, ["data.root={empty}", "data.download=false"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    (T, ["data.root={truncated_data}", "data.download=false"], "t10k-images-idx3-ubyte: 1000 bytes but its header promises 200 items"),
+    # --- train: a run directory that holds a run, damaged runs ---
+    (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
+    (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),
+    (T, ["resume={damaged_hydra}"], "{damaged_hydra}/.hydra/overrides.yaml: damaged, not readable YAML"),
+    (T, ["reproduce={damaged_hydra}"], "{damaged_hydra}/.hydra/overrides.yaml: damaged, not readable YAML"),
     # --- compare ---
     (C, [], "the following arguments are required: runs (usage: python -m digits.compare"),
     (C, ["{run}"], "found 1 run(s); compare needs two or more"),
@@ -65,6 +81,8 @@ BAD_INPUT = [
     (C, ["{run}", "{empty}/gone"], "gone: no such folder"),
     (C, ["{run}", "{image}"], "digit.png: neither a run directory nor a multirun folder"),
     (C, ["{run}", "{run}/nothing*"], "nothing*: matches no folder"),
+    (C, ["{run}", "{run}", "--out", "{blocked}"], "--out {blocked}: a file, not a folder"),
+    (C, ["{run}", "{run}", "--out", "{blocked}/x"], "--out={blocked}/x: cannot write there"),
     # --- train: reproduce ---
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
@@ -157,6 +175,7 @@ BAD_INPUT = [
     (E, ["run={run}", "model=cnn"], "model=cnn: no such key in the config (the top level takes: trainer, run"),
     (E, ["run={run}", "trainer.devices=999"], "trainer.devices=999: this machine has"),
     (E, ["run={run}", "data_root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    (E, ["run={run}", "data_root={empty}/sub"], "point data_root (or DIGITS_DATA_DIR) at the folder"),
     (E, ["run={damaged_run}"], "{damaged_run}/metrics.json: damaged, not JSON"),
     # --- predict ---
     (P, ["images=[{image}]"], "ckpt_path: required, must be a string"),
@@ -184,6 +203,7 @@ BAD_INPUT = [
     (P, ["ckpt_path={other_onnx}", "images=[{image}]", "trainer=cpu"], "an .onnx file runs on onnxruntime (CPU), not through Lightning's Trainer; leave out the trainer settings"),
     (P, [*PREDICT, "trainer=ddp"], "trainer.devices=4: predict runs on one device; use trainer.devices=1"),
     (P, ["ckpt_path={other_onnx}", "images=[{image}]"], "ckpt_path={other_onnx}: not a digits model (wants input images"),
+    (P, ["ckpt_path={torchscript}", "images=[{image}]"], "ckpt_path={torchscript}: a TorchScript export (digits.export format=torchscript)"),
     # --- export ---
     (EX, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),
     (EX, ["run={run}", "ckpt_path={ckpt}"], "give one of them, not both (ckpt_path= exports that file"),
@@ -205,6 +225,8 @@ BAD_INPUT = [
     (S, ["ckpt_path={run}"], "ckpt_path={run}: a folder; give a checkpoint"),
     (S, ["ckpt_path={notes}", "port={free_port}"], "ckpt_path={notes}: not a digits checkpoint"),
     (S, ["ckpt_path={notes_onnx}", "port={free_port}"], "ckpt_path={notes_onnx}: not a readable ONNX model"),
+    (S, ["ckpt_path={torchscript}", "port={free_port}"], "ckpt_path={torchscript}: a TorchScript export"),
+    (S, [*SERVE, "body_timeout_s=0"], "body_timeout_s=0: out of range, must be in (0, 600]"),
     (S, [*SERVE, "port=0"], "port=0: out of range, must be in [1, 65535]"),
     (S, [*SERVE, "port=http"], "port=http: must be an integer in [1, 65535]"),
     (S, ["ckpt_path={ckpt}", "port={busy_port}"], "port={busy_port}: cannot listen there (Address already in use); choose another port="),
@@ -247,7 +269,9 @@ def ports() -> Iterator[dict[str, int]]:
 
 
 @pytest.fixture
-def places(trained_run: Path, tmp_path: Path, ports: dict[str, int]) -> dict[str, Path]:
+def places(
+    trained_run: Path, tmp_path: Path, ports: dict[str, int], data_root: Path
+) -> dict[str, Path]:
     """The files and folders (and ports) the rows name."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.onnx").write_text("not a model")
@@ -261,7 +285,18 @@ def places(trained_run: Path, tmp_path: Path, ports: dict[str, int]) -> dict[str
     damaged = RunDir(tmp_path / "damaged-run")
     damaged.checkpoints.mkdir(parents=True)
     damaged.metrics_file.write_text("{cut off")
+    damaged_hydra = RunDir(tmp_path / "damaged-hydra")
+    shutil.copytree(run.path, damaged_hydra.path, ignore=shutil.ignore_patterns(".lock"))
+    damaged_hydra.overrides_file.write_text("- model=mlp\n- [unclosed\n")
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "model.pt"))
+    truncated = tmp_path / "truncated-data"
+    shutil.copytree(data_root, truncated)
+    test_images = truncated / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    test_images.write_bytes(test_images.read_bytes()[:1000])
     return {
+        "damaged_hydra": damaged_hydra.path,
+        "torchscript": tmp_path / "model.pt",
+        "truncated_data": truncated,
         "damaged_run": damaged.path,
         "run": run.path,
         "ckpt": run.last_checkpoint,
@@ -319,7 +354,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     run_before = sorted(places["run"].rglob("*"))
 
-    status = run_entry_point(entry, [fill(a, places) for a in args], monkeypatch)
+    # The synthetic training set is smaller than the default validation split, which training
+    # checks (a row's own data.val_size comes later and wins).
+    given = (
+        [*SMALL_VAL, *args]
+        if entry == T and not args[0].startswith(("resume", "reproduce", "-"))
+        else args
+    )
+    status = run_entry_point(entry, [fill(a, places) for a in given], monkeypatch)
 
     err = capsys.readouterr().err
     assert status == 2, err[-3000:]

@@ -215,8 +215,19 @@ class StopOnDivergence(L.Callback):
         raise DigitsError(
             f"training loss is {value:.3g} by step {trainer.global_step} (epoch "
             f"{trainer.current_epoch}){growth if exploded else ''}: training diverged; lower "
-            f"optimizer.lr (it is {lr:g}) or check the data; last.ckpt keeps the last good epoch"
+            f"optimizer.lr (it is {lr:g}) or check the data; {saved_state(trainer)}"
         )
+
+
+def saved_state(trainer: L.Trainer) -> str:
+    """What a run stopped now leaves to resume from: its last.ckpt and the step it holds, if any."""
+    last = next(
+        (c.run.last_checkpoint for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None
+    )
+    if last is None or not last.is_file():
+        return "no checkpoint was saved before it"
+    step = torch.load(last, map_location="cpu", weights_only=True).get("global_step")
+    return f"{last} holds step {step}, saved before it"
 
 
 class LastCheckpoint(Checkpoint):

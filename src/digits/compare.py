@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from digits.cli import reports_user_errors
 from digits.config import config_dir
+from digits.config.checks import check_writable
 from digits.errors import DigitsError
 from digits.plots import accuracy_vs_time_figure, save
 from digits.runs.run_dir import ComparisonDir, RunDir, SweepDir, differing_settings
@@ -69,12 +70,25 @@ def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
     keys = differing_settings(settings)
     rows = []
     for run, setting in zip(runs, settings, strict=True):
-        metrics = run.metrics() or {}
-        row = {"run": label(run), "status": run.manifest().get("status", "-")}
+        status, metrics = status_and_metrics(run)
+        row = {"run": label(run), "status": status}
         row |= {key: setting.get(key, "-") for key in keys}
         row |= {column: metrics.get(key) for column, key in METRICS.items()}
         rows.append(row)
     return keys, sorted(rows, key=sort_key)
+
+
+def status_and_metrics(run: RunDir) -> tuple[str, dict[str, Any]]:
+    """How the run ended (its manifest) and its final metrics; a run whose metrics.json is missing
+    or damaged says so instead of a status its numbers do not back."""
+    status = run.manifest().get("status", "-")
+    try:
+        metrics = run.metrics()
+    except DigitsError:
+        return "damaged metrics.json", {}
+    if metrics is None and status != "running":
+        return "no metrics.json", {}
+    return status, metrics or {}
 
 
 def default_out() -> Path:
@@ -85,10 +99,14 @@ def default_out() -> Path:
 
 def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str, Any]]:
     """Print and save the comparison of the runs named; return its rows, best first."""
+    folder = ComparisonDir(out or default_out())
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise DigitsError(f"--out {out}: a file, not a folder; give a folder to save into")
+        check_writable(out, "--out", "choose a writable folder")
     runs = expand(arguments)
     keys, rows = rows_of(runs)
     columns = ["run", "status", *keys, *METRICS]
-    folder = ComparisonDir(out or default_out())
     folder.path.mkdir(parents=True, exist_ok=True)
     save_table(folder.csv, folder.markdown, columns, rows)
     points = [(row["run"], row["train_time_s"], row["test_acc"]) for row in rows]

@@ -35,6 +35,7 @@ from digits.cli import launch, reports_user_errors, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_evaluate
 from digits.data import MNISTDataModule
+from digits.data.idx import ensure_mnist
 from digits.errors import DigitsError
 from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
@@ -112,6 +113,7 @@ def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
     datamodule = datamodule_from(
         checkpoint, root=cfg.data_root, batch_size=cfg.batch_size, pipeline="memory"
     )
+    ensure_mnist(datamodule.root, datamodule.hparams.download, key="data_root")
     collected = Logits()
     trainer: L.Trainer = instantiate(
         cfg.trainer,

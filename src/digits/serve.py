@@ -33,6 +33,7 @@ def hydra_main(cfg: DictConfig) -> None:
         max_upload_bytes=int(cfg.max_upload_mb * 2**20),
         top_k=cfg.top_k,
         min_confidence=cfg.min_confidence,
+        body_timeout_s=cfg.body_timeout_s,
     )
     print(f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ (Ctrl+C stops)")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,22 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from digits.cli import launch, reports_user_errors, silence_known_warnings, user_error
+from digits.cli import reports_user_errors, silence_known_warnings, user_error
 from digits.config import config_dir
-from digits.config.checks import check_train, check_writable
+from digits.config.checks import check_command_line, check_train, check_writable, is_multirun
 from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
 from digits.reports import print_summary, write_json
 from digits.review import ReviewLogger
-from digits.runs import RunDir, manifest
+from digits.runs import RunDir, SweepDir, manifest
 from digits.runs import reproduce as reproduction
 from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
 
 log = logging.getLogger(__name__)
+# conf/hydra/default.yaml sends this logger to the run's log file only.
+TRACEBACKS = logging.getLogger("digits.tracebacks")
 
 
 def scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -186,12 +188,18 @@ def hydra_main(cfg: DictConfig) -> float | None:
     except Exception as error:
         if hydra_config.mode != RunMode.MULTIRUN:
             raise
-        log.exception("job failed")
+        # The traceback goes to the job's log only: the console gets one line per failed job.
+        TRACEBACKS.error("job failed", exc_info=error)
         error = user_error(error) or error
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.error("job %s failed: %s (traceback in its log)", hydra_config.job.num, reason)
         run_dir.error_file.write_text(reason + "\n")
         return math.nan
     return metrics.get(cfg.optimized_metric)
+
+
+# A run's overrides that `resume=` does not repeat: where it starts from, and how it was claimed.
+NOT_CONTINUED = ("resume=", "ckpt_path=", "overwrite=")
 
 
 def resume_arguments(args: list[str]) -> list[str]:
@@ -204,32 +212,103 @@ def resume_arguments(args: list[str]) -> list[str]:
     run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
     if not run.overrides_file.is_file() or not run.last_checkpoint.is_file():
         raise DigitsError(f"resume={run.path}: not a run directory with checkpoints/last.ckpt")
-    previous = [moved(o) for o in run.overrides() if not o.startswith(("resume=", "ckpt_path="))]
+    if any(a.startswith("overwrite=") for a in args):
+        raise DigitsError(
+            "resume= and overwrite= together: give one (resume continues the run in its directory)"
+        )
+    previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_CONTINUED)]
     rest = [a for a in args if not a.startswith("resume=")]
     ours = [f"resume={run.path}", f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
     return [*previous, *rest, *ours]
 
 
-def check_run_dir_free(args: list[str]) -> None:
-    """A run (or sweep) directory given on the command line (or by resume=) must be writable, and
-    a run's must not hold a live run: refuse before Hydra writes anything into it."""
+def check_sweep_dir_free(args: list[str]) -> None:
+    """A run (or sweep) directory given on the command line (or by resume=) must be writable."""
     multirun = "-m" in args or "--multirun" in args
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
-    if not given:
+    if given:
+        check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
+
+
+@contextmanager
+def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[list[str]]:
+    """A single run holds its directory from before Hydra writes into it (.hydra/, the log) to its
+    end: the directory Hydra would choose is resolved now and given to Hydra. A directory that
+    holds a run is refused, but by the run that continues it (resume=, or ckpt_path= in its
+    checkpoints/), or moved aside with overwrite=true. A multirun's sweep directory is resolved
+    and checked the same way (its jobs each hold theirs: hydra_main). Yields the command line."""
+    if composed is None or rank_zero_only.rank != 0:  # DDP's other ranks write nothing
+        yield args
         return
-    check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
-    if not multirun:
-        RunDir(Path(given[-1]).expanduser()).check_free()
+    overwrite = bool(composed.get("overwrite"))
+    if is_multirun(composed):
+        sweep = SweepDir(Path(OmegaConf.select(composed, "hydra.sweep.dir")))
+        search = composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna"
+        aside = claimed_sweep_dir(sweep, continuing=search, overwrite=overwrite)
+        if aside is not None:
+            print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
+        yield with_override(args, f"hydra.sweep.dir={sweep.path}")
+        return
+    run_dir = RunDir(Path(OmegaConf.select(composed, "hydra.run.dir")))
+    ckpt = composed.get("ckpt_path")
+    continuing = bool(composed.get("resume")) or (
+        ckpt is not None
+        and RunDir.of_checkpoint(Path(ckpt).absolute()) == RunDir(run_dir.path.absolute())
+    )
+    with run_dir.claimed(continuing, overwrite) as aside:
+        if aside is not None:
+            print(f"overwrite=true: moved the run that was in {run_dir.path} to {aside}")
+        yield with_override(args, f"hydra.run.dir={run_dir.path}")
+
+
+def with_override(args: list[str], override: str) -> list[str]:
+    """`override` added after the command line's last override: Hydra's argument parser takes
+    its overrides in one run, before or after its flags (-m), not on both sides."""
+    last = max((i for i, arg in enumerate(args) if not arg.startswith("-")), default=len(args) - 1)
+    return [*args[: last + 1], override, *args[last + 1 :]]
+
+
+def claimed_sweep_dir(sweep: SweepDir, continuing: bool, overwrite: bool) -> Path | None:
+    """A sweep directory that holds jobs is refused (a search continues its own study there), or
+    moved aside with overwrite=true: returns where it went."""
+    jobs = sweep.jobs() if sweep.path.is_dir() else []
+    if not jobs or (continuing and sweep.study_file.is_file()):
+        return None
+    if not overwrite:
+        raise DigitsError(
+            f"hydra.sweep.dir={sweep.path}: holds a multirun's jobs already "
+            f"({', '.join(job.path.name for job in jobs[:5])}); give another hydra.sweep.dir, "
+            "or add overwrite=true to move it aside"
+        )
+    return RunDir(sweep.path).move_aside()
+
+
+def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
+    """A multirun whose jobs failed exits 1 after its summary, naming them."""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
+    if composed is None or not is_multirun(composed) or not given:
+        return
+    jobs = SweepDir(Path(given[-1])).jobs() if Path(given[-1]).is_dir() else []
+    failed = [job for job in jobs if job.error_file.is_file()]
+    if failed:
+        reasons = "; ".join(
+            f"job {job.path.name}: {job.error_file.read_text().strip()}" for job in failed[:3]
+        )
+        print(f"error: {len(failed)} of {len(jobs)} jobs failed ({reasons})", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:
-    """`python -m digits.train`: check the command line, then run."""
-    sys.argv[1:] = reports_user_errors(reproduction.reproduce_arguments)(sys.argv[1:])
-    sys.argv[1:] = reports_user_errors(resume_arguments)(sys.argv[1:])
-    if rank_zero_only.rank == 0:
-        reports_user_errors(check_run_dir_free)(sys.argv[1:])
-    launch("train", hydra_main, check_train)
+    """`python -m digits.train`: check the command line, hold the run directory, then run."""
+    args = reports_user_errors(reproduction.reproduce_arguments)(sys.argv[1:])
+    args = reports_user_errors(resume_arguments)(args)
+    reports_user_errors(check_sweep_dir_free)(args)
+    composed = reports_user_errors(check_command_line)("train", args, check_train)
+    with ExitStack() as stack:
+        sys.argv[1:] = reports_user_errors(stack.enter_context)(claimed_run_dir(composed, args))
+        hydra_main()
+    failed_jobs(composed, sys.argv[1:])
 
 
 if __name__ == "__main__":

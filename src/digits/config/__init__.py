@@ -5,6 +5,8 @@ which composing conf/ needs."""
 
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from digits.config.schema import register_schemas
 from digits.runs import naming
 from digits.runs.run_dir import register_resolver
@@ -21,8 +23,25 @@ def group_options(group: str) -> list[str]:
     return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
 
 
+def command_groups(config_name: str) -> str:
+    """The config groups a command's config chooses from (its defaults list), with their options,
+    one per line: what its --help lists (conf/hydra/help/command.yaml)."""
+    defaults = OmegaConf.load(Path(config_dir()) / f"{config_name}.yaml").get("defaults", [])
+    groups = [
+        group
+        for entry in defaults
+        if OmegaConf.is_dict(entry)
+        for group in entry
+        if group != "hydra" and group_options(group)
+    ]
+    lines = [f"{group}: {', '.join(group_options(group))}" for group in groups]
+    return "\n".join(lines) or "(none: every setting is a key=value below)"
+
+
 register_schemas()
 register_resolver()
 naming.register_resolver()
+if not OmegaConf.has_resolver("command_groups"):
+    OmegaConf.register_new_resolver("command_groups", command_groups)
 
 __all__ = ["config_dir", "group_options"]

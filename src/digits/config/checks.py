@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -27,7 +28,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from hydra.errors import ConfigCompositionException, HydraException, InstantiationException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.config import config_dir, group_options
@@ -161,12 +162,14 @@ def _check_group_choices(overrides: list[Override], base: DictConfig) -> None:
 
 def check_command_line(
     config_name: str, args: Sequence[str], check: Callable[[DictConfig], None] | None
-) -> None:
+) -> DictConfig | None:
     """Compose `config_name` with the user's overrides as Hydra will; raise DigitsError (one line)
-    for the first mistake found. `check` adds what only that entry point knows."""
+    for the first mistake found. `check` adds what only that entry point knows. Returns the config
+    composed with Hydra's node (for a sweep, its first job's), or None where Hydra only shows
+    something (--help, --cfg)."""
     args, flags = _overrides_and_flags(args)
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
-        return
+        return None
     parsed = _parse(args)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_hydra_sweeps(parsed)
@@ -180,36 +183,41 @@ def check_command_line(
         combos = _expand_sweeps(overrides)
         configs = []
         for combo in combos:
-            try:
-                cfg = recompose(combo)
-            except ConfigCompositionException as error:
-                raise composition_error(error, combo, recompose) from error
-            except OmegaConfBaseException as error:
-                raise DigitsError(str(error).splitlines()[0]) from error
+            cfg = _composed(combo, recompose)
             check_schema(cfg, combo)
             check_targets(cfg)
             if check is not None:
                 check(cfg)
             configs.append(cfg)
-        hydra = _hydra_node(config_name, combos[0], parsed)
+        composed = _with_hydra_node(config_name, combos[0], parsed)
+        hydra = composed.hydra
+        if flags.multirun:
+            with open_dict(hydra):
+                hydra.mode = RunMode.MULTIRUN
+        if is_multirun(composed):
+            _check_sweeper(hydra, [o.input_line for o in overrides], recompose)
     if hydra.runtime.choices.get("hydra/launcher", "basic") == "basic":  # runs on this machine
         for cfg in configs:
             check_devices(cfg)
             check_trainer(cfg)
-    multirun = flags.multirun or OmegaConf.select(hydra, "mode") == RunMode.MULTIRUN
-    if multirun:
-        _check_sweeper(hydra, [o.input_line for o in overrides])
+    return composed
 
 
-def _hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> DictConfig:
-    """Hydra's own node as the command line sets it (launcher, sweeper, run directory)."""
+def is_multirun(composed: DictConfig) -> bool:
+    """Whether a config composed by check_command_line runs as a multirun (-m, or hydra.mode)."""
+    return OmegaConf.select(composed, "hydra.mode") == RunMode.MULTIRUN
+
+
+def _with_hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> DictConfig:
+    """The config with Hydra's own node as the command line sets it (launcher, sweeper, run
+    directory)."""
     own = [
         o.input_line
         for o in parsed
         if o.key_or_group.startswith("hydra") and not o.is_sweep_override()
     ]
     try:
-        return compose(config_name, overrides=[*combo, *own], return_hydra_config=True).hydra
+        return compose(config_name, overrides=[*combo, *own], return_hydra_config=True)
     except (ConfigCompositionException, OmegaConfBaseException) as error:
         for line in own:  # name the override Hydra refused
             try:
@@ -221,8 +229,11 @@ def _hydra_node(config_name: str, combo: list[str], parsed: list[Override]) -> D
         raise DigitsError(" ".join(str(error).split())) from error
 
 
-def _check_sweeper(hydra: DictConfig, task_overrides: list[str]) -> None:
-    """A search's counts, space, sampler and pruner, before its first trial starts."""
+def _check_sweeper(
+    hydra: DictConfig, task_overrides: list[str], recompose: Callable[[list[str]], DictConfig]
+) -> None:
+    """A search's counts, space, sampler and pruner, and every value of its space against the
+    config it will be set in, before the study exists."""
     for key in ("n_trials", "n_jobs"):
         value = OmegaConf.select(hydra, f"sweeper.{key}")
         if value is not None and not (isinstance(value, int) and value >= 1):
@@ -230,7 +241,37 @@ def _check_sweeper(hydra: DictConfig, task_overrides: list[str]) -> None:
     if hydra.runtime.choices.get("hydra/sweeper") == "optuna":
         from digits.search.sweeper import parse
 
-        parse(hydra.sweeper, task_overrides)
+        model = hydra.runtime.choices.get("model")
+        space, _ = parse(hydra.sweeper, task_overrides, model)
+        _check_dimensions(space, model, recompose)
+
+
+def _check_dimensions(
+    space: Any, model: str | None, recompose: Callable[[list[str]], DictConfig]
+) -> None:
+    """Each value a dimension can take (its choices, an interval's ends) composes and passes the
+    schema, with the other dimensions at their first values."""
+    candidates = {key: space.candidates(key) for key in space.distributions}
+    first = {key: values[0] for key, values in candidates.items()}
+    for key, values in candidates.items():
+        for value in values:
+            combo = space.overrides(first | {key: value})
+            try:
+                check_schema(_composed(combo, recompose), combo)
+            except DigitsError as error:
+                raise DigitsError(
+                    f"search dimension {key} (model={model}): {error}; change the search "
+                    "space (hydra.sweeper.params, or model_params for this model)"
+                ) from error
+
+
+def _composed(combo: list[str], recompose: Callable[[list[str]], DictConfig]) -> DictConfig:
+    try:
+        return recompose(combo)
+    except ConfigCompositionException as error:
+        raise composition_error(error, combo, recompose) from error
+    except OmegaConfBaseException as error:
+        raise DigitsError(str(error).splitlines()[0]) from error
 
 
 # --- this machine ---------------------------------------------------------------------------
@@ -318,8 +359,8 @@ def check_train(cfg: DictConfig) -> None:
     check_epochs(cfg)
     check_network(cfg.model)
     check_pipeline(cfg.data)
-    check_tune(cfg)
     check_loggers(cfg)
+    check_tune(cfg)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 
@@ -327,6 +368,7 @@ def check_train(cfg: DictConfig) -> None:
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
         check_work_left(checkpoint, cfg)
     check_writable(cfg.paths.log_dir)
+    check_batches(cfg, check_data(cfg))
 
 
 # Loggers whose library is an optional extra of digits: the module, and the extra that installs it.
@@ -354,6 +396,70 @@ def check_tune(cfg: DictConfig) -> None:
         raise DigitsError(f"{option}: Lightning's tuner runs on one device; use trainer=default")
     if cfg.get("ckpt_path"):
         raise DigitsError(f"{option}: the tuner starts from scratch; leave out ckpt_path/resume")
+
+
+def check_lr_find_steps(cfg: DictConfig, batches: int) -> None:
+    """The learning-rate finder needs its steps within one epoch's training batches (else it stops
+    early, short of its range)."""
+    steps = OmegaConf.select(cfg, "tune.num_training")
+    if OmegaConf.select(cfg, "tune.finder") == "lr_find" and steps > batches:
+        raise DigitsError(
+            f"tune.num_training={steps}: the learning-rate finder would stop after {batches} "
+            f"steps ({limit_words(cfg)}), short of tune.max_lr; lower tune.num_training to "
+            f"{batches} or allow more training batches"
+        )
+
+
+def limit_words(cfg: DictConfig) -> str:
+    """How many training batches an epoch has, in the user's words."""
+    limit = cfg.trainer.limit_train_batches
+    return "one epoch's training batches" + (
+        f" with trainer.limit_train_batches={limit}" if limit not in (None, 1.0) else ""
+    )
+
+
+def check_data(cfg: DictConfig) -> int | None:
+    """MNIST is there (downloaded now if allowed) and whole, before the run directory is made;
+    returns the training batches of an epoch on one device (None when not training)."""
+    from digits.data.idx import RAW_FILES, check_mnist, ensure_mnist, raw_folder
+
+    data = cfg.data
+    ensure_mnist(data.root, data.download)
+    check_mnist(data.root, data.val_size)
+    if not cfg.train:
+        return None
+    with (raw_folder(data.root) / RAW_FILES[1]).open("rb") as labels:
+        count = int.from_bytes(labels.read(8)[4:], "big")
+    devices = OmegaConf.select(cfg, "trainer.devices")
+    world = (len(devices) if OmegaConf.is_list(devices) else devices) if devices not in (
+        "auto", -1, "-1", None) else 1  # fmt: skip
+    per_device = math.ceil(math.ceil((count - data.val_size) / data.batch_size) / max(world, 1))
+    limit = cfg.trainer.limit_train_batches
+    if limit is None:
+        return per_device
+    return min(limit, per_device) if isinstance(limit, int) else int(per_device * limit)
+
+
+def check_batches(cfg: DictConfig, batches: int | None) -> None:
+    """Training needs training batches, and validation within an epoch needs that many."""
+    if batches is None:
+        return
+    if batches == 0:
+        raise DigitsError(
+            f"trainer.limit_train_batches={cfg.trainer.limit_train_batches}: no training batches "
+            "left, so nothing would train; allow some (e.g. 0.1 or 20), or test a trained model "
+            "with train=false ckpt_path=<file>"
+        )
+    interval = cfg.trainer.val_check_interval
+    every = cfg.trainer.check_val_every_n_epoch
+    if isinstance(interval, int) and every is not None and interval > batches:
+        raise DigitsError(
+            f"trainer.val_check_interval={interval}: validates every {interval} training batches, "
+            f"but an epoch has {batches} ({limit_words(cfg)}); use at most {batches}, a fraction "
+            "of the epoch (e.g. 0.5), or trainer.check_val_every_n_epoch=null to count across "
+            "epochs"
+        )
+    check_lr_find_steps(cfg, batches)
 
 
 def check_pipeline(data: DictConfig) -> None:
@@ -513,6 +619,16 @@ def check_evaluate(cfg: DictConfig) -> None:
         raise DigitsError(
             "ensemble=true scores the jobs of a multirun as one committee: give "
             "run=<multirun directory> instead of ckpt_path="
+        )
+    # The report is written where the model is: find out now, not after scoring 10,000 images.
+    if cfg.ckpt_path:
+        ckpt = Path(cfg.ckpt_path)
+        folder, key = (RunDir.of_checkpoint(ckpt) or RunDir(ckpt.parent)).path, "ckpt_path"
+    else:
+        folder, key = Path(cfg.run), "run"
+    if folder.is_dir():
+        check_writable(
+            folder, key, "evaluate writes its report there; copy the run to a writable folder"
         )
 
 

@@ -40,7 +40,11 @@ class Range:
     def admits(self, value: Any) -> bool:
         if isinstance(value, list | tuple):
             return all(self.admits(item) for item in value)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             return False
         return not (
             value == self.but_not
@@ -396,6 +400,7 @@ class TrainConfig:
     ckpt_path: str | None = MISSING
     resume: str | None = MISSING
     reproduce: str | None = MISSING
+    overwrite: bool = MISSING
     tune: Any = None
 
 
@@ -448,6 +453,7 @@ class ServeConfig:
     top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
     min_confidence: float = setting(Range(ge=0, le=1))
     max_upload_mb: float = setting(Range(gt=0, le=100, note="what one request may send"))
+    body_timeout_s: float = setting(Range(gt=0, le=600))
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -143,6 +144,8 @@ def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[st
             OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
         ):
             problem = "use" if isinstance(allowed, OneOf) else "out of range, must be"
+            if isinstance(value, float) and not math.isfinite(value):
+                problem = "not a finite number; must be"
             raise DigitsError(f"{shown(key, value, combo)}: {problem} {allowed.describe()}")
 
 

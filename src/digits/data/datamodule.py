@@ -22,13 +22,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from digits.data.augment import augment
-from digits.data.idx import (
-    check_raw_files,
-    gunzip_raw_files,
-    load_mnist,
-    missing_raw_files,
-    raw_folder,
-)
+from digits.data.idx import check_raw_files, ensure_mnist, load_mnist, raw_folder
 from digits.data.loading import EpochShuffle, ResumableLoader, TensorImages, keep_batch
 from digits.errors import DigitsError
 
@@ -65,22 +59,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Make sure the four IDX files exist, downloading them with torchvision if allowed."""
-        raw = raw_folder(self.root)
-        gunzip_raw_files(raw)
-        missing = missing_raw_files(self.root)
-        if not missing:
-            return
-        hint = (
-            f"MNIST not found: {raw} lacks {', '.join(missing)}; put the four IDX files there "
-            "or point data.root (or DIGITS_DATA_DIR) at the folder that holds MNIST/raw/"
-        )
-        if not self.hparams.download:
-            raise DigitsError(hint + " (download is off: data.download=false)")
-        try:
-            MNIST(str(self.root), train=True, download=True)
-            MNIST(str(self.root), train=False, download=True)
-        except Exception as error:  # torchvision raises several kinds on a failed download
-            raise DigitsError(f"{hint} (download failed: {error})".replace("\n", " ")) from error
+        ensure_mnist(self.root, self.hparams.download)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and self.test_set is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import struct
@@ -109,6 +110,48 @@ def check_raw_files(raw: Path) -> None:
             raise _corrupt(
                 raw / f"{prefix}-labels-idx1-ubyte", f"{labels} labels for {images} images"
             )
+
+
+def ensure_mnist(root: str | Path, download: bool, key: str = "data.root") -> None:
+    """Make sure the four IDX files are in `root`/MNIST/raw/ (decompressing .gz files, downloading
+    with torchvision if allowed), or raise DigitsError naming the setting `key`. A failed download
+    leaves no folders behind."""
+    raw = raw_folder(root)
+    if raw.is_dir():
+        gunzip_raw_files(raw)
+    missing = missing_raw_files(root)
+    if not missing:
+        return
+    hint = (
+        f"MNIST not found: {raw} lacks {', '.join(missing)}; put the four IDX files there "
+        f"or point {key} (or DIGITS_DATA_DIR) at the folder that holds MNIST/raw/"
+    )
+    if not download:
+        raise DigitsError(
+            hint + f" (download is off{': data.download=false' * (key == 'data.root')})"
+        )
+    from torchvision.datasets import MNIST  # here: torchvision takes a second to import
+
+    made = [f for f in (raw, *raw.parents) if not f.exists()]
+    try:
+        MNIST(str(root), train=True, download=True)
+        MNIST(str(root), train=False, download=True)
+    except Exception as error:  # torchvision raises several kinds on a failed download
+        for folder in made:  # deepest first; only empty ones
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise DigitsError(f"{hint} (download failed: {error})".replace("\n", " ")) from error
+
+
+def check_mnist(root: str | Path, val_size: int, key: str = "data.root") -> None:
+    """The IDX files are whole and the validation split leaves training images."""
+    check_raw_files(raw_folder(root))
+    count = _check_header(raw_folder(root) / RAW_FILES[1], is_images=False)
+    if val_size >= count:
+        raise DigitsError(
+            f"data.val_size={val_size} is out of range: use 1..{count - 1} "
+            f"(validation is taken from the {count} training images in {root})"
+        )
 
 
 def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,12 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise DigitsError(f"ckpt_path={path}: no such file")
     if path.stat().st_size == 0:
         raise DigitsError(f"ckpt_path={path}: an empty file, not a checkpoint")
+    if is_torchscript(path):
+        raise DigitsError(
+            f"ckpt_path={path}: a TorchScript export (digits.export format=torchscript), for "
+            "torch.jit.load in your own code; digits reads a checkpoint (.ckpt) or an ONNX "
+            "export (.onnx)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's own text would suggest weights_only=False
@@ -46,6 +53,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")
     checkpoint["path"] = str(path)
     return upgrade(checkpoint)
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip holding compiled code (torch.load would hand it to
+    torch.jit.load, which weights-only loading refuses with a misleading message)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist()
+        )
 
 
 def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:

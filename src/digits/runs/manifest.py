@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from digits.cli import user_error
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
-from digits.runs.run_dir import RunDir
+from digits.runs.run_dir import RunDir, settings_of
 
 # The packages whose versions decide a result; requirements.txt holds every installed one.
 KEY_PACKAGES = (
@@ -164,6 +165,16 @@ def exit_status(error: BaseException | None) -> tuple[str, int]:
     return "failed", mistake.exit_code if mistake else 1
 
 
+def recorded_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The run's overrides and composed settings as the run itself saw them, so that a damaged or
+    replaced .hydra/ folder cannot pass unnoticed (reproduce= compares them)."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra = HydraConfig.get()
+    overrides = [o for o in hydra.overrides.task if not o.startswith("hydra")]
+    return {"overrides": list(overrides), "settings": settings_of(cfg, hydra.runtime.choices)}
+
+
 def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
     """Write the manifest (and requirements.txt, code.diff) as the run starts."""
     code, diff = code_state()
@@ -175,6 +186,7 @@ def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
         "exit_status": None,
         "command": command_line(),
         "seed": cfg.get("seed"),
+        **recorded_settings(cfg),
         "code": code,
         "packages": package_versions(installed),
         "machine": machine(str(cfg.trainer.get("accelerator", "auto"))),

@@ -19,7 +19,7 @@ from digits.runs import manifest
 from digits.runs.run_dir import RunDir, differing_settings
 
 # Overrides of the original that say where it came from, not what it was.
-NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=")
+NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=", "overwrite=")
 # Metrics that measure the machine, not the model: shown, never expected to match.
 TIMINGS = ("train_time_s", "wall_time_s", "train_images_per_s")
 
@@ -58,9 +58,25 @@ def metric_rows(then: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str
 
 
 def setting_differences(original: RunDir, new: RunDir) -> list[str]:
-    """Settings the rerun composed differently (conf/ changed since, or overrides added now)."""
-    then, now = original.settings(), new.settings()
-    return [
+    """Settings the rerun composed differently (conf/ changed since, or overrides added now), from
+    what the original's manifest recorded when it ran; and any difference between that record and
+    the original's .hydra/ folder, whose overrides the rerun used (damaged, or written over)."""
+    saved = original.settings()
+    recorded = original.manifest().get("settings")
+    then = saved if recorded is None else recorded
+    lines = []
+    if recorded is not None:
+        replaced = differing_settings([recorded, saved])
+        if replaced or original.manifest().get("overrides", original.overrides()) != (
+            original.overrides()
+        ):
+            lines.append(
+                f"the original's .hydra/ does not match its manifest.json ({', '.join(replaced[:5]) or 'overrides'}"
+                f"{' ...' * (len(replaced) > 5)}): the rerun used .hydra/overrides.yaml, which "
+                "may not be what the original ran"
+            )
+    now = new.settings()
+    return lines + [
         f"setting {key}: {then.get(key, '-')} then, {now.get(key, '-')} now"
         for key in differing_settings([then, now])
     ]

@@ -43,17 +43,23 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from digits.errors import DigitsError
 
 LAST = "last"  # ModelCheckpoint's file name for the latest checkpoint, without ".ckpt"
+# The run directories this process holds (RunDir.owned): the entry point takes its run's before
+# Hydra writes into it, and the run itself asks again.
+HELD: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -125,15 +131,75 @@ class RunDir:
     @contextmanager
     def owned(self) -> Iterator[None]:
         """Hold the run directory for this process, or raise DigitsError when another live run
-        holds it. The operating system releases the lock when the process ends, even when killed."""
+        holds it. The operating system releases the lock when the process ends, even when killed.
+        A directory this process already holds is held on (the lock is the process's)."""
+        if self.path.resolve() in HELD:
+            yield
+            return
+        with self._locked() as handle, self._holding(handle):
+            yield
+
+    @contextmanager
+    def claimed(self, continuing: bool, overwrite: bool) -> Iterator[Path | None]:
+        """Hold the directory for a new run (or for `continuing` the run in it) before anything
+        is written there. A directory that holds a run is refused, or with `overwrite` moved aside
+        whole (never deleted): yields where it went, else None."""
+        with ExitStack() as held:
+            handle = held.enter_context(self._locked())
+            aside = None
+            if self.holds_run() and not continuing:
+                if not overwrite:
+                    raise DigitsError(
+                        f"hydra.run.dir={self.path}: holds a run already ({self.status()}); "
+                        "continue it with resume=<dir>, give another hydra.run.dir, or add "
+                        "overwrite=true to move that run aside"
+                    )
+                aside = self.move_aside()
+                held.close()  # the old run's lock went with it
+                handle = held.enter_context(self._locked())
+            held.enter_context(self._holding(handle))
+            yield aside
+
+    @contextmanager
+    def _locked(self) -> Iterator[TextIO]:
         self.path.mkdir(parents=True, exist_ok=True)
         with self.lock_file.open("a+") as handle:
             self._lock(handle)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-            handle.flush()
+            yield handle
+
+    @contextmanager
+    def _holding(self, handle: TextIO) -> Iterator[None]:
+        """Say in the lock file who holds it, and remember that this process does."""
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        key = self.path.resolve()
+        HELD.add(key)
+        try:
             yield
+        finally:
+            HELD.discard(key)
+
+    def holds_run(self) -> bool:
+        """Whether a run (finished, failed or still going) has written here."""
+        return self.is_run() or self.manifest_file.is_file() or self.metrics_file.is_file()
+
+    def status(self) -> str:
+        """How the run here ended, in a word, as its manifest says (else whether it finished)."""
+        recorded = self.manifest().get("status")
+        return recorded or ("finished" if self.metrics_file.is_file() else "unfinished")
+
+    def move_aside(self) -> Path:
+        """Rename the directory to a free sibling `<name>.replaced-<time>`; return that path."""
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        aside = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = self.path.with_name(f"{self.path.name}.replaced-{stamp}-{number}")
+        self.path.rename(aside)
+        return aside
 
     def check_free(self) -> None:
         """Raise DigitsError if another live run holds the directory (nothing is created)."""
@@ -165,30 +231,27 @@ class RunDir:
         """The command-line overrides the run was made with (Hydra's own left out)."""
         if not self.overrides_file.is_file():
             return []
-        return [
-            str(o) for o in OmegaConf.load(self.overrides_file) if not str(o).startswith("hydra")
-        ]
+        overrides = read_yaml(self.overrides_file)
+        if not OmegaConf.is_list(overrides):
+            raise DigitsError(f"{self.overrides_file}: damaged, not a list of overrides")
+        return [str(o) for o in overrides if not str(o).startswith("hydra")]
 
     def choices(self) -> dict[str, Any]:
         """The option the run chose in each config group (model: cnn, experiment: null...)."""
         hydra_file = self.config_file.with_name("hydra.yaml")
         if not hydra_file.is_file():
             return {}
-        return OmegaConf.to_container(OmegaConf.load(hydra_file).hydra.runtime.choices)
+        choices = OmegaConf.select(read_yaml(hydra_file), "hydra.runtime.choices")
+        if not OmegaConf.is_dict(choices):
+            raise DigitsError(f"{hydra_file}: damaged, no hydra.runtime.choices")
+        return OmegaConf.to_container(choices)
 
     def settings(self) -> dict[str, str]:
         """The run's config groups' options (`choices.model`: cnn) and its composed config as
-        dotted keys, values as written (interpolations unresolved: a path or a time that differs
-        in every run is no difference in settings)."""
+        dotted keys (settings_of), as its .hydra/ folder records them."""
         if not self.config_file.is_file():
             return {}
-        config = OmegaConf.to_container(OmegaConf.load(self.config_file), resolve=False)
-        choices = {
-            f"choices.{group}": str(option)
-            for group, option in self.choices().items()
-            if not group.startswith("hydra/")
-        }
-        return choices | flatten(config)
+        return settings_of(read_yaml(self.config_file), self.choices())
 
     def metrics(self) -> dict[str, Any] | None:
         """The run's final metrics.json, or None before it finished."""
@@ -197,10 +260,7 @@ class RunDir:
         try:
             return json.loads(self.metrics_file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise DigitsError(
-                f"{self.metrics_file}: damaged, not JSON ({error}); delete it to let evaluate use "
-                "the best checkpoint that checkpoints/last.ckpt records"
-            ) from error
+            raise DigitsError(f"{self.metrics_file}: damaged, not JSON ({error})") from error
 
     def manifest(self) -> dict[str, Any]:
         """The run's manifest.json ({} for a run made before manifests, or a damaged one)."""
@@ -219,7 +279,13 @@ class RunDir:
         """The checkpoint ModelCheckpoint chose as best by val/acc: as metrics.json records it, or
         as last.ckpt does for a run that did not finish. Looked up by name in this directory, so a
         moved or copied run still finds its own."""
-        metrics = self.metrics() or {}
+        try:
+            metrics = self.metrics() or {}
+        except DigitsError as damaged:
+            raise DigitsError(
+                f"{damaged}; delete it to use the best checkpoint that checkpoints/last.ckpt "
+                "records"
+            ) from damaged
         recorded = metrics.get("best_checkpoint") or self._best_in_last_checkpoint()
         if not recorded:
             raise DigitsError(f"run={self.path}: no best checkpoint recorded (no metrics.json)")
@@ -327,7 +393,7 @@ class ComparisonDir:
 
 
 # Settings that say where a run came from, not what it was.
-PROVENANCE = ("resume", "reproduce")
+PROVENANCE = ("resume", "reproduce", "overwrite")
 
 
 def differing_settings(settings: list[dict[str, str]]) -> list[str]:
@@ -335,6 +401,27 @@ def differing_settings(settings: list[dict[str, str]]) -> list[str]:
     lacks counts as null: a setting added since, at its null (off) default, is no difference."""
     keys = dict.fromkeys(key for setting in settings for key in setting if key not in PROVENANCE)
     return [key for key in keys if len({setting.get(key, "None") for setting in settings}) > 1]
+
+
+def settings_of(config: DictConfig, choices: dict[str, Any]) -> dict[str, str]:
+    """A run's config groups' options (`choices.model`: cnn) and its composed config as dotted
+    keys, values as written (interpolations unresolved: a path or a time that differs in every run
+    is no difference in settings)."""
+    chosen = {
+        f"choices.{group}": str(option)
+        for group, option in choices.items()
+        if not group.startswith("hydra/")
+    }
+    return chosen | flatten(OmegaConf.to_container(config, resolve=False))
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file a run left, or a one-line DigitsError naming it when it is damaged."""
+    try:
+        return OmegaConf.load(path)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise DigitsError(f"{path}: damaged, not readable YAML ({reason})") from error
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:

@@ -26,10 +26,11 @@ STATE_ORDER = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialSta
 
 
 def study_rows(study: Study, sweep: SweepDir) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and one row per counted trial: finished ones by value (pruned ones by their last
-    reported value), then failed, then unfinished. A job in this sweep is named by its folder, one
-    of an earlier run of the study by its path."""
-    trials = sorted(counted(study), key=lambda t: _rank(t, study.direction))
+    """Columns and one row per trial of the study: finished ones by value (pruned ones by their
+    last reported value), then failed (interrupted ones too, with their reason, though their rerun
+    counts instead), then unfinished. A job in this sweep is named by its folder, one of an earlier
+    run of the study by its path."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: _rank(t, study.direction))
     params = list(dict.fromkeys(name for t in trials for name in t.params))
     columns = ["trial", "state", "value", *params, "epochs", "test_acc", "time_s", "job", "reason"]
     return columns, [_row(t, params, sweep) for t in trials]

@@ -61,6 +61,13 @@ class SearchSpace:
         self.distributions[key] = distribution(line, override)
         self.key_elements[key] = override.get_key_element()
 
+    def candidates(self, key: str) -> list[Any]:
+        """The values worth checking a dimension with: its choices, or its range's ends."""
+        values = self.distributions[key]
+        if isinstance(values, CategoricalDistribution):
+            return list(values.choices)
+        return [values.low, values.high]
+
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
         """The trial's overrides: the shared ones, then its sampled values."""
         sampled = [

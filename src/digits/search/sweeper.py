@@ -24,11 +24,12 @@ from typing import Any
 import optuna
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
-from hydra.errors import InstantiationException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner, NopPruner
 from optuna.storages import RDBStorage, fail_stale_trials
@@ -65,12 +66,19 @@ class StudySweeper(Sweeper):
         n_jobs: int,
         params: DictConfig | None,
         pruner: DictConfig | None = None,
+        model_params: DictConfig | None = None,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
         trial_id: int | None = None,  # set for each trial's job, read there (search/trial.py)
     ) -> None:
         self.settings = OmegaConf.create(
-            {"sampler": sampler, "pruner": pruner, "params": params, "direction": direction}
+            {
+                "sampler": sampler,
+                "pruner": pruner,
+                "params": params,
+                "model_params": model_params,
+                "direction": direction,
+            }
         )
         self.storage = storage
         self.study_name = study_name
@@ -89,7 +97,8 @@ class StudySweeper(Sweeper):
     @reports_user_errors
     def sweep(self, arguments: list[str]) -> None:
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        self.space, pruner = parse(self.settings, arguments)
+        model = self.config.hydra.runtime.choices.get("model")
+        self.space, pruner = parse(self.settings, arguments, model)
         self.ref = StudyRef.of_sweep(self.storage, self.study_name, sweep_dir)
         if self.storage is None:  # the study's file goes into the sweep directory
             sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +167,8 @@ class StudySweeper(Sweeper):
         try:
             with heartbeats(self.rdb, batch, self.heartbeat[0]):
                 returns = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
+        except (ConfigCompositionException, OmegaConfBaseException) as error:
+            raise not_composed(self.study, batch, error) from error
         except BaseException:  # SIGTERM or Ctrl-C in a job: its trial runs again on the next run
             for trial in batch:
                 retry(self.study, trial)
@@ -167,10 +178,32 @@ class StudySweeper(Sweeper):
             tell(self.study, trial, job, run, interrupted=stop.is_set())
 
 
-def parse(settings: DictConfig, arguments: Sequence[str]) -> tuple[SearchSpace, BasePruner]:
+def dimensions(settings: DictConfig, model: str | None) -> dict[str, Any]:
+    """The search's dimensions: every model's (`params`), then the chosen model's own."""
+    shared = OmegaConf.to_container(settings.params or {})
+    own = OmegaConf.select(settings, f"model_params.{model}") if model else None
+    return shared | (OmegaConf.to_container(own) if own else {})
+
+
+def not_composed(study: Study, batch: list[Trial], error: Exception) -> DigitsError:
+    """Trials whose overrides Hydra cannot compose fail with the reason (rerunning them would fail
+    again): the search stops, saying so."""
+    reason = " ".join(str(error).split())[:300]
+    for trial in batch:
+        trial.set_user_attr("fail_reason", f"overrides do not compose: {reason}")
+        study.tell(trial, state=TrialState.FAIL)
+    numbers = ", ".join(str(trial.number) for trial in batch)
+    return DigitsError(
+        f"trial {numbers}: its overrides do not compose ({reason}); fix the search space"
+    )
+
+
+def parse(
+    settings: DictConfig, arguments: Sequence[str], model: str | None
+) -> tuple[SearchSpace, BasePruner]:
     """The search space and the pruner, or DigitsError naming what is wrong (also used to check
     the command line before anything starts)."""
-    space = SearchSpace.parse(settings.params, arguments)
+    space = SearchSpace.parse(dimensions(settings, model), arguments)
     if not space.distributions:
         raise DigitsError("hydra.sweeper.params: no dimension to search (e.g. choice(...))")
     if settings.direction not in ("maximize", "minimize"):

@@ -6,8 +6,10 @@ one-line JSON body `{"error": "..."}`."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,11 +17,12 @@ import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digits
@@ -36,6 +39,7 @@ from digits.predict import (
 from digits.reading.images import ImageTooLarge
 from digits.reading.preprocess import PREPROCESSORS, BlankImage
 
+log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 UPLOAD = "upload"  # the file name of a raw-body upload, in the record's "file"
 PREDICT_BODY = {  # for /docs: the endpoint reads the body itself, so FastAPI cannot describe it
@@ -89,6 +93,34 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
+class BodyTimeout:
+    """Answer 408 when a request's body has not all arrived `seconds` after its first read (a
+    client that announces 5 MB and sends 10 bytes would otherwise hold its connection forever):
+    uvicorn and Starlette time out idle connections between requests, never a stalled body."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+
+        async def timed() -> Message:
+            nonlocal deadline
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.seconds
+            try:
+                return await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:  # raised inside the endpoint: answered as a 408 below
+                raise HTTPException(
+                    408, f"request body not received within {self.seconds:g} s (body_timeout_s)"
+                ) from None
+
+        await self.app(scope, timed, send)
+
+
 async def uploaded_image(request: Request) -> tuple[str, bytes]:
     """The file name and bytes of the image: a form's one file, or the raw body."""
     content_type = request.headers.get("content-type", "")
@@ -109,6 +141,7 @@ def create_app(
     max_upload_bytes: int,
     top_k: int,
     min_confidence: float,
+    body_timeout_s: float = 5.0,
 ) -> FastAPI:
     """The app around a loaded model (named `model` in its docs); `preprocess` is the way images
     are made MNIST-like; `top_k` and `min_confidence` answer requests that do not set them."""
@@ -119,6 +152,15 @@ def create_app(
         description=f"Handwritten digit recognition with a {model} model.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(BodyTimeout, seconds=body_timeout_s)
+
+    # A client that goes away mid-upload is no error of the server's: one line in its log.
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+        log.info(
+            "%s %s: the client went away before its upload ended", request.method, request.url.path
+        )
+        return Response(status_code=400)
 
     # Starlette's own refusals (404, a form over its limits) raise its HTTPException, FastAPI's base.
     @app.exception_handler(StarletteHTTPException)
@@ -166,7 +208,13 @@ def create_app(
         top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = default_top_k,
         image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
         min_confidence: Annotated[
-            float, Query(ge=0, le=1, description="below it: unsure, no digit, the top two")
+            float,
+            Query(
+                ge=0,
+                le=1,
+                allow_inf_nan=False,
+                description="below it: unsure, no digit, the top two",
+            ),
         ] = default_min_confidence,
         mode: Annotated[
             Literal["digit", "number", "auto"],
