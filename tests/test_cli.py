@@ -128,6 +128,28 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
     assert "scheduler: cosine, none, onecycle, step" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("command", "groups"),
+    [
+        ("evaluate", ["trainer"]),
+        ("predict", ["trainer"]),
+        ("explore", ["data"]),
+        ("serve", []),
+        ("export", []),
+    ],
+)
+def test_help_of_each_command_lists_only_the_groups_it_takes(
+    tmp_path: Path, command: str, groups: list[str]
+) -> None:
+    result = run_cli(f"digits.{command}", "--help", cwd=tmp_path, data_root=None)
+    check_ok(result)
+    listed = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert [line.split(":")[0] for line in listed.strip().splitlines() if ": " in line] == groups
+    assert f"python -m digits.{command}" in result.stdout
+    for training_group in ("optimizer:", "experiment:", "hparams_search:"):
+        assert training_group not in result.stdout
+
+
 @pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     tmp_path: Path, data_root: Path

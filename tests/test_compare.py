@@ -64,3 +64,21 @@ def test_compare_takes_globs_and_multirun_folders(
     shutil.copytree(b, sweep / "1")
     rows = compare([str(a.parent / "*"), str(sweep)], tmp_path / "out")
     assert sorted(row["run"] for row in rows) == ["a", "b", "multirun/0", "multirun/1"]
+
+
+def test_a_run_without_or_with_a_damaged_metrics_file_says_so(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    missing, damaged = tmp_path / "missing", tmp_path / "damaged"
+    shutil.copytree(a, missing)
+    shutil.copytree(b, damaged)
+    (missing / "metrics.json").unlink()
+    (damaged / "metrics.json").write_text("{cut off")
+    rows = {
+        row["run"]: row for row in compare([str(a), str(missing), str(damaged)], tmp_path / "o")
+    }
+    assert rows["missing"]["status"] == "no metrics.json"  # its manifest says completed
+    assert rows["damaged"]["status"] == "damaged metrics.json"
+    assert rows["a"]["status"] == "completed"
+    assert rows["missing"]["val_acc_best"] is None and rows["damaged"]["test_acc"] is None

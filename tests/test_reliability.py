@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli, start_training
-from digits.callbacks import StopOnDivergence
+from digits.callbacks import LastCheckpoint, StopOnDivergence
 from digits.config.checks import check_command_line, check_train
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
@@ -549,7 +549,7 @@ def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
 
 def test_divergence_is_judged_against_the_first_loss_of_the_run_even_after_resume() -> None:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
-    trainer = SimpleNamespace(global_step=0, current_epoch=0, optimizers=[optimizer])
+    trainer = SimpleNamespace(global_step=0, current_epoch=0, optimizers=[optimizer], callbacks=[])
     first = StopOnDivergence(every_n_steps=1, max_growth=100)
     first.on_train_batch_end(trainer, None, torch.tensor(2.3), None, 0)
     resumed = StopOnDivergence(every_n_steps=1, max_growth=100)
@@ -558,3 +558,20 @@ def test_divergence_is_judged_against_the_first_loss_of_the_run_even_after_resum
     resumed.on_train_batch_end(trainer, None, torch.tensor(1.5), None, 0)  # noisy, not diverged
     with pytest.raises(DigitsError, match=r"loss is 300 by step 500 .*over 100 times .*\(2\.3\)"):
         resumed.on_train_batch_end(trainer, None, torch.tensor(300.0), None, 0)
+
+
+def test_divergence_says_which_checkpoint_is_on_disk(tmp_path: Path) -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e9)
+    last = LastCheckpoint(str(tmp_path), every_n_train_steps=0)
+    trainer = SimpleNamespace(
+        global_step=0, current_epoch=0, optimizers=[optimizer], callbacks=[last]
+    )
+    stop = StopOnDivergence(every_n_steps=1, max_growth=100)
+    stop.on_train_batch_end(trainer, None, torch.tensor(2.3), None, 0)
+    trainer.global_step = 20
+    with pytest.raises(DigitsError, match=r"no checkpoint was saved before it$"):
+        stop.on_train_batch_end(trainer, None, torch.tensor(float("inf")), None, 0)
+    last.run.checkpoints.mkdir()
+    torch.save({"global_step": 10}, last.run.last_checkpoint)
+    with pytest.raises(DigitsError, match=r"last\.ckpt holds step 10, saved before it$"):
+        stop.on_train_batch_end(trainer, None, torch.tensor(float("nan")), None, 0)

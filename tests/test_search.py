@@ -20,12 +20,14 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from servers import free_port, serving  # tools/servers.py
 
 from conftest import FAST, run_cli, start_training
 from digits.config import config_dir
+from digits.config.checks import check_command_line, check_dimensions
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.search.space import SearchSpace
@@ -37,7 +39,7 @@ from digits.search.study import (
     still_needed,
     within_budget,
 )
-from digits.search.sweeper import build_pruner
+from digits.search.sweeper import build_pruner, not_composed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -152,6 +154,33 @@ def test_interrupted_trials_are_retried_and_do_not_count() -> None:
     assert within_budget(study, again, n_trials=2)
     extra = study.ask(space.distributions)
     assert not within_budget(study, extra, n_trials=2)
+
+
+def test_trials_whose_overrides_do_not_compose_fail_with_the_reason_and_are_not_retried() -> None:
+    study = optuna.create_study(direction="maximize")
+    space = SearchSpace.parse({"x": "interval(0, 1)"}, [])
+    batch = [study.ask(space.distributions)]
+    error = not_composed(study, batch, ConfigCompositionException("Could not override 'x'"))
+    assert "trial 0: its overrides do not compose (Could not override 'x')" in str(error)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"].startswith("overrides do not compose")
+    assert still_needed(study, n_trials=2) == 1  # counted, not queued again
+
+
+def test_every_value_of_a_search_dimension_is_checked_against_the_model() -> None:
+    space = SearchSpace.parse({"model.hidden": "choice(64, 128)"}, ["model=mlp"])
+    with (
+        initialize_config_dir(config_dir=config_dir(), version_base="1.3"),
+        pytest.raises(DigitsError, match=r"search dimension model.hidden \(model=mlp\): "),
+    ):
+        check_dimensions(space, "mlp", lambda combo: compose("train", overrides=combo))
+
+
+@pytest.mark.parametrize("model", ["cnn", "lenet", "mlp", "lstm"])
+def test_the_shipped_search_has_a_space_for_each_model(model: str) -> None:
+    composed = check_command_line("train", ["-m", "hparams_search=optuna", f"model={model}"], None)
+    assert composed is not None and composed.hydra.runtime.choices.model == model
 
 
 def open_storage_at(url: str, start: float, answers: multiprocessing.Queue) -> None:
@@ -317,7 +346,12 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path: Path, data_root: 
         if trial.state == TrialState.FAIL:
             assert trial.user_attrs["fail_reason"] == "interrupted"
             assert trial.params in [t.params for t in trials]
-    assert len(summary(second_dir)) == 5
+    interrupted = [
+        t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "interrupted"
+    ]
+    rows = summary(second_dir)  # every trial of the study, the interrupted ones too
+    assert len(rows) == 5 + len(interrupted)
+    assert sum(row["reason"] == "interrupted" for row in rows) == len(interrupted)
 
 
 @pytest.mark.slow

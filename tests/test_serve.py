@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import base64
 import io
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from servers import free_port, wait_until_answered  # tools/servers.py
 
 from digits.data.idx import load_mnist
 from digits.exported.formats import onnx_model_of
@@ -182,6 +188,7 @@ BAD_REQUESTS = [
     ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
     ("min_confidence=2", {"content": b"x"}, "?min_confidence=2", 422, "query.min_confidence: Input should be less than or equal to 1"),
     ("mode=numbers", {"content": b"x"}, "?mode=numbers", 422, "query.mode: Input should be 'digit', 'number' or 'auto'"),
+    ("min_confidence=nan", {"content": b"x"}, "?min_confidence=nan", 422, "query.min_confidence: Input should be a finite number"),
 ]  # fmt: skip
 
 
@@ -226,3 +233,70 @@ def test_the_page_and_its_assets_are_served_from_digits_itself(client: TestClien
         assert client.get(asset).status_code == 200
     for file in PAGE.iterdir():  # works offline: nothing fetched from elsewhere
         assert "://" not in file.read_text(), file
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    trained_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, Path]]:
+    """digits.serve itself on 127.0.0.1 with a 2-second body timeout; its port and its output."""
+    port, log = free_port(), tmp_path_factory.mktemp("live") / "serve.log"
+    command = [
+        sys.executable, "-m", "digits.serve", f"ckpt_path={RunDir(trained_run).last_checkpoint}",
+        f"port={port}", "body_timeout_s=2",
+    ]  # fmt: skip
+    with log.open("w+b") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            wait_until_answered(server, output, f"http://127.0.0.1:{port}/health", 120)
+            yield port, log
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def test_a_stalled_upload_is_answered_408_within_the_body_timeout(
+    live_server: tuple[int, Path],
+) -> None:
+    port, _ = live_server
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+        client.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 5000000\r\n\r\n0123456789"
+        )
+        start = time.monotonic()
+        answer = b""
+        while b"}" not in answer:
+            chunk = client.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        waited = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"request body not received within 2 s (body_timeout_s)" in answer
+    assert 1.5 < waited < 10
+
+
+def test_a_client_that_goes_away_mid_upload_is_no_traceback(
+    live_server: tuple[int, Path], digit_files: list[Path]
+) -> None:
+    port, log = live_server
+    body = b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+            client.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: multipart/form-data; boundary=xx\r\nContent-Length: 100000\r\n\r\n"
+                + body
+                + b"\x89PNG"
+            )
+            time.sleep(0.3)
+    time.sleep(1)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=digit_files[0].read_bytes(),
+        headers={"Content-Type": "image/png"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # the server goes on
+        assert answer.status == 200
+    assert "Traceback" not in log.read_text() and "ClientDisconnect" not in log.read_text()

@@ -57,25 +57,26 @@ def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     result = run_cli(
         "digits.train",
         "-m",
-        *[arg for arg in FEW_STEPS if not arg.startswith("data.val_size")],
+        *FEW_STEPS,
         "model=mlp",
-        # 1500 passes the up-front checks (< 60,000) but not the 1,200 synthetic training images.
-        "data.val_size=200,1500",
+        # 1e9 passes the up-front checks but diverges in the first steps.
+        "optimizer.lr=0.001,1000000000.0",
+        "callbacks.stop_on_divergence.every_n_steps=1",
         "logger=none",
         cwd=tmp_path,
         data_root=data_root,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # after the summary
     rows = summary_rows(sweep_dir(tmp_path))
     # Only what varies between jobs is shown, best validation accuracy first, failures last.
-    assert [row["overrides"] for row in rows] == ["data.val_size=200", "data.val_size=1500"]
+    assert [row["overrides"] for row in rows] == ["optimizer.lr=0.001", "optimizer.lr=1000000000.0"]
     assert rows[0]["status"] == "ok" and 0 <= float(rows[0]["val_acc_best"]) <= 1
-    assert rows[1]["status"].startswith("failed") and "data.val_size=1500" in rows[1]["status"]
+    assert rows[1]["status"].startswith("failed") and "training diverged" in rows[1]["status"]
     manifests = [
         json.loads((sweep_dir(tmp_path) / job / "manifest.json").read_text()) for job in ("0", "1")
     ]
     assert [m["status"] for m in manifests] == ["completed", "failed"]
-    assert "data.val_size=1500" in manifests[1]["error"] and manifests[1]["exit_status"] == 2
+    assert "training diverged" in manifests[1]["error"] and manifests[1]["exit_status"] == 2
     assert "sweep" in result.stdout and "failed" in result.stdout
 
 

@@ -285,9 +285,12 @@ def claimed_sweep_dir(sweep: SweepDir, continuing: bool, overwrite: bool) -> Pat
 
 
 def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
-    """A multirun whose jobs failed exits 1 after its summary, naming them."""
+    """A multirun whose jobs failed exits 1 after its summary, naming them. (In a search a failed
+    trial is a result its study records.)"""
     given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
     if composed is None or not is_multirun(composed) or not given:
+        return
+    if composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna":
         return
     jobs = SweepDir(Path(given[-1])).jobs() if Path(given[-1]).is_dir() else []
     failed = [job for job in jobs if job.error_file.is_file()]

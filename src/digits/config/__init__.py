@@ -35,7 +35,7 @@ def command_groups(config_name: str) -> str:
         if group != "hydra" and group_options(group)
     ]
     lines = [f"{group}: {', '.join(group_options(group))}" for group in groups]
-    return "\n".join(lines) or "(none: every setting is a key=value below)"
+    return "\n".join(lines) or "(none; every setting is a key=value below)"
 
 
 register_schemas()

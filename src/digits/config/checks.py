@@ -57,9 +57,12 @@ HYDRA_OWN_WORK = (
 
 
 def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
-    """Override lists to compose: the plain ones, plus each value of each choice sweep."""
+    """Override lists to compose: the plain ones (unless every sweep is a choice sweep: then no job
+    runs with a swept key at its default), plus each value of each choice sweep."""
     plain = [o.input_line for o in overrides if not o.is_sweep_override()]
-    combos = [plain]
+    sweeps = [o for o in overrides if o.is_sweep_override()]
+    choices_only = bool(sweeps) and all(o.is_choice_sweep() for o in sweeps)
+    combos = [] if choices_only else [plain]
     for override in overrides:
         if override.is_sweep_override() and override.is_choice_sweep():
             key = override.get_key_element()
@@ -243,10 +246,10 @@ def _check_sweeper(
 
         model = hydra.runtime.choices.get("model")
         space, _ = parse(hydra.sweeper, task_overrides, model)
-        _check_dimensions(space, model, recompose)
+        check_dimensions(space, model, recompose)
 
 
-def _check_dimensions(
+def check_dimensions(
     space: Any, model: str | None, recompose: Callable[[list[str]], DictConfig]
 ) -> None:
     """Each value a dimension can take (its choices, an interval's ends) composes and passes the

@@ -1,0 +1,189 @@
+"""A run's results are never lost: no new run writes into a directory that holds one (overwrite=true
+moves it aside), two runs started at once into one directory leave the winner's files alone, and
+reproduce= notices a .hydra/ folder that no longer says what the run was. Also the edges that used to
+end in tracebacks: failed multirun jobs, read-only folders, compare's damaged runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, run_cli, start_training
+from digits.runs import RunDir
+
+SHORT = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=5", "logger=none"]
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (by its path inside it) and the MD5 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.md5(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_a_new_run_into_a_finished_runs_directory_is_refused_and_overwrite_moves_it_aside(
+    tmp_path: Path, data_root: Path
+) -> None:
+    first = run_cli(
+        "digits.train", *SHORT, "model=mlp", "hydra.run.dir=outputs/run", cwd=tmp_path,
+        data_root=data_root,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "outputs" / "run"
+    before = file_digests(run)
+
+    second = run_cli(
+        "digits.train", *SHORT, "model=lenet", "hydra.run.dir=outputs/run", cwd=tmp_path,
+        data_root=data_root,
+    )  # fmt: skip
+    assert second.returncode == 2
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.run.dir=outputs/run: holds a run already (completed)")
+    assert file_digests(run) == before  # byte for byte, the lock file too
+
+    replaced = run_cli(
+        "digits.train", *SHORT, "model=lenet", "hydra.run.dir=outputs/run", "overwrite=true",
+        cwd=tmp_path, data_root=data_root,
+    )  # fmt: skip
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    (aside,) = (tmp_path / "outputs").glob("run.replaced-*")
+    assert f"moved the run that was in outputs/run to outputs/{aside.name}" in replaced.stdout
+    moved = file_digests(aside)
+    assert {name: digest for name, digest in moved.items() if name != ".lock"} == {
+        name: digest for name, digest in before.items() if name != ".lock"
+    }
+    assert "LeNet" in json.dumps(RunDir(run).manifest()["settings"])
+    assert RunDir(run).metrics() is not None and not (run / "evaluation").exists()
+
+
+@pytest.mark.slow
+def test_two_trainings_started_at_once_into_one_directory_leave_the_winners_files(
+    tmp_path: Path, data_root: Path
+) -> None:
+    seeds = (11, 22)
+    processes = [
+        start_training(tmp_path, data_root, *SHORT, f"seed={seed}", "hydra.run.dir=outputs/one")
+        for seed in seeds
+    ]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    codes = [process.returncode for process in processes]
+    assert sorted(codes) == [0, 2], outputs
+    winner = seeds[codes.index(0)]
+    loser_output = outputs[codes.index(2)]
+    errors = [line for line in loser_output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in loser_output
+    assert "hydra.run.dir=outputs/one" in errors[0]
+    run = RunDir(tmp_path / "outputs" / "one")
+    assert f"seed={winner}" in run.overrides()
+    assert run.settings()["seed"] == str(winner)
+    assert run.manifest()["seed"] == winner and run.manifest()["settings"] == run.settings()
+
+
+def test_reproduce_warns_when_the_hydra_folder_no_longer_matches_the_manifest(
+    tmp_path: Path, data_root: Path
+) -> None:
+    args = [*SHORT, "seed=5", "hydra.run.dir=outputs/runs/original"]
+    assert run_cli("digits.train", *args, cwd=tmp_path, data_root=data_root).returncode == 0
+    original = RunDir(tmp_path / "outputs" / "runs" / "original")
+    for path in (original.overrides_file, original.config_file):  # as another run would write them
+        path.write_text(path.read_text().replace("seed=5", "seed=6").replace("seed: 5", "seed: 6"))
+
+    again = run_cli("digits.train", f"reproduce={original.path}", cwd=tmp_path, data_root=data_root)
+    assert again.returncode == 0, again.stderr[-3000:]
+    (rerun,) = [p for p in (tmp_path / "outputs" / "runs").iterdir() if p.name != "original"]
+    warnings = json.loads(RunDir(rerun).reproduction_file.read_text())["warnings"]
+    assert any("does not match its manifest.json (seed" in warning for warning in warnings)
+    assert "setting seed: 5 then, 6 now" in warnings  # from what the original recorded running
+
+
+@pytest.mark.slow
+def test_a_multirun_whose_job_fails_exits_1_after_its_summary_without_a_traceback(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train", "-m", *SHORT, "optimizer.lr=0.001,1000000000.0",
+        "callbacks.stop_on_divergence.every_n_steps=1", "hydra.sweep.dir=outputs/sweep",
+        cwd=tmp_path, data_root=data_root,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "summary: outputs/sweep/summary.md" in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: 1 of 2 jobs failed (job 1: training loss is")
+    assert "Traceback" in (tmp_path / "outputs" / "sweep" / "1" / "train.log").read_text()
+
+    again = run_cli(
+        "digits.train", "-m", *SHORT, "seed=1,2", "hydra.sweep.dir=outputs/sweep",
+        cwd=tmp_path, data_root=data_root,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert "hydra.sweep.dir=outputs/sweep: holds a multirun's jobs already (0, 1)" in again.stderr
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[callable]:
+    """Make folders read-only even for root (chattr +i); undone afterwards."""
+    made: list[Path] = []
+
+    def protect(folder: Path) -> Path:
+        if shutil.which("chattr") is None:
+            pytest.skip("chattr not found")
+        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i not supported here: {done.stderr.decode().strip()}")
+        made.append(folder)
+        return folder
+
+    yield protect
+    for folder in made:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+def test_evaluating_a_read_only_run_is_refused_before_scoring(
+    trained_run: Path, tmp_path: Path, data_root: Path, read_only: callable
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "tensorboard", ignore_errors=True)
+    read_only(run)
+    result = run_cli("digits.evaluate", f"run={run}", cwd=tmp_path, data_root=data_root)
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: run={run}: cannot write there") and "evaluate writes" in line
+
+
+def test_compare_into_a_read_only_folder_is_one_line(
+    trained_run: Path, tmp_path: Path, read_only: callable
+) -> None:
+    (tmp_path / "locked").mkdir()
+    locked = read_only(tmp_path / "locked")
+    result = run_cli(
+        "digits.compare", str(trained_run), str(trained_run.parent), "--out", str(locked / "x"),
+        cwd=tmp_path, data_root=None,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert f"--out={locked / 'x'}: cannot write there" in line
+
+
+def test_evaluate_with_missing_data_names_its_own_key_and_leaves_no_folders(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "data"
+    result = run_cli(
+        "digits.evaluate", f"run={trained_run}", f"data_root={missing}", "tensorboard=false",
+        cwd=tmp_path, data_root=None,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "point data_root (or DIGITS_DATA_DIR)" in line and "data.root" not in line
+    assert not (tmp_path / "nowhere").exists()
