@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench bench-serving photos tensorboard clean
+.PHONY: help install test test-fast lint format train bench bench-serving photos hostile tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench-serving: ## torch vs onnxruntime per model, and a load test of digits.serv
 
 photos: ## Accuracy per preprocessing on photo-like digits (pens, small scans): make photos ARGS="ckpt_path=..."
 	$(BIN)/python tools/photo_benchmark.py $(ARGS)
+
+hostile: ## Every entry point against ~200 user mistakes, each in a fresh process (needs DIGITS_DATA_DIR)
+	$(BIN)/python tools/hostile.py --out outputs/hostile $(ARGS)
 
 tensorboard: ## TensorBoard on outputs/
 	$(BIN)/tensorboard --logdir outputs

@@ -50,6 +50,7 @@ BAD_INPUT = [
     (T, ["model=cnn", "model.dropout=1.0"], "model.dropout=1.0: out of range, must be in [0, 1)"),
     (T, ["seed=-1"], "seed=-1: out of range, must be in [0, 4294967295]"),
     (T, ["seed=abc"], "seed=abc: must be an integer in [0, 4294967295]"),
+    (T, ["data.split_seed=-1"], "data.split_seed=-1: out of range, must be in [0, 4294967295]"),
     (T, ["model.hidden=[a]"], "model.hidden=[a]: must be a list of integers >= 1"),
     (T, ["data.pipeline=bogus"], "data.pipeline=bogus: use one of memory, torchvision"),
     (T, ["data.on_device=gpu"], "data.on_device=gpu: use one of auto, true, false"),
@@ -103,6 +104,7 @@ BAD_INPUT = [
     (T, ["module.std=0"], "module.std=0: out of range, must be > 0"),
     # --- train: the network must fit 28x28 images ---
     (T, ["model=cnn", "model.channels=[0,64]"], "model.channels=[0,64]: out of range"),
+    (T, ["model=cnn", "model.channels=[]"], "model.channels=[]: out of range, must be >= 1, at least 1 of them (a convolution block each)"),
     (T, ["model=lenet", "model.padding=-1"], "model.padding=-1: out of range, must be >= 0"),
     (T, ["model=cnn", "model.kernel_size=30"], "this network does not fit 28x28 images"),
     (T, ["model.hidden=[100000000,100000000]"], "cannot build this network (" ),
@@ -228,6 +230,7 @@ BAD_INPUT = [
     (S, ["ckpt_path={torchscript}", "port={free_port}"], "ckpt_path={torchscript}: a TorchScript export"),
     (S, [*SERVE, "body_timeout_s=0"], "body_timeout_s=0: out of range, must be in (0, 600]"),
     (S, [*SERVE, "port=0"], "port=0: out of range, must be in [1, 65535]"),
+    (S, [*SERVE, "host="], "host=: empty; give an address: 127.0.0.1 (this machine only)"),
     (S, [*SERVE, "port=http"], "port=http: must be an integer in [1, 65535]"),
     (S, ["ckpt_path={ckpt}", "port={busy_port}"], "port={busy_port}: cannot listen there (Address already in use); choose another port="),
     (S, [*SERVE, "host=203.0.113.1"], "host=203.0.113.1 port={free_port}: cannot listen there"),

@@ -145,9 +145,18 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
     }
     cases = []
     for command, (refused, runs, common) in groups.items():
-        cases += [(command, [*common, *line.split(" ")], REFUSE) for line in refused]
-        cases += [(command, [*common, *line.split(" ")], RUN) for line in runs]
+        cases += [(command, with_common(line, common), REFUSE) for line in refused]
+        cases += [(command, with_common(line, common), RUN) for line in runs]
     return cases
+
+
+def with_common(line: str, common: list[str]) -> list[str]:
+    """The case's flags (-m, --help), the settings every case shares, then its own settings:
+    Hydra takes its overrides in one run, on one side of its flags."""
+    words = line.split(" ")
+    flags = [w for w in words if w.startswith("-") and not w.startswith("--out")]
+    rest = [w for w in words if w not in flags]
+    return [*flags, *common, *rest] if flags and rest[:1] != ["job"] else [*common, *words]
 
 
 HTTP_CASES = [
@@ -177,8 +186,8 @@ def make_fixtures(fix: Path, data: Path) -> dict[str, str]:
     env = {**os.environ, "DIGITS_OUTPUT_DIR": str(fix / "outputs"), "DIGITS_DATA_DIR": str(data)}
 
     def train(*args: str) -> None:
-        subprocess.run([sys.executable, "-m", "digits.train", *T, *args], cwd=fix, env=env,
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run([sys.executable, "-m", "digits.train", *with_common(" ".join(args), T)],
+                       cwd=fix, env=env, check=True, capture_output=True)  # fmt: skip
 
     train("hydra.run.dir=outputs/run")
     train("seed=7", "hydra.run.dir=outputs/run2")

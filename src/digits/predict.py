@@ -5,7 +5,7 @@ the checkpoint's model, loaded once, through Lightning's predict loop; an export
 on onnxruntime instead, without importing Lightning (a faster start). Prints the digit, its
 confidence and the top-k classes per image (`output=json` for JSON lines); `mode=number` reads every
 digit of a number or a sheet (digits.reading.segment). Unreadable files are
-reported one line each and the rest still predicted; the exit status is 1 if any image failed.
+reported one line each and the rest still predicted; the exit status is 2 if any image failed.
 """
 
 from __future__ import annotations
@@ -328,7 +328,7 @@ def report_numbers(predictions: list[Prediction]) -> None:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
-    """Predict the digit in each image; exit 1 if any image could not be read."""
+    """Predict the digit in each image; exit 2 (a user's mistake) if any image could not be read."""
     silence_known_warnings()
     given = [str(name) for name in (cfg.images if OmegaConf.is_list(cfg.images) else [cfg.images])]
     files = image_files(given)
@@ -354,7 +354,7 @@ def hydra_main(cfg: DictConfig) -> None:
                 annotate(prediction, Path(cfg.annotate))
     report(predictions, cfg.output)
     if any(p.error for p in predictions):
-        sys.exit(1)
+        sys.exit(DigitsError.exit_code)
 
 
 def main() -> None:

@@ -222,7 +222,7 @@ def resume_arguments(args: list[str]) -> list[str]:
     return [*previous, *rest, *ours]
 
 
-def check_sweep_dir_free(args: list[str]) -> None:
+def check_dir_writable(args: list[str]) -> None:
     """A run (or sweep) directory given on the command line (or by resume=) must be writable."""
     multirun = "-m" in args or "--multirun" in args
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -306,7 +306,7 @@ def main() -> None:
     """`python -m digits.train`: check the command line, hold the run directory, then run."""
     args = reports_user_errors(reproduction.reproduce_arguments)(sys.argv[1:])
     args = reports_user_errors(resume_arguments)(args)
-    reports_user_errors(check_sweep_dir_free)(args)
+    reports_user_errors(check_dir_writable)(args)
     composed = reports_user_errors(check_command_line)("train", args, check_train)
     with ExitStack() as stack:
         sys.argv[1:] = reports_user_errors(stack.enter_context)(claimed_run_dir(composed, args))

@@ -678,6 +678,11 @@ def check_export(cfg: DictConfig) -> None:
 
 def check_serve(cfg: DictConfig) -> None:
     """The model file exists and the address can be listened on, before anything loads."""
+    if not str(cfg.host).strip():  # uvicorn would listen on every network, unasked
+        raise DigitsError(
+            f"host={cfg.host}: empty; give an address: 127.0.0.1 (this machine only) or 0.0.0.0 "
+            "(every network it is on)"
+        )
     if not Path(cfg.ckpt_path).is_file():
         problem = "a folder" if Path(cfg.ckpt_path).is_dir() else "no such file"
         raise DigitsError(

@@ -36,10 +36,11 @@ class Range:
     lt: float | None = None
     but_not: float | None = None
     note: str = ""
+    min_items: int = 0  # for a list: how many numbers it needs at least
 
     def admits(self, value: Any) -> bool:
         if isinstance(value, list | tuple):
-            return all(self.admits(item) for item in value)
+            return len(value) >= self.min_items and all(self.admits(item) for item in value)
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -77,6 +78,8 @@ class Range:
             text = f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
         if self.but_not is not None:
             text += f", not {self.but_not:n}"
+        if self.min_items:
+            text += f", at least {self.min_items} of them"
         return f"{text} ({self.note})" if self.note else text
 
 
@@ -122,6 +125,7 @@ PROBABILITY = Range(ge=0, lt=1)
 POSITIVE = Range(gt=0)
 AT_LEAST_ONE = Range(ge=1)
 NOT_NEGATIVE = Range(ge=0)
+SEED = Range(ge=0, le=2**32 - 1, note="what numpy's generator takes")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -149,7 +153,7 @@ class DataConfig:
     val_size: int = setting(
         Range(ge=1, lt=TRAIN_IMAGES, note=f"taken from MNIST's {TRAIN_IMAGES:,} training images")
     )
-    split_seed: int = MISSING
+    split_seed: int = setting(SEED)
     num_workers: int = setting(NOT_NEGATIVE)
     pin_memory: bool = MISSING
     augment: Any = setting(
@@ -183,7 +187,7 @@ class MLPConfig:
 @dataclass
 class LeNetConfig:
     _target_: str = MISSING
-    channels: list[int] = setting(AT_LEAST_ONE)
+    channels: list[int] = setting(Range(ge=1, min_items=1, note="a convolution block each"))
     kernel_size: int = setting(AT_LEAST_ONE)
     padding: int = setting(NOT_NEGATIVE)
     convs_per_block: int = setting(AT_LEAST_ONE)
@@ -196,7 +200,7 @@ class LeNetConfig:
 @dataclass
 class CNNConfig:
     _target_: str = MISSING
-    channels: list[int] = setting(AT_LEAST_ONE)
+    channels: list[int] = setting(Range(ge=1, min_items=1, note="a convolution block each"))
     kernel_size: int = setting(AT_LEAST_ONE)
     hidden: int | None = setting(AT_LEAST_ONE)
     conv_dropout: float = setting(PROBABILITY)
@@ -394,7 +398,7 @@ class TrainConfig:
     run_name: str = MISSING
     hparams: HParamsConfig = field(default_factory=HParamsConfig)
     optimized_metric: str = MISSING
-    seed: int | None = setting(Range(ge=0, le=2**32 - 1, note="what numpy's generator takes"))
+    seed: int | None = setting(SEED)
     train: bool = MISSING
     test: bool = MISSING
     ckpt_path: str | None = MISSING

@@ -144,21 +144,26 @@ class RunDir:
         """Hold the directory for a new run (or for `continuing` the run in it) before anything
         is written there. A directory that holds a run is refused, or with `overwrite` moved aside
         whole (never deleted): yields where it went, else None."""
+        refused = self.holds_run() and not continuing and not overwrite
+        if refused and not self.lock_file.exists():  # no run could hold it: say so, lock nothing
+            raise self._holds_run()
         with ExitStack() as held:
             handle = held.enter_context(self._locked())
             aside = None
             if self.holds_run() and not continuing:
                 if not overwrite:
-                    raise DigitsError(
-                        f"hydra.run.dir={self.path}: holds a run already ({self.status()}); "
-                        "continue it with resume=<dir>, give another hydra.run.dir, or add "
-                        "overwrite=true to move that run aside"
-                    )
+                    raise self._holds_run()
                 aside = self.move_aside()
                 held.close()  # the old run's lock went with it
                 handle = held.enter_context(self._locked())
             held.enter_context(self._holding(handle))
             yield aside
+
+    def _holds_run(self) -> DigitsError:
+        return DigitsError(
+            f"hydra.run.dir={self.path}: holds a run already ({self.status()}); continue it with "
+            "resume=<dir>, give another hydra.run.dir, or add overwrite=true to move that run aside"
+        )
 
     @contextmanager
     def _locked(self) -> Iterator[TextIO]:
