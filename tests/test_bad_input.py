@@ -116,6 +116,7 @@ BAD_INPUT = [
     (T, ["+trainer.bogus=1"], "trainer.bogus=1: no such key in the config"),
     (T, ["trainer.devices=999"], "trainer.devices=999: this machine has"),
     (T, ["trainer.devices=0"], "trainer.devices=0: this machine has"),
+    (T, ["trainer.devices=abc"], "trainer.devices=abc: this machine has"),
     (T, ["trainer.num_nodes=2"], "trainer.num_nodes=2: no cluster here to start the other nodes"),
     (T, ["trainer.precision=bogus"], "trainer.precision=bogus: use one of 64, 32, 16"),
     (T, ["trainer.accelerator=bogus"], "trainer: Lightning refuses these settings: You selected an invalid accelerator"),

@@ -245,7 +245,7 @@ def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[li
     if is_multirun(composed):
         sweep = SweepDir(Path(OmegaConf.select(composed, "hydra.sweep.dir")))
         search = composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna"
-        aside = claimed_sweep_dir(sweep, continuing=search, overwrite=overwrite)
+        aside = sweep.claim(continuing=search, overwrite=overwrite)
         if aside is not None:
             print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
         yield with_override(args, f"hydra.sweep.dir={sweep.path}")
@@ -269,21 +269,6 @@ def with_override(args: list[str], override: str) -> list[str]:
     return [*args[: last + 1], override, *args[last + 1 :]]
 
 
-def claimed_sweep_dir(sweep: SweepDir, continuing: bool, overwrite: bool) -> Path | None:
-    """A sweep directory that holds jobs is refused (a search continues its own study there), or
-    moved aside with overwrite=true: returns where it went."""
-    jobs = sweep.jobs() if sweep.path.is_dir() else []
-    if not jobs or (continuing and sweep.study_file.is_file()):
-        return None
-    if not overwrite:
-        raise DigitsError(
-            f"hydra.sweep.dir={sweep.path}: holds a multirun's jobs already "
-            f"({', '.join(job.path.name for job in jobs[:5])}); give another hydra.sweep.dir, "
-            "or add overwrite=true to move it aside"
-        )
-    return RunDir(sweep.path).move_aside()
-
-
 def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
     """A multirun whose jobs failed exits 1 after its summary, naming them. (In a search a failed
     trial is a result its study records.)"""
@@ -293,7 +278,7 @@ def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
     if composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna":
         return
     jobs = SweepDir(Path(given[-1])).jobs() if Path(given[-1]).is_dir() else []
-    failed = [job for job in jobs if job.error_file.is_file()]
+    failed = [job for job in jobs if job.failed()]
     if failed:
         reasons = "; ".join(
             f"job {job.path.name}: {job.error_file.read_text().strip()}" for job in failed[:3]

@@ -433,10 +433,10 @@ def check_data(cfg: DictConfig) -> int | None:
         return None
     with (raw_folder(data.root) / RAW_FILES[1]).open("rb") as labels:
         count = int.from_bytes(labels.read(8)[4:], "big")
-    devices = OmegaConf.select(cfg, "trainer.devices")
-    world = (len(devices) if OmegaConf.is_list(devices) else devices) if devices not in (
-        "auto", -1, "-1", None) else 1  # fmt: skip
-    per_device = math.ceil(math.ceil((count - data.val_size) / data.batch_size) / max(world, 1))
+    devices = OmegaConf.select(cfg, "trainer.devices")  # checked later (check_devices): any value
+    world = len(devices) if OmegaConf.is_list(devices) else devices
+    world = world if isinstance(world, int) and not isinstance(world, bool) and world > 0 else 1
+    per_device = math.ceil(math.ceil((count - data.val_size) / data.batch_size) / world)
     limit = cfg.trainer.limit_train_batches
     if limit is None:
         return per_device

@@ -223,6 +223,10 @@ class RunDir:
                 "another hydra.run.dir, or wait for that run to end"
             ) from error
 
+    def failed(self) -> bool:
+        """A multirun job that failed (hydra_main wrote why)."""
+        return self.error_file.is_file()
+
     def is_run(self) -> bool:
         """A run directory, finished or not (a failed multirun job has no checkpoints)."""
         return self.checkpoints.is_dir() or self.overrides_file.is_file()
@@ -373,6 +377,21 @@ class SweepDir:
     def ensemble_evaluation(self, split: str, tta: int = 0) -> Path:
         """Where digits.evaluate ensemble=true writes the committee of the jobs' report."""
         return self.path / f"ensemble_{RunDir(self.path).evaluation(split, tta).name}"
+
+    def claim(self, continuing: bool, overwrite: bool) -> Path | None:
+        """Before a multirun starts here: a sweep directory that holds jobs is refused (but by a
+        search `continuing` its own study there), or moved aside with `overwrite`: returns where
+        it went, else None."""
+        jobs = self.jobs() if self.path.is_dir() else []
+        if not jobs or (continuing and self.study_file.is_file()):
+            return None
+        if not overwrite:
+            raise DigitsError(
+                f"hydra.sweep.dir={self.path}: holds a multirun's jobs already "
+                f"({', '.join(job.path.name for job in jobs[:5])}); give another hydra.sweep.dir, "
+                "or add overwrite=true to move it aside"
+            )
+        return RunDir(self.path).move_aside()
 
     def jobs(self) -> list[RunDir]:
         """The jobs' run directories, in job order."""
