@@ -424,19 +424,17 @@ def limit_words(cfg: DictConfig) -> str:
 def check_data(cfg: DictConfig) -> int | None:
     """MNIST is there (downloaded now if allowed) and whole, before the run directory is made;
     returns the training batches of an epoch on one device (None when not training)."""
-    from digits.data.idx import RAW_FILES, check_mnist, ensure_mnist, raw_folder
+    from digits.data.idx import check_mnist, ensure_mnist
 
     data = cfg.data
     ensure_mnist(data.root, data.download)
-    check_mnist(data.root, data.val_size)
+    training_images = check_mnist(data.root, data.val_size)
     if not cfg.train:
         return None
-    with (raw_folder(data.root) / RAW_FILES[1]).open("rb") as labels:
-        count = int.from_bytes(labels.read(8)[4:], "big")
     devices = OmegaConf.select(cfg, "trainer.devices")  # checked later (check_devices): any value
     world = len(devices) if OmegaConf.is_list(devices) else devices
     world = world if isinstance(world, int) and not isinstance(world, bool) and world > 0 else 1
-    per_device = math.ceil(math.ceil((count - data.val_size) / data.batch_size) / world)
+    per_device = math.ceil(math.ceil(training_images / data.batch_size) / world)
     limit = cfg.trainer.limit_train_batches
     if limit is None:
         return per_device

@@ -143,8 +143,9 @@ def ensure_mnist(root: str | Path, download: bool, key: str = "data.root") -> No
         raise DigitsError(f"{hint} (download failed: {error})".replace("\n", " ")) from error
 
 
-def check_mnist(root: str | Path, val_size: int, key: str = "data.root") -> None:
-    """The IDX files are whole and the validation split leaves training images."""
+def check_mnist(root: str | Path, val_size: int) -> int:
+    """The IDX files are whole and the validation split leaves training images; returns how many
+    training images are left."""
     check_raw_files(raw_folder(root))
     count = _check_header(raw_folder(root) / RAW_FILES[1], is_images=False)
     if val_size >= count:
@@ -152,6 +153,7 @@ def check_mnist(root: str | Path, val_size: int, key: str = "data.root") -> None
             f"data.val_size={val_size} is out of range: use 1..{count - 1} "
             f"(validation is taken from the {count} training images in {root})"
         )
+    return count - val_size
 
 
 def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

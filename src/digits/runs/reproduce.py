@@ -61,20 +61,18 @@ def setting_differences(original: RunDir, new: RunDir) -> list[str]:
     """Settings the rerun composed differently (conf/ changed since, or overrides added now), from
     what the original's manifest recorded when it ran; and any difference between that record and
     the original's .hydra/ folder, whose overrides the rerun used (damaged, or written over)."""
-    saved = original.settings()
-    recorded = original.manifest().get("settings")
-    then = saved if recorded is None else recorded
+    saved, recorded = original.settings(), original.manifest()
+    then = recorded.get("settings", saved)  # a run made before manifests recorded settings
+    replaced = differing_settings([then, saved])
+    if recorded.get("overrides", original.overrides()) != original.overrides():
+        replaced.append("overrides")
     lines = []
-    if recorded is not None:
-        replaced = differing_settings([recorded, saved])
-        if replaced or original.manifest().get("overrides", original.overrides()) != (
-            original.overrides()
-        ):
-            lines.append(
-                f"the original's .hydra/ does not match its manifest.json ({', '.join(replaced[:5]) or 'overrides'}"
-                f"{' ...' * (len(replaced) > 5)}): the rerun used .hydra/overrides.yaml, which "
-                "may not be what the original ran"
-            )
+    if replaced:
+        shown = ", ".join(replaced[:5]) + " ..." * (len(replaced) > 5)
+        lines.append(
+            f"the original's .hydra/ does not match its manifest.json ({shown}): the rerun used "
+            ".hydra/overrides.yaml, which may not be what the original ran"
+        )
     now = new.settings()
     return lines + [
         f"setting {key}: {then.get(key, '-')} then, {now.get(key, '-')} now"
