@@ -9,7 +9,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,7 +130,7 @@ def test_a_multirun_whose_job_fails_exits_1_after_its_summary_without_a_tracebac
 
 
 @pytest.fixture
-def read_only(tmp_path: Path) -> Iterator[callable]:
+def read_only(tmp_path: Path) -> Iterator[Callable[[Path], Path]]:
     """Make folders read-only even for root (chattr +i); undone afterwards."""
     made: list[Path] = []
 
@@ -149,7 +149,7 @@ def read_only(tmp_path: Path) -> Iterator[callable]:
 
 
 def test_evaluating_a_read_only_run_is_refused_before_scoring(
-    trained_run: Path, tmp_path: Path, data_root: Path, read_only: callable
+    trained_run: Path, tmp_path: Path, data_root: Path, read_only: Callable[[Path], Path]
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -162,7 +162,7 @@ def test_evaluating_a_read_only_run_is_refused_before_scoring(
 
 
 def test_compare_into_a_read_only_folder_is_one_line(
-    trained_run: Path, tmp_path: Path, read_only: callable
+    trained_run: Path, tmp_path: Path, read_only: Callable[[Path], Path]
 ) -> None:
     (tmp_path / "locked").mkdir()
     locked = read_only(tmp_path / "locked")

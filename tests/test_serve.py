@@ -57,6 +57,7 @@ def client(trained_run: Path) -> Iterator[TestClient]:
         max_upload_bytes=LIMIT,
         top_k=3,
         min_confidence=0.0,
+        body_timeout_s=5,
     )
     with TestClient(app) as client:
         yield client
@@ -142,7 +143,7 @@ def test_a_naive_server_refuses_numbers_with_one_line(
 ) -> None:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
     app = create_app(Predictor(model), "MLP", preprocess="naive", max_upload_bytes=LIMIT,
-                     top_k=3, min_confidence=0.0)  # fmt: skip
+                     top_k=3, min_confidence=0.0, body_timeout_s=5)  # fmt: skip
     with TestClient(app) as naive:
         answer = naive.post("/predict?mode=number", content=digit_files[0].read_bytes())
         assert answer.status_code == 422

@@ -141,7 +141,7 @@ def create_app(
     max_upload_bytes: int,
     top_k: int,
     min_confidence: float,
-    body_timeout_s: float = 5.0,
+    body_timeout_s: float,
 ) -> FastAPI:
     """The app around a loaded model (named `model` in its docs); `preprocess` is the way images
     are made MNIST-like; `top_k` and `min_confidence` answer requests that do not set them."""
