@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
 from digits.data.augment import augment
 from digits.models.classifier import shifted_views
-from digits.strokes import dilate, erode
+from digits.reading.strokes import dilate, erode
 
 
 def test_split_is_seeded_disjoint_and_the_test_set_is_separate(make_cfg) -> None:

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from conftest import run_cli
 from digits.errors import DigitsError
-from digits.predict import Predictor
+from digits.inference.predictor import Predictor
 from digits.reading.images import image_files, load_grayscale
 from digits.reading.preprocess import (
     MNIST_STROKE_RANGE,
@@ -25,7 +25,7 @@ from digits.reading.preprocess import (
     naive,
 )
 from digits.runs import RunDir
-from digits.strokes import stroke_width
+from digits.reading.strokes import stroke_width
 
 
 def seven(size: int = 28) -> np.ndarray:

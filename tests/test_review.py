@@ -16,7 +16,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import FAST, run_cli
-from digits.review import run_hparams
+from digits.training.review import run_hparams
 from digits.runs.naming import short_names
 
 SWEEP = [*FAST, "model=mlp", "trainer.max_epochs=2", "trainer.limit_train_batches=4"]

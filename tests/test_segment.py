@@ -118,7 +118,7 @@ def test_the_classifier_reads_touching_mnist_digits_better_than_shapes_alone(
     real_mnist_run: Path,
 ) -> None:
     from digits.data.idx import load_mnist
-    from digits.predict import Predictor
+    from digits.inference.predictor import Predictor
 
     images, labels = load_mnist(str(REAL_DATA), train=False)
     predictor = Predictor(RunDir(real_mnist_run).best_checkpoint())

@@ -22,7 +22,7 @@ from servers import free_port, wait_until_answered  # tools/servers.py
 
 from digits.data.idx import load_mnist
 from digits.exported.formats import onnx_model_of
-from digits.predict import Predictor
+from digits.inference.predictor import Predictor
 from digits.runs import RunDir
 from digits.serving.app import PAGE, create_app
 

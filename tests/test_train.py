@@ -15,7 +15,7 @@ from digits.errors import DigitsError
 from digits.models import DigitClassifier, load_classifier
 from digits.runs import RunDir
 from digits.train import run
-from digits.tuning import lr_key
+from digits.training.tuning import lr_key
 
 
 def batch_loss(module: DigitClassifier, batch: tuple[torch.Tensor, torch.Tensor]) -> float:

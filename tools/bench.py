@@ -153,7 +153,7 @@ def predict_speed(ckpt: Path, folder: Path) -> dict:
     sys.path.insert(0, str(REPO / "tools"))
     from photo_benchmark import make_photos
 
-    from digits.predict import Predictor
+    from digits.inference.predictor import Predictor
     from digits.reading.images import image_files
 
     make_photos(folder, 200, DATA_ROOT)

@@ -7,7 +7,7 @@ training), dark ink on light paper, and reports the accuracy of each preprocessi
 - photo: scaled up 4-10x with a margin, off centre, on textured paper under a light gradient,
   blurred, saved as RGB JPEG/PNG of various sizes;
 - ballpoint / marker: the same, with the strokes thinned to about 1 px at MNIST's scale (as far
-  as they go without breaking) or thickened to about 5 px, by the morphology digits.strokes uses;
+  as they go without breaking) or thickened to about 5 px, by the morphology digits.reading.strokes uses;
 - small: tightly cropped scans of 16-28 px, the digit touching the edges, on noisy paper;
 - drawn: digits drawn with PIL strokes (20 images);
 - european: 1s drawn as in much of Europe, with a long flag, half of them with a base (20).
@@ -31,10 +31,10 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 from digits.data.idx import load_mnist
-from digits.predict import Predictor
+from digits.inference.predictor import Predictor
 from digits.reading.images import image_files
 from digits.reading.preprocess import PREPROCESSORS
-from digits.strokes import dilate, erode
+from digits.reading.strokes import dilate, erode
 
 CATEGORIES = ("photo", "ballpoint", "marker", "small", "drawn", "european")
 PEN_SCALE = 8  # pens are drawn on the digit enlarged this much: MNIST's ~2.5 px stroke is ~20 px

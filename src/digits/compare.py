@@ -18,13 +18,13 @@ from typing import Any, NoReturn
 
 from omegaconf import OmegaConf
 
-from digits.cli import reports_user_errors
 from digits.config import config_dir
 from digits.config.checks import check_writable
-from digits.errors import DigitsError
-from digits.plots import accuracy_vs_time_figure, save
+from digits.errors import DigitsError, reports_user_errors
+from digits.presentation.figures import accuracy_vs_time_figure, save
+from digits.presentation.tables import print_table, save_table
 from digits.runs.run_dir import ComparisonDir, RunDir, SweepDir, differing_settings
-from digits.runs.sweep import print_table, save_table, sort_key
+from digits.search.summary import sort_key
 
 # Column: metrics.json key (the sweep summary's column names).
 METRICS = {

@@ -31,23 +31,23 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_evaluate
 from digits.data import MNISTDataModule
 from digits.data.idx import ensure_mnist
-from digits.errors import DigitsError
+from digits.errors import DigitsError, reports_user_errors
 from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
-from digits.plots import (
+from digits.presentation.figures import (
     confident_mistakes,
     confusion_matrix_figure,
     image_grid_figure,
     reliability_figure,
     save,
 )
-from digits.reports import write_json
 from digits.runs import RunDir, SweepDir, runs_in
+from digits.runs.writing import write_json
 
 console = Console()
 

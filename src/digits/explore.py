@@ -19,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 
-from digits.cli import launch, reports_user_errors
+from digits.cli import launch
 from digits.config import config_dir
 from digits.config.checks import check_explore
 from digits.data import MNISTDataModule
+from digits.errors import reports_user_errors
 from digits.models import NUM_CLASSES
-from digits.plots import image_grid_figure, save
-from digits.reports import write_json
+from digits.presentation.figures import image_grid_figure, save
+from digits.runs.writing import write_json
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:

@@ -11,9 +11,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_export
+from digits.errors import reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export
 from digits.models import load_classifier

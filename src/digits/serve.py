@@ -11,12 +11,13 @@ import hydra
 import uvicorn
 from omegaconf import DictConfig
 
-from digits.cli import launch, reports_user_errors, silence_known_warnings
+from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_serve
+from digits.errors import reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
-from digits.predict import Predictor
+from digits.inference.predictor import Predictor
 from digits.serving.app import create_app
 
 

@@ -31,18 +31,19 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from digits.cli import reports_user_errors, silence_known_warnings, user_error
+from digits.cli import silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_command_line, check_train, check_writable, is_multirun
 from digits.config.schema import moved
-from digits.errors import DigitsError
+from digits.errors import DigitsError, reports_user_errors, user_error
 from digits.models import DigitClassifier
 from digits.models.classifier import FIT_METRICS
-from digits.reports import print_summary, write_json
-from digits.review import ReviewLogger
+from digits.presentation.tables import print_summary
 from digits.runs import RunDir, SweepDir, manifest
-from digits.runs import reproduce as reproduction
+from digits.runs.writing import write_json
 from digits.search.trial import TrialPruned, pruning_callbacks, raise_if_pruned
+from digits.training import reproduce as reproduction
+from digits.training.review import ReviewLogger
 
 log = logging.getLogger(__name__)
 # conf/hydra/default.yaml sends this logger to the run's log file only.
@@ -114,7 +115,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     if cfg.get("tune"):
-        from digits.tuning import tune
+        from digits.training.tuning import tune
 
         return tune(cfg, trainer, model, datamodule, run_dir)
     start = time.perf_counter()

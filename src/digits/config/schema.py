@@ -22,6 +22,7 @@ from omegaconf import MISSING
 
 from digits.data.idx import TRAIN_IMAGES
 from digits.exported import EXPORT_SUFFIXES
+from digits.inference.prediction import MODES
 from digits.models.networks import NUM_CLASSES
 from digits.reading.preprocess import PREPROCESSORS
 
@@ -126,6 +127,8 @@ POSITIVE = Range(gt=0)
 AT_LEAST_ONE = Range(ge=1)
 NOT_NEGATIVE = Range(ge=0)
 SEED = Range(ge=0, le=2**32 - 1, note="what numpy's generator takes")
+TOP_K = Range(ge=1, le=NUM_CLASSES)
+CONFIDENCE = Range(ge=0, le=1)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -426,16 +429,16 @@ class EvaluateConfig:
 
 @dataclass
 class PredictConfig:
-    trainer: Any = None  # left out (~trainer) for an .onnx file, which runs without Lightning
+    trainer: Any = None  # none for an .onnx file (digits.predict.main)
     ckpt_path: str = MISSING
     images: Any = MISSING  # a file or folder, or a list of them
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
     output: str = setting(OneOf(("table", "json")))
-    top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
-    min_confidence: float = setting(Range(ge=0, le=1))
+    top_k: int = setting(TOP_K)
+    min_confidence: float = setting(CONFIDENCE)
     save_preprocessed: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
-    mode: str = setting(OneOf(("digit", "number", "auto")))
+    mode: str = setting(OneOf(MODES))
     annotate: str | None = MISSING
 
 
@@ -454,8 +457,8 @@ class ServeConfig:
     host: str = MISSING
     port: int = setting(Range(ge=1, le=65535))
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
-    top_k: int = setting(Range(ge=1, le=NUM_CLASSES))
-    min_confidence: float = setting(Range(ge=0, le=1))
+    top_k: int = setting(TOP_K)
+    min_confidence: float = setting(CONFIDENCE)
     max_upload_mb: float = setting(Range(gt=0, le=100, note="what one request may send"))
     body_timeout_s: float = setting(Range(gt=0, le=600))
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from digits.strokes import dilate, erode
+from digits.reading.strokes import dilate, erode
 
 PEN_RADIUS = 1.0  # the added strokes' half width, px: MNIST's strokes are about 2.5 px wide
 

@@ -25,7 +25,7 @@ from digits.models.classifier import DigitClassifier
 from digits.models.networks import NUM_CLASSES
 from digits.reading.preprocess import FIELD
 from digits.runs import RunDir
-from digits.runs.checkpoint_io import write_atomically
+from digits.runs.writing import write_atomically
 
 PREPROCESSING = (
     f"float32 images (N, 1, {FIELD}, {FIELD}) in 0-1, white ink on black, made like MNIST: the "

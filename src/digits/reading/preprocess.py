@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digits.errors import DigitsError
-from digits.strokes import dilate, erode, stroke_width
+from digits.reading.strokes import dilate, erode, stroke_width
 
 WORK_SIZE = 256  # long side the cleanup works at; the result is 20 px anyway
 SMALL_WORK_SIZE = 64  # smaller scans are enlarged to this first, so filters step finer than strokes

@@ -34,7 +34,7 @@ from digits.reading.preprocess import (
     normalise_stroke,
     otsu_threshold,
 )
-from digits.strokes import dilate, stroke_width
+from digits.reading.strokes import dilate, stroke_width
 
 SPECK = 0.03  # pieces with less ink than this share of the largest piece's are specks
 STACKED = 0.5  # pieces sharing this share of the narrower one's columns are one digit,

@@ -26,8 +26,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from digits.cli import user_error
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
+from digits.errors import user_error
 from digits.runs.run_dir import RunDir, settings_of
 
 # The packages whose versions decide a result; requirements.txt holds every installed one.

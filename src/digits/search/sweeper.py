@@ -36,8 +36,7 @@ from optuna.storages import RDBStorage, fail_stale_trials
 from optuna.study import Study
 from optuna.trial import Trial, TrialState
 
-from digits.cli import reports_user_errors
-from digits.errors import DigitsError
+from digits.errors import DigitsError, reports_user_errors
 from digits.runs.run_dir import RunDir
 from digits.search.space import SearchSpace
 from digits.search.study import (

@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,18 +25,11 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digits
+from digits.config.schema import CONFIDENCE, TOP_K
 from digits.errors import DigitsError
-from digits.models.networks import NUM_CLASSES
-from digits.predict import (
-    Prediction,
-    Predictor,
-    preprocessed,
-    read_number,
-    to_classify,
-    to_png,
-)
+from digits.inference.prediction import MODES, Prediction
+from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge
-from digits.reading.preprocess import PREPROCESSORS, BlankImage
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
@@ -173,51 +165,43 @@ def create_app(
         where = ".".join(str(part) for part in problem["loc"])
         return error_response(422, f"{where}: {problem['msg']}")
 
-    def read(name: str, data: bytes, mode: str) -> tuple[Prediction, list[torch.Tensor]]:
-        """The upload's Prediction (one per digit found, for a number) and its 28x28 images."""
-        path, stream = Path(name), io.BytesIO(data)
-        if mode == "digit":
-            return Prediction(path), [preprocessed(path, PREPROCESSORS[preprocess], stream)]
-        if preprocess == "naive":
-            raise HTTPException(
-                422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
-            )
-        gray = preprocessed(path, np.asarray, stream)
-        return read_number(path, gray, preprocess, predictor.probabilities, mode == "auto")
-
     def classify(
         name: str, data: bytes, top_k: int, min_confidence: float, mode: str
     ) -> tuple[Prediction, Any]:
+        """The upload's Prediction, and the 28x28 image the network saw (mode=digit)."""
+        if mode != "digit" and preprocess == "naive":
+            raise HTTPException(
+                422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
+            )
         try:
-            prediction, images = read(name, data, mode)
-        except BlankImage:
-            return Prediction(Path(name), digits=None if mode == "digit" else [], blank=True), None
+            prediction, images = predictor.read(Path(name), preprocess, mode, io.BytesIO(data))
         except ImageTooLarge as error:
             raise HTTPException(413, str(error)) from error
         except DigitsError as error:
             raise HTTPException(400, str(error)) from error
-        if images:
-            predictor.classify(
-                to_classify([prediction]), torch.stack(images), top_k, min_confidence=min_confidence
-            )
+        if not images:
+            return prediction, None
+        predictor.classify(
+            to_classify([prediction]), torch.stack(images), top_k, min_confidence=min_confidence
+        )
         return prediction, images[0] if prediction.digits is None else None
 
     @app.post("/predict", openapi_extra=PREDICT_BODY)
     async def predict(
         request: Request,
-        top_k: Annotated[int, Query(ge=1, le=NUM_CLASSES)] = default_top_k,
+        top_k: Annotated[int, Query(ge=TOP_K.ge, le=TOP_K.le)] = default_top_k,
         image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
         min_confidence: Annotated[
             float,
             Query(
-                ge=0,
-                le=1,
+                ge=CONFIDENCE.ge,
+                le=CONFIDENCE.le,
                 allow_inf_nan=False,
                 description="below it: unsure, no digit, the top two",
             ),
         ] = default_min_confidence,
         mode: Annotated[
-            Literal["digit", "number", "auto"],
+            Literal[MODES],
             Query(description="one digit; a number or a sheet; or either, per image"),
         ] = "digit",
     ) -> dict[str, Any]:

@@ -1,15 +1,19 @@
-"""Writing checkpoints so that a kill, a power loss or a full disk never leaves a broken one."""
+"""Writing a run's files: checkpoints so that a kill, a power loss or a full disk never leaves a
+broken one, and the JSON records people and tools read."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
 from digits.errors import DigitsError
 
@@ -58,3 +62,10 @@ def write_atomically(path: Path, data: memoryview | bytes, what: str = "the chec
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+@rank_zero_only
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """`data` as indented JSON, keys sorted (by the first process only, under DDP)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

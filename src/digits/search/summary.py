@@ -2,21 +2,19 @@
 
 `SweepSummary` is a Hydra callback (conf/hydra/default.yaml). A grid sweep's table is read from
 what every job left in its directory, so it works with any launcher (basic, joblib, submitit) and
-lists failed jobs too; a search's comes from its Optuna study (digits.search.report).
+lists failed jobs too; a search's comes from its Optuna study (digits.search.trials).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-from rich.console import Console
-from rich.table import Table
 
+from digits.presentation.tables import print_table, save_table
 from digits.runs.run_dir import RunDir, SweepDir
 
 if TYPE_CHECKING:
@@ -56,19 +54,6 @@ def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:
     return sorted((job_row(job, shared) for job in jobs), key=sort_key)
 
 
-def save_table(
-    csv_file: Path, markdown_file: Path, columns: list[str], rows: list[dict[str, Any]]
-) -> None:
-    """The rows, in the order given, as CSV and as a markdown table."""
-    with csv_file.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(shown(row[c]) for c in columns) + " |" for row in rows]
-    markdown_file.write_text("\n".join(lines) + "\n")
-
-
 def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     """Write summary.md and summary.csv of a grid sweep; return the rows, best first."""
     sweep = SweepDir(sweep_dir)
@@ -76,25 +61,6 @@ def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     if rows:
         save_table(sweep.summary_csv, sweep.summary_md, COLUMNS, rows)
     return rows
-
-
-def shown(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):  # accuracies to 4 places; an lr of 1e-07 as such
-        return f"{value:.4f}" if 1e-3 <= abs(value) < 1e4 else f"{value:.4g}"
-    return str(value)
-
-
-def print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> Console:
-    table = Table(title=title, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(shown(row[c]) for c in columns))
-    console = Console()
-    console.print(table)
-    return console
 
 
 class SweepSummary(Callback):
@@ -117,7 +83,7 @@ class SweepSummary(Callback):
 
 def summarize_study(sweep: SweepDir, ref: StudyRef, metric: str) -> None:
     """A search's summary, its best trial's command and Optuna's plots, in the sweep directory."""
-    from digits.search.report import save_plots, study_rows, write_best
+    from digits.search.trials import save_plots, study_rows, write_best
 
     study = ref.load()
     columns, rows = study_rows(study, sweep)

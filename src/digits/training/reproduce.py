@@ -14,9 +14,9 @@ from rich.table import Table
 
 from digits.config.schema import moved
 from digits.errors import DigitsError
-from digits.reports import write_json
 from digits.runs import manifest
 from digits.runs.run_dir import RunDir, differing_settings
+from digits.runs.writing import write_json
 
 # Overrides of the original that say where it came from, not what it was.
 NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=", "overwrite=")

@@ -10,8 +10,8 @@ import lightning as L
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
-from digits.reports import write_json
 from digits.runs import RunDir
+from digits.runs.writing import write_json
 
 log = logging.getLogger(__name__)
 

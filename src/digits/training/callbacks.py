@@ -20,7 +20,11 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from digits.errors import DigitsError
 from digits.models.networks import NUM_CLASSES
-from digits.plots import confident_mistakes, confusion_matrix_figure, image_grid_figure
+from digits.presentation.figures import (
+    confident_mistakes,
+    confusion_matrix_figure,
+    image_grid_figure,
+)
 from digits.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)

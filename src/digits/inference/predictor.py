@@ -1,0 +1,168 @@
+"""A model loaded once (a checkpoint, run by a Lightning Trainer's predict loop; or an exported
+.onnx file, run by onnxruntime without importing Lightning) and what it makes of image files: each
+image preprocessed the way MNIST was made (digits.reading.preprocess), or every digit of a number
+found first (digits.reading.segment)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from digits.errors import DigitsError
+from digits.exported.onnx_model import OnnxModel, is_onnx
+from digits.inference.prediction import Prediction, none_or_list
+from digits.models.networks import NUM_CLASSES
+from digits.reading.images import load_grayscale
+from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
+from digits.reading.segment import Classifier, digits_in
+
+if TYPE_CHECKING:
+    import lightning as L
+
+Read = TypeVar("Read")  # what a preprocessing makes of an image: one 28x28 digit, or a number's
+
+
+def preprocessed(
+    path: Path, preprocess: Callable[[np.ndarray], Read], stream: BinaryIO | None = None
+) -> Read:
+    """What `preprocess` makes of an image file (the 28x28 image the network sees, or a number's
+    digits), or of an upload's `stream`, named `path`. Raises BlankImage, or DigitsError naming
+    the file."""
+    if stream is None and not path.is_file():
+        raise DigitsError(f"{path}: no such file")
+    return preprocess(load_grayscale(path, stream))
+
+
+def read_number(
+    path: Path, gray: np.ndarray, preprocess: str, classify: Classifier | None, auto: bool = False
+) -> tuple[Prediction, list[torch.Tensor]]:
+    """mode=number on one image (grayscale 0-255): its Prediction, holding one per digit found,
+    and the digits' 28x28 images, in the same order (`classify` decides where touching digits
+    are cut, see digits.reading.segment; preprocess=mnist_v1 leaves the strokes as they are).
+    `auto`: an image in which no more than one digit is found is read as mode=digit reads it (a
+    Prediction with no `digits`, and its one image). Raises BlankImage."""
+    found = digits_in(gray, normalise_strokes=preprocess == "mnist", classify=classify)
+    if auto and len(found) <= 1:
+        return Prediction(path), [PREPROCESSORS[preprocess](gray)]
+    digits = [Prediction(path, box=d.box, row=d.row) for d in found]
+    return Prediction(path, digits=digits), [d.image for d in found]
+
+
+def to_classify(predictions: list[Prediction]) -> list[Prediction]:
+    """What is classified for each prediction, in order: its digits (a number) or itself."""
+    return [d for p in predictions for d in (p.digits if p.digits is not None else [p])]
+
+
+def quiet_trainer() -> L.Trainer:
+    """A Trainer for inference that prints and writes nothing (for tools; the CLI uses conf/trainer)."""
+    import lightning as L
+
+    return L.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+class CheckpointModel:
+    """A checkpoint's model, run by a Lightning Trainer's predict loop."""
+
+    def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+        from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
+
+        self.model = load_classifier(ckpt_path)
+        self.trainer = trainer or quiet_trainer()
+
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities (N, 10) for 0-1 images (N, 1, 28, 28), white ink on black."""
+        loader = DataLoader(images, batch_size=batch_size)
+        return torch.cat(self.trainer.predict(self.model, dataloaders=loader)).float().cpu()
+
+
+class Predictor:
+    """A model loaded once: from a checkpoint (.ckpt) or an exported ONNX file (.onnx), or given."""
+
+    def __init__(
+        self, model: str | Path | OnnxModel | CheckpointModel, trainer: L.Trainer | None = None
+    ) -> None:
+        if isinstance(model, str | Path):
+            model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
+        self.model = model
+
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Class probabilities for (N, 28, 28) images in 0-1, white ink on black."""
+        if not len(images):
+            return torch.empty(0, NUM_CLASSES)
+        return self.model.probabilities(images.unsqueeze(1), batch_size)
+
+    def __call__(
+        self,
+        files: list[Path],
+        preprocess: str,
+        top_k: int,
+        batch_size: int = 256,
+        save_dir: Path | None = None,
+        min_confidence: float = 0.0,
+        mode: str = "digit",
+    ) -> list[Prediction]:
+        """Preprocess and classify every file (mode=number: every digit in it; auto: every digit
+        of the files holding several); failures are recorded on their Prediction."""
+        predictions, images = [], []
+        for path in files:
+            try:
+                prediction, found = self.read(path, preprocess, mode)
+            except DigitsError as error:
+                prediction = Prediction(path, digits=none_or_list(mode), error=str(error))
+                found = []
+            predictions.append(prediction)
+            images += found
+        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
+        ok = self.classify(to_classify(predictions), stacked, top_k, batch_size, min_confidence)
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+            for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):
+                name = prediction.path.stem + (f"-{index:03d}" if mode != "digit" else "")
+                to_png(image).save(save_dir / f"{name}.png")
+        return predictions
+
+    def read(
+        self, path: Path, preprocess: str, mode: str, stream: BinaryIO | None = None
+    ) -> tuple[Prediction, list[torch.Tensor]]:
+        """An image file (or an upload's `stream`, named `path`): its Prediction (for a number, one
+        per digit found) and the 28x28 images to classify, in the same order; a blank image is a
+        Prediction marked blank. Raises DigitsError naming the file."""
+        try:
+            if mode == "digit":
+                return Prediction(path), [preprocessed(path, PREPROCESSORS[preprocess], stream)]
+            gray = preprocessed(path, np.asarray, stream)
+            return read_number(path, gray, preprocess, self.probabilities, mode == "auto")
+        except BlankImage:
+            return Prediction(path, digits=none_or_list(mode), blank=True), []
+
+    def classify(
+        self,
+        predictions: list[Prediction],
+        images: torch.Tensor,
+        top_k: int,
+        batch_size: int = 256,
+        min_confidence: float = 0.0,
+    ) -> list[Prediction]:
+        """Fill in the predictions that have an image (not blank, no error) from `images`, one per
+        such prediction, in order; returns those predictions. Below `min_confidence` a prediction
+        is unsure: no digit, and at least the top two classes."""
+        ok = [p for p in predictions if p.error is None and not p.blank]
+        for prediction, probs in zip(ok, self.probabilities(images, batch_size), strict=True):
+            values, digits = probs.topk(max(top_k, 2))
+            top = [(int(d), float(v)) for d, v in zip(digits, values, strict=True)]
+            prediction.confidence = top[0][1]
+            prediction.unsure = prediction.confidence < min_confidence
+            prediction.digit = None if prediction.unsure else top[0][0]
+            prediction.top = top if prediction.unsure else top[:top_k]
+        return ok
+
+
+def to_png(image: torch.Tensor) -> Image.Image:
+    """A 28x28 0-1 image as the 8-bit grayscale picture the network saw."""
+    return Image.fromarray((image * 255).round().byte().numpy())
