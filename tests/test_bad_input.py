@@ -177,8 +177,9 @@ BAD_INPUT = [
     (E, ["ckpt_path={ckpt}", "ensemble=true"], "ensemble=true scores the jobs of a multirun"),
     (E, ["run={run}", "model=cnn"], "model=cnn: no such key in the config (the top level takes: trainer, run"),
     (E, ["run={run}", "trainer.devices=999"], "trainer.devices=999: this machine has"),
-    (E, ["run={run}", "data_root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),
-    (E, ["run={run}", "data_root={empty}/sub"], "point data_root (or DIGITS_DATA_DIR) at the folder"),
+    (E, ["run={run}", "data.root={empty}"], "MNIST not found: {empty}/MNIST/raw lacks"),
+    (E, ["run={run}", "data.root={empty}/sub"], "point data.root (or DIGITS_DATA_DIR) at the folder"),
+    (E, ["run={run}", "data_root={empty}"], "data_root={empty}: moved to data.root; use data.root={empty}"),
     (E, ["run={damaged_run}"], "{damaged_run}/metrics.json: damaged, not JSON"),
     # --- predict ---
     (P, ["images=[{image}]"], "ckpt_path: required, must be a string"),

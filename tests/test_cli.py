@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import FAST, run_cli
 from digits.config import config_dir
-from digits.evaluate import predict_split
+from digits.evaluation.scoring import predict_split
 from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
 from digits.train import resume_arguments
@@ -177,7 +177,7 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     # validation split in one process gives the same value.
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(
-            "evaluate", overrides=[f"run={run_dir}", f"data_root={data_root}", "split=val"]
+            "evaluate", overrides=[f"run={run_dir}", f"data.root={data_root}", "split=val"]
         )
     split = predict_split(cfg, Path(metrics["best_checkpoint"]))
     assert split.temperature != 1.0

@@ -15,7 +15,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import run_cli
 from digits.config import config_dir
-from digits.evaluate import calibration, committee, confident_mistakes, predict_split, score
+from digits.evaluation.scoring import calibration, committee, predict_split, score
+from digits.presentation.figures import confident_mistakes
 from digits.models import load_classifier
 from digits.models.classifier import shifted_views
 from digits.runs import RunDir
@@ -158,7 +159,7 @@ def test_evaluate_runs_lightnings_test_loop_with_the_configured_trainer(
         return test_loop(self, *args, **kwargs)
 
     monkeypatch.setattr(L.Trainer, "test", spy)
-    overrides = [f"run={trained_run}", f"data_root={data_root}", "trainer.precision=64-true"]
+    overrides = [f"run={trained_run}", f"data.root={data_root}", "trainer.precision=64-true"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("evaluate", overrides=overrides)
     run = RunDir(trained_run)
@@ -196,13 +197,13 @@ def test_test_time_augmentation_averages_the_logits_of_the_shifted_images(
     trained_run: Path, data_root: Path
 ) -> None:
     ckpt = RunDir(trained_run).best_checkpoint()
-    plain = predict_split(evaluate_config(f"run={trained_run}", f"data_root={data_root}"), ckpt)
+    plain = predict_split(evaluate_config(f"run={trained_run}", f"data.root={data_root}"), ckpt)
     identity = predict_split(
-        evaluate_config(f"run={trained_run}", f"data_root={data_root}", "tta=0"), ckpt
+        evaluate_config(f"run={trained_run}", f"data.root={data_root}", "tta=0"), ckpt
     )
     assert torch.equal(identity.logits, plain.logits)
     shifted = predict_split(
-        evaluate_config(f"run={trained_run}", f"data_root={data_root}", "tta=1"), ckpt
+        evaluate_config(f"run={trained_run}", f"data.root={data_root}", "tta=1"), ckpt
     )
     model = load_classifier(ckpt)
     images = plain.images.unsqueeze(1).float() / 255
@@ -215,7 +216,7 @@ def test_test_time_augmentation_averages_the_logits_of_the_shifted_images(
 def test_an_ensemble_of_one_checkpoint_is_that_checkpoint(
     trained_run: Path, data_root: Path
 ) -> None:
-    cfg = evaluate_config(f"run={trained_run}", f"data_root={data_root}", "ensemble=true")
+    cfg = evaluate_config(f"run={trained_run}", f"data.root={data_root}", "ensemble=true")
     alone = predict_split(cfg, RunDir(trained_run).best_checkpoint())
     voted, (member,) = committee(cfg, [RunDir(trained_run)])
     assert torch.allclose(voted.probabilities, alone.probabilities, atol=1e-6)

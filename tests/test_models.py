@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 
 from conftest import run_cli
 from digits.data.idx import load_mnist
-from digits.evaluate import calibration
+from digits.evaluation.scoring import calibration
 from digits.models import DigitClassifier, load_classifier
 from digits.models.calibration import fit_temperature
 from digits.runs import RunDir

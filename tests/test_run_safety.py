@@ -180,7 +180,7 @@ def test_evaluate_with_missing_data_names_its_own_key_and_leaves_no_folders(
 ) -> None:
     missing = tmp_path / "nowhere" / "data"
     result = run_cli(
-        "digits.evaluate", f"run={trained_run}", f"data_root={missing}", "tensorboard=false",
+        "digits.evaluate", f"run={trained_run}", f"data.root={missing}", "tensorboard=false",
         cwd=tmp_path, data_root=None,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]

@@ -84,7 +84,7 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "run={run} batch_size=0", "run={run} batch_size=-1", "run={run} tta=-1", "run={run} tta=abc",
         "run={run} top_pairs=-1", "run={run} mistakes=abc", "run={run} tensorboard=maybe",
         "run={run} ensemble=maybe", "run={run} split=TEST", "run={run} checkpoint=best2",
-        "run={run} data_root={image}", "run={no_best}", "run={run} trainer=gpu",
+        "run={run} data.root={image}", "run={no_best}", "run={run} trainer=gpu",
         "run={run} trainer.accelerator=tpu", "run={run} trainer.devices=abc",
         "run={run} extra=1",
     ]  # fmt: skip

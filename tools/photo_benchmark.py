@@ -298,7 +298,7 @@ def main(args: dict[str, str]) -> None:
     import os
 
     out = Path(args.get("out", "outputs/photos"))
-    data_root = args.get("data_root", os.environ.get("DIGITS_DATA_DIR", "data"))
+    data_root = args.get("data.root", os.environ.get("DIGITS_DATA_DIR", "data"))
     make_photos(out, int(args.get("count", 300)), data_root)
     files = image_files([str(out)])
     truth = [int(f.stem.rsplit("label", 1)[1]) for f in files]

@@ -9,254 +9,23 @@ into its TensorBoard. Given a multirun directory, evaluates every job and compar
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import hydra
-import lightning as L
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_evaluate
-from digits.data import MNISTDataModule
-from digits.data.idx import ensure_mnist
+from digits.config.checks import check_run_or_checkpoint, check_writable
 from digits.errors import DigitsError, reports_user_errors
-from digits.models import NUM_CLASSES
-from digits.models.checkpoint import model_from, read_checkpoint
-from digits.presentation.figures import (
-    confident_mistakes,
-    confusion_matrix_figure,
-    image_grid_figure,
-    reliability_figure,
-    save,
-)
+from digits.evaluation.report import evaluate_run, write_report
+from digits.evaluation.scoring import committee
 from digits.runs import RunDir, SweepDir, runs_in
-from digits.runs.writing import write_json
 
 console = Console()
-
-
-class Logits(L.Callback):
-    """Collects what test_step / validation_step return (logits) with the labels."""
-
-    def __init__(self) -> None:
-        self.logits: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
-
-    def _collect(self, outputs: torch.Tensor, batch: Any) -> None:
-        self.logits.append(outputs.detach().float().cpu())
-        self.labels.append(batch[1].cpu())
-
-    def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
-    ) -> None:
-        self._collect(outputs, batch)
-
-    def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
-    ) -> None:
-        self._collect(outputs, batch)
-
-
-def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
-    """The run's data module (root, split, pipeline), with `overrides` that are not None. Settings
-    the data module no longer takes (first-format normalisation) are left out."""
-    saved = checkpoint.get("datamodule_hyper_parameters")
-    if not saved:
-        raise DigitsError(
-            f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
-        )
-    accepted = inspect.signature(MNISTDataModule).parameters
-    settings = {key: value for key, value in saved.items() if key in accepted}
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return MNISTDataModule(**(settings | given))
-
-
-class SplitPredictions(NamedTuple):
-    logits: torch.Tensor
-    temperature: float  # the checkpoint's own
-    labels: torch.Tensor
-    images: torch.Tensor  # raw uint8
-
-    @property
-    def probabilities(self) -> torch.Tensor:
-        """Calibrated: the softmax of the logits divided by the temperature."""
-        return (self.logits / self.temperature).softmax(dim=1)
-
-    @property
-    def uncalibrated(self) -> torch.Tensor:
-        return self.logits.softmax(dim=1)
-
-
-def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
-    """The model's predictions on one split, in dataset order, by Lightning's test (or
-    validation) loop with the run's own data settings."""
-    checkpoint = read_checkpoint(ckpt_path)
-    model = model_from(checkpoint)
-    model.test_time_shift = cfg.tta
-    datamodule = datamodule_from(
-        checkpoint, root=cfg.data_root, batch_size=cfg.batch_size, pipeline="memory"
-    )
-    ensure_mnist(datamodule.root, datamodule.hparams.download, key="data_root")
-    collected = Logits()
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        logger=False,
-        callbacks=[collected],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-    )
-    if cfg.split == "test":
-        trainer.test(model, datamodule=datamodule, verbose=False)
-        dataset = datamodule.test_set
-    else:
-        trainer.validate(model, datamodule=datamodule, verbose=False)
-        dataset = datamodule.val_set
-    return SplitPredictions(
-        torch.cat(collected.logits),
-        model.temperature.item(),
-        torch.cat(collected.labels),
-        dataset.images,
-    )
-
-
-def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> dict[str, Any]:
-    """Accuracy, per-class and macro precision/recall/F1, confusion matrix, most confused pairs."""
-    per_class = {
-        name: metric(NUM_CLASSES, average=None)(probabilities, labels)
-        for name, metric in (
-            ("precision", MulticlassPrecision),
-            ("recall", MulticlassRecall),
-            ("f1", MulticlassF1Score),
-        )
-    }
-    matrix = MulticlassConfusionMatrix(NUM_CLASSES)(probabilities, labels)
-    off_diagonal = matrix.clone().fill_diagonal_(0)
-    counts, flat = off_diagonal.flatten().sort(descending=True)
-    pairs = [
-        {"true": int(i // NUM_CLASSES), "predicted": int(i % NUM_CLASSES), "count": int(c)}
-        for c, i in zip(counts[:top_pairs], flat[:top_pairs], strict=True)
-        if c > 0
-    ]
-    return {
-        "images": len(labels),
-        "accuracy": MulticlassAccuracy(NUM_CLASSES, average="micro")(probabilities, labels).item(),
-        "macro": {name: values.mean().item() for name, values in per_class.items()},
-        "per_class": {
-            str(digit): {name: values[digit].item() for name, values in per_class.items()}
-            | {"support": int(matrix[digit].sum())}
-            for digit in range(NUM_CLASSES)
-        },
-        "confusion_matrix": matrix.tolist(),
-        "confused_pairs": pairs,
-    }
-
-
-def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:
-    """Expected calibration error (torchmetrics) and, for the reliability diagram, each equal-width
-    confidence bin's mean confidence, accuracy and count (torchmetrics computes them but does not
-    return them)."""
-    ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=bins, norm="l1")(probabilities, labels)
-    confidence, predicted = probabilities.max(dim=1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, bins + 1)
-    index = (torch.bucketize(confidence, edges, right=False) - 1).clamp(0, bins - 1)
-    rows = []
-    for b in range(bins):
-        chosen = index == b
-        count = int(chosen.sum())
-        rows.append(
-            {
-                "lower": round(float(edges[b]), 4),
-                "upper": round(float(edges[b + 1]), 4),
-                "count": count,
-                "confidence": float(confidence[chosen].mean()) if count else None,
-                "accuracy": float(correct[chosen].mean()) if count else None,
-            }
-        )
-    return {"ece": ece.item(), "bins": rows}
-
-
-def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, list[dict]]:
-    """The runs' checkpoints voting as one model, their calibrated probabilities averaged (as
-    logits: log-probabilities at temperature 1), and each member's own score."""
-    members, scores = [], []
-    for run in runs:
-        ckpt = run.checkpoint(cfg.checkpoint)
-        members.append(predict_split(cfg, ckpt))
-        own = score(members[-1].probabilities, members[-1].labels, top_pairs=0)
-        scores.append({"checkpoint": str(ckpt), "accuracy": own["accuracy"], "macro": own["macro"]})
-        if not torch.equal(members[-1].labels, members[0].labels):
-            raise DigitsError(
-                f"ensemble: {run.path} was validated on other images than {runs[0].path} "
-                "(another data.split_seed or val_size); use split=test"
-            )
-    average = torch.stack([member.probabilities for member in members]).mean(dim=0)
-    first = members[0]
-    return SplitPredictions(average.log(), 1.0, first.labels, first.images), scores
-
-
-def evaluate_run(cfg: DictConfig, ckpt_path: Path, out_dir: Path, run: RunDir | None) -> dict:
-    """Evaluate one checkpoint; write metrics.json and figures into out_dir."""
-    result = {"checkpoint": str(ckpt_path), "split": cfg.split, "tta": cfg.tta}
-    return report(cfg, predict_split(cfg, ckpt_path), result, out_dir, run)
-
-
-def report(
-    cfg: DictConfig,
-    split: SplitPredictions,
-    result: dict[str, Any],
-    out_dir: Path,
-    run: RunDir | None,
-) -> dict:
-    """Score predictions on a split; write metrics.json and figures into out_dir (and the run's
-    TensorBoard)."""
-    probabilities, labels = split.probabilities, split.labels
-    result |= score(probabilities, labels, cfg.top_pairs)
-    result["calibration"] = calibration(probabilities, labels) | {
-        "temperature": split.temperature,
-        "ece_uncalibrated": calibration(split.uncalibrated, labels)["ece"],
-    }
-    order, captions = confident_mistakes(probabilities, labels, cfg.mistakes)
-    matrix = torch.tensor(result["confusion_matrix"])
-    title = f"{cfg.split}: accuracy {result['accuracy']:.2%}"
-    figures = {
-        "reliability": reliability_figure(
-            result["calibration"]["bins"],
-            result["calibration"]["ece"],
-            f"{cfg.split}, temperature {result['calibration']['temperature']:.2f}",
-        ),
-        "confusion_matrix": confusion_matrix_figure(matrix, title),
-        "mistakes": image_grid_figure(
-            split.images[order], captions, title="most confident mistakes (true→predicted)"
-        ),
-    }
-    if cfg.tensorboard and run is not None:
-        writer = SummaryWriter(str(run.tensorboard_events()))
-        for name, figure in figures.items():
-            tta = f"/tta{cfg.tta}" if cfg.tta else ""
-            writer.add_figure(f"evaluation/{cfg.split}{tta}/{name}", figure, close=False)
-        writer.close()
-    for name, figure in figures.items():
-        save(figure, out_dir / f"{name}.png")
-    write_json(out_dir / "metrics.json", result)
-    return result
 
 
 def print_report(result: dict, out_dir: Path) -> None:
@@ -310,7 +79,7 @@ def evaluate_committee(cfg: DictConfig, path: Path) -> None:
     split, members = committee(cfg, runs)
     out_dir = SweepDir(path).ensemble_evaluation(cfg.split, cfg.tta)
     result = {"checkpoint": [m["checkpoint"] for m in members], "split": cfg.split, "tta": cfg.tta}
-    result = report(cfg, split, result | {"members": members}, out_dir, run=None)
+    result = write_report(cfg, split, result | {"members": members}, out_dir, run=None)
     print_comparison(list(zip(runs, members, strict=True)))
     console.print(f"committee of {len(runs)}:", style="bold")
     print_report(result, out_dir)
@@ -349,6 +118,27 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"error: {failure}", file=sys.stderr)
     if any(isinstance(result, DigitsError) for _, result in rows):
         sys.exit(1)
+
+
+def check_evaluate(cfg: DictConfig) -> None:
+    """One thing to evaluate: a run (or multirun) folder, or a checkpoint file; a committee
+    (ensemble=true) is the jobs of a folder."""
+    check_run_or_checkpoint(cfg, "evaluates")
+    if cfg.ensemble and not cfg.run:
+        raise DigitsError(
+            "ensemble=true scores the jobs of a multirun as one committee: give "
+            "run=<multirun directory> instead of ckpt_path="
+        )
+    # The report is written where the model is: find out now, not after scoring 10,000 images.
+    if cfg.ckpt_path:
+        ckpt = Path(cfg.ckpt_path)
+        folder, key = (RunDir.of_checkpoint(ckpt) or RunDir(ckpt.parent)).path, "ckpt_path"
+    else:
+        folder, key = Path(cfg.run), "run"
+    if folder.is_dir():
+        check_writable(
+            folder, key, "evaluate writes its report there; copy the run to a writable folder"
+        )
 
 
 def main() -> None:

@@ -612,27 +612,6 @@ def check_writable(
                 empty.rmdir()
 
 
-def check_evaluate(cfg: DictConfig) -> None:
-    """One thing to evaluate: a run (or multirun) folder, or a checkpoint file; a committee
-    (ensemble=true) is the jobs of a folder."""
-    check_run_or_checkpoint(cfg, "evaluates")
-    if cfg.ensemble and not cfg.run:
-        raise DigitsError(
-            "ensemble=true scores the jobs of a multirun as one committee: give "
-            "run=<multirun directory> instead of ckpt_path="
-        )
-    # The report is written where the model is: find out now, not after scoring 10,000 images.
-    if cfg.ckpt_path:
-        ckpt = Path(cfg.ckpt_path)
-        folder, key = (RunDir.of_checkpoint(ckpt) or RunDir(ckpt.parent)).path, "ckpt_path"
-    else:
-        folder, key = Path(cfg.run), "run"
-    if folder.is_dir():
-        check_writable(
-            folder, key, "evaluate writes its report there; copy the run to a writable folder"
-        )
-
-
 def check_run_or_checkpoint(cfg: DictConfig, verb: str) -> None:
     """Exactly one of `run=` (a folder) and `ckpt_path=` (a file)."""
     if not cfg.run and not cfg.ckpt_path:

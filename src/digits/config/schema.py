@@ -412,13 +412,20 @@ class TrainConfig:
 
 
 @dataclass
+class DataRootConfig:
+    """Where evaluate reads MNIST; the rest of the data settings are the run's own."""
+
+    root: str | None = MISSING
+
+
+@dataclass
 class EvaluateConfig:
     trainer: Any = MISSING
     run: str | None = MISSING
     ckpt_path: str | None = MISSING
     checkpoint: str = setting(OneOf(("best", "last")))
     split: str = setting(OneOf(("test", "val")))
-    data_root: str | None = MISSING
+    data: DataRootConfig = field(default_factory=lambda: DataRootConfig())
     batch_size: int = setting(AT_LEAST_ONE)
     tta: int = setting(Range(ge=0, le=3, note="shifts of up to 3 px: 49 views"))
     ensemble: bool = MISSING
@@ -502,6 +509,7 @@ MOVED = {
     "label_smoothing": "module.label_smoothing",
     "compile": "module.compile",
     "channels_last": "module.channels_last",
+    "data_root": "data.root",
 }
 
 

@@ -112,9 +112,9 @@ def check_raw_files(raw: Path) -> None:
             )
 
 
-def ensure_mnist(root: str | Path, download: bool, key: str = "data.root") -> None:
+def ensure_mnist(root: str | Path, download: bool) -> None:
     """Make sure the four IDX files are in `root`/MNIST/raw/ (decompressing .gz files, downloading
-    with torchvision if allowed), or raise DigitsError naming the setting `key`. A failed download
+    with torchvision if allowed), or raise DigitsError naming the setting (data.root). A failed download
     leaves no folders behind."""
     raw = raw_folder(root)
     if raw.is_dir():
@@ -124,12 +124,10 @@ def ensure_mnist(root: str | Path, download: bool, key: str = "data.root") -> No
         return
     hint = (
         f"MNIST not found: {raw} lacks {', '.join(missing)}; put the four IDX files there "
-        f"or point {key} (or DIGITS_DATA_DIR) at the folder that holds MNIST/raw/"
+        "or point data.root (or DIGITS_DATA_DIR) at the folder that holds MNIST/raw/"
     )
     if not download:
-        raise DigitsError(
-            hint + f" (download is off{': data.download=false' * (key == 'data.root')})"
-        )
+        raise DigitsError(hint + " (download is off: data.download=false)")
     from torchvision.datasets import MNIST  # here: torchvision takes a second to import
 
     made = [f for f in (raw, *raw.parents) if not f.exists()]

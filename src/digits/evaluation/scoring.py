@@ -1,0 +1,188 @@
+"""A checkpoint's predictions on a split, by Lightning's test (or validation) loop with the run's
+own data settings; what they score (torchmetrics); committees of several checkpoints."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from digits.data import MNISTDataModule
+from digits.data.idx import ensure_mnist
+from digits.errors import DigitsError
+from digits.models import NUM_CLASSES
+from digits.models.checkpoint import model_from, read_checkpoint
+from digits.runs import RunDir
+
+
+class Logits(L.Callback):
+    """Collects what test_step / validation_step return (logits) with the labels."""
+
+    def __init__(self) -> None:
+        self.logits: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def _collect(self, outputs: torch.Tensor, batch: Any) -> None:
+        self.logits.append(outputs.detach().float().cpu())
+        self.labels.append(batch[1].cpu())
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        self._collect(outputs, batch)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
+    ) -> None:
+        self._collect(outputs, batch)
+
+
+def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
+    """The run's data module (root, split, pipeline), with `overrides` that are not None. Settings
+    the data module no longer takes (first-format normalisation) are left out."""
+    saved = checkpoint.get("datamodule_hyper_parameters")
+    if not saved:
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
+        )
+    accepted = inspect.signature(MNISTDataModule).parameters
+    settings = {key: value for key, value in saved.items() if key in accepted}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return MNISTDataModule(**(settings | given))
+
+
+class SplitPredictions(NamedTuple):
+    logits: torch.Tensor
+    temperature: float  # the checkpoint's own
+    labels: torch.Tensor
+    images: torch.Tensor  # raw uint8
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        """Calibrated: the softmax of the logits divided by the temperature."""
+        return (self.logits / self.temperature).softmax(dim=1)
+
+    @property
+    def uncalibrated(self) -> torch.Tensor:
+        return self.logits.softmax(dim=1)
+
+
+def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
+    """The model's predictions on one split, in dataset order, by Lightning's test (or
+    validation) loop with the run's own data settings."""
+    checkpoint = read_checkpoint(ckpt_path)
+    model = model_from(checkpoint)
+    model.test_time_shift = cfg.tta
+    datamodule = datamodule_from(
+        checkpoint, root=cfg.data.root, batch_size=cfg.batch_size, pipeline="memory"
+    )
+    ensure_mnist(datamodule.root, datamodule.hparams.download)
+    collected = Logits()
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=False,
+        callbacks=[collected],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
+    if cfg.split == "test":
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        dataset = datamodule.test_set
+    else:
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        dataset = datamodule.val_set
+    return SplitPredictions(
+        torch.cat(collected.logits),
+        model.temperature.item(),
+        torch.cat(collected.labels),
+        dataset.images,
+    )
+
+
+def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> dict[str, Any]:
+    """Accuracy, per-class and macro precision/recall/F1, confusion matrix, most confused pairs."""
+    per_class = {
+        name: metric(NUM_CLASSES, average=None)(probabilities, labels)
+        for name, metric in (
+            ("precision", MulticlassPrecision),
+            ("recall", MulticlassRecall),
+            ("f1", MulticlassF1Score),
+        )
+    }
+    matrix = MulticlassConfusionMatrix(NUM_CLASSES)(probabilities, labels)
+    off_diagonal = matrix.clone().fill_diagonal_(0)
+    counts, flat = off_diagonal.flatten().sort(descending=True)
+    pairs = [
+        {"true": int(i // NUM_CLASSES), "predicted": int(i % NUM_CLASSES), "count": int(c)}
+        for c, i in zip(counts[:top_pairs], flat[:top_pairs], strict=True)
+        if c > 0
+    ]
+    return {
+        "images": len(labels),
+        "accuracy": MulticlassAccuracy(NUM_CLASSES, average="micro")(probabilities, labels).item(),
+        "macro": {name: values.mean().item() for name, values in per_class.items()},
+        "per_class": {
+            str(digit): {name: values[digit].item() for name, values in per_class.items()}
+            | {"support": int(matrix[digit].sum())}
+            for digit in range(NUM_CLASSES)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "confused_pairs": pairs,
+    }
+
+
+def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:
+    """Expected calibration error (torchmetrics) and, for the reliability diagram, each equal-width
+    confidence bin's mean confidence, accuracy and count (torchmetrics computes them but does not
+    return them)."""
+    ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=bins, norm="l1")(probabilities, labels)
+    confidence, predicted = probabilities.max(dim=1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    index = (torch.bucketize(confidence, edges, right=False) - 1).clamp(0, bins - 1)
+    rows = []
+    for b in range(bins):
+        chosen = index == b
+        count = int(chosen.sum())
+        rows.append(
+            {
+                "lower": round(float(edges[b]), 4),
+                "upper": round(float(edges[b + 1]), 4),
+                "count": count,
+                "confidence": float(confidence[chosen].mean()) if count else None,
+                "accuracy": float(correct[chosen].mean()) if count else None,
+            }
+        )
+    return {"ece": ece.item(), "bins": rows}
+
+
+def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, list[dict]]:
+    """The runs' checkpoints voting as one model, their calibrated probabilities averaged (as
+    logits: log-probabilities at temperature 1), and each member's own score."""
+    members, scores = [], []
+    for run in runs:
+        ckpt = run.checkpoint(cfg.checkpoint)
+        members.append(predict_split(cfg, ckpt))
+        own = score(members[-1].probabilities, members[-1].labels, top_pairs=0)
+        scores.append({"checkpoint": str(ckpt), "accuracy": own["accuracy"], "macro": own["macro"]})
+        if not torch.equal(members[-1].labels, members[0].labels):
+            raise DigitsError(
+                f"ensemble: {run.path} was validated on other images than {runs[0].path} "
+                "(another data.split_seed or val_size); use split=test"
+            )
+    average = torch.stack([member.probabilities for member in members]).mean(dim=0)
+    first = members[0]
+    return SplitPredictions(average.log(), 1.0, first.labels, first.images), scores
