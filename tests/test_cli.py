@@ -14,7 +14,7 @@ from digits.config import config_dir
 from digits.evaluation.scoring import predict_split
 from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
-from digits.train import resume_arguments
+from digits.training.launch import resume_arguments
 
 SHORT = [*FAST, "trainer.max_epochs=2", "model=mlp"]
 

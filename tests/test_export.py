@@ -24,8 +24,8 @@ from digits.config import config_dir
 from digits.data.idx import load_mnist
 from digits.exported.formats import export
 from digits.exported.onnx_model import OnnxModel
-from digits.models import DigitClassifier, load_classifier
 from digits.inference.predictor import Predictor
+from digits.models import DigitClassifier, load_classifier
 from digits.runs import RunDir
 
 PARITY_IMAGES = 1000

@@ -24,8 +24,8 @@ from digits.reading.preprocess import (
     mnist_v1,
     naive,
 )
-from digits.runs import RunDir
 from digits.reading.strokes import stroke_width
+from digits.runs import RunDir
 
 
 def seven(size: int = 28) -> np.ndarray:

@@ -19,12 +19,13 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli, start_training
-from digits.training.callbacks import LastCheckpoint, StopOnDivergence
-from digits.config.checks import check_command_line, check_train
+from digits.config.checks import check_command_line
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.runs.writing import AtomicCheckpointIO
+from digits.training.callbacks import LastCheckpoint, StopOnDivergence
+from digits.training.checks import check_train
 
 SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
 

@@ -16,8 +16,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import FAST, run_cli
-from digits.training.review import run_hparams
 from digits.runs.naming import short_names
+from digits.training.review import run_hparams
 
 SWEEP = [*FAST, "model=mlp", "trainer.max_epochs=2", "trainer.limit_train_batches=4"]
 DECLARED_METRICS = ["val/acc_best", "test/acc", "test/loss", "train_time_s", "train_images_per_s"]

@@ -27,9 +27,10 @@ from servers import free_port, serving  # tools/servers.py
 
 from conftest import FAST, run_cli, start_training
 from digits.config import config_dir
-from digits.config.checks import check_command_line, check_dimensions
+from digits.config.checks import check_command_line
 from digits.errors import DigitsError
 from digits.runs import RunDir
+from digits.search.checks import check_dimensions, check_search
 from digits.search.space import SearchSpace
 from digits.search.study import (
     SeededPerTrial,
@@ -179,7 +180,8 @@ def test_every_value_of_a_search_dimension_is_checked_against_the_model() -> Non
 
 @pytest.mark.parametrize("model", ["cnn", "lenet", "mlp", "lstm"])
 def test_the_shipped_search_has_a_space_for_each_model(model: str) -> None:
-    composed = check_command_line("train", ["-m", "hparams_search=optuna", f"model={model}"], None)
+    args = ["-m", "hparams_search=optuna", f"model={model}"]
+    composed = check_command_line("train", args, None, check_search)
     assert composed is not None and composed.hydra.runtime.choices.model == model
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FAST, run_cli
 from digits.config import config_dir
-from digits.train import run
+from digits.training.fit import run
 
 EXPERIMENTS = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
 FEW_STEPS = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=3"]

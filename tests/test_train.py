@@ -10,11 +10,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from digits.config.checks import check_loggers
 from digits.errors import DigitsError
 from digits.models import DigitClassifier, load_classifier
 from digits.runs import RunDir
-from digits.train import run
+from digits.training.checks import check_loggers
+from digits.training.fit import run
 from digits.training.tuning import lr_key
 
 

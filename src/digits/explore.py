@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from digits.cli import launch
 from digits.config import config_dir
-from digits.config.checks import check_explore
+from digits.config.checks import check_writable
 from digits.data import MNISTDataModule
 from digits.errors import reports_user_errors
 from digits.models import NUM_CLASSES
@@ -88,6 +88,10 @@ def hydra_main(cfg: DictConfig) -> None:
     writer.close()
     write_json(out / "class_counts.json", counts)
     Console().print(f"figures written to {out}", soft_wrap=True)
+
+
+def check_explore(cfg: DictConfig) -> None:
+    check_writable(cfg.out, "out", "choose a writable folder with out=...")
 
 
 def main() -> None:

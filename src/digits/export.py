@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_export
-from digits.errors import reports_user_errors
+from digits.config.checks import check_run_or_checkpoint, check_writable
+from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export
 from digits.models import load_classifier
@@ -43,6 +43,32 @@ def hydra_main(cfg: DictConfig) -> None:
     info = export(classifier, ckpt_path, path, cfg.format)
     accuracy = f", test accuracy {info['test_accuracy']}" if info["test_accuracy"] else ""
     print(f"{path}: {info['model']} from {ckpt_path}{accuracy}")
+
+
+def check_export(cfg: DictConfig) -> None:
+    """One model to export, and an output file name that fits the format, somewhere writable."""
+    check_run_or_checkpoint(cfg, "exports")
+    if cfg.run:
+        run = RunDir(Path(cfg.run))
+        if not run.checkpoints.is_dir():
+            raise DigitsError(
+                f"run={cfg.run}: not a run directory (no checkpoints/); for a multirun, give one "
+                "of its jobs"
+            )
+        run.checkpoint(cfg.checkpoint)  # the best (or last) checkpoint must be there
+    if cfg.output is None:
+        return
+    output, suffix = Path(cfg.output), EXPORT_SUFFIXES[cfg.format]
+    if output.is_dir():
+        raise DigitsError(
+            f"output={output}: a folder; give a file name, e.g. {output}/model{suffix}"
+        )
+    if output.suffix.lower() != suffix:
+        raise DigitsError(
+            f"output={output}: a format={cfg.format} file is named *{suffix} (or choose the format "
+            f"with format=)"
+        )
+    check_writable(output.parent, "output", "choose a file in a writable folder")
 
 
 def main() -> None:

@@ -7,14 +7,17 @@ exported to ONNX in memory first, the same export `digits.export` writes."""
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
+
 import hydra
 import uvicorn
 from omegaconf import DictConfig
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_serve
-from digits.errors import reports_user_errors
+from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.inference.predictor import Predictor
@@ -38,6 +41,31 @@ def hydra_main(cfg: DictConfig) -> None:
     )
     print(f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ (Ctrl+C stops)")
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+
+
+def check_serve(cfg: DictConfig) -> None:
+    """The model file exists and the address can be listened on, before anything loads."""
+    if not str(cfg.host).strip():  # uvicorn would listen on every network, unasked
+        raise DigitsError(
+            f"host={cfg.host}: empty; give an address: 127.0.0.1 (this machine only) or 0.0.0.0 "
+            "(every network it is on)"
+        )
+    if not Path(cfg.ckpt_path).is_file():
+        problem = "a folder" if Path(cfg.ckpt_path).is_dir() else "no such file"
+        raise DigitsError(
+            f"ckpt_path={cfg.ckpt_path}: {problem}; give a checkpoint (.ckpt) or an exported .onnx"
+        )
+    try:
+        with socket.create_server((cfg.host, cfg.port)):
+            pass
+    except OSError as error:  # socket's own text repeats the address
+        reason = (
+            os.strerror(error.errno) if (error.errno or 0) > 0 else error.strerror or str(error)
+        )
+        raise DigitsError(
+            f"host={cfg.host} port={cfg.port}: cannot listen there ({reason}); "
+            "choose another port= (or host=)"
+        ) from error
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""Starting training from the command line: `resume=` and `reproduce=` turned into overrides, the run
+(or sweep) directory resolved and held before Hydra writes into it, and a multirun's failed jobs
+said at its end."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from digits.config.checks import check_writable, is_multirun
+from digits.config.schema import moved
+from digits.errors import DigitsError
+from digits.runs import RunDir, SweepDir
+
+# A run's overrides that `resume=` does not repeat: where it starts from, and how it was claimed.
+NOT_CONTINUED = ("resume=", "ckpt_path=", "overwrite=")
+
+
+def resume_arguments(args: list[str]) -> list[str]:
+    """`resume=<run dir>`: the run's own overrides (settings that moved since, at their new keys),
+    then the user's, in the same directory from its last checkpoint (epoch and step counters,
+    TensorBoard curves and checkpoints continue)."""
+    given = [a for a in args if a.startswith("resume=")]
+    if not given:
+        return args
+    run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
+    if not run.overrides_file.is_file() or not run.last_checkpoint.is_file():
+        raise DigitsError(f"resume={run.path}: not a run directory with checkpoints/last.ckpt")
+    if any(a.startswith("overwrite=") for a in args):
+        raise DigitsError(
+            "resume= and overwrite= together: give one (resume continues the run in its directory)"
+        )
+    previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_CONTINUED)]
+    rest = [a for a in args if not a.startswith("resume=")]
+    ours = [f"resume={run.path}", f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
+    return [*previous, *rest, *ours]
+
+
+def check_dir_writable(args: list[str]) -> None:
+    """A run (or sweep) directory given on the command line (or by resume=) must be writable."""
+    multirun = "-m" in args or "--multirun" in args
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    if given:
+        check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
+
+
+@contextmanager
+def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[list[str]]:
+    """A single run holds its directory from before Hydra writes into it (.hydra/, the log) to its
+    end: the directory Hydra would choose is resolved now and given to Hydra. A directory that
+    holds a run is refused, but by the run that continues it (resume=, or ckpt_path= in its
+    checkpoints/), or moved aside with overwrite=true. A multirun's sweep directory is resolved
+    and checked the same way (its jobs each hold theirs: hydra_main). Yields the command line."""
+    if composed is None or rank_zero_only.rank != 0:  # DDP's other ranks write nothing
+        yield args
+        return
+    overwrite = bool(composed.get("overwrite"))
+    if is_multirun(composed):
+        sweep = SweepDir(Path(OmegaConf.select(composed, "hydra.sweep.dir")))
+        search = composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna"
+        aside = sweep.claim(continuing=search, overwrite=overwrite)
+        if aside is not None:
+            print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
+        yield with_override(args, f"hydra.sweep.dir={sweep.path}")
+        return
+    run_dir = RunDir(Path(OmegaConf.select(composed, "hydra.run.dir")))
+    ckpt = composed.get("ckpt_path")
+    continuing = bool(composed.get("resume")) or (
+        ckpt is not None
+        and RunDir.of_checkpoint(Path(ckpt).absolute()) == RunDir(run_dir.path.absolute())
+    )
+    with run_dir.claimed(continuing, overwrite) as aside:
+        if aside is not None:
+            print(f"overwrite=true: moved the run that was in {run_dir.path} to {aside}")
+        yield with_override(args, f"hydra.run.dir={run_dir.path}")
+
+
+def with_override(args: list[str], override: str) -> list[str]:
+    """`override` added after the command line's last override: Hydra's argument parser takes
+    its overrides in one run, before or after its flags (-m), not on both sides."""
+    last = max((i for i, arg in enumerate(args) if not arg.startswith("-")), default=len(args) - 1)
+    return [*args[: last + 1], override, *args[last + 1 :]]
+
+
+def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
+    """A multirun whose jobs failed exits 1 after its summary, naming them. (In a search a failed
+    trial is a result its study records.)"""
+    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
+    if composed is None or not is_multirun(composed) or not given:
+        return
+    if composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna":
+        return
+    jobs = SweepDir(Path(given[-1])).jobs() if Path(given[-1]).is_dir() else []
+    failed = [job for job in jobs if job.failed()]
+    if failed:
+        reasons = "; ".join(
+            f"job {job.path.name}: {job.error_file.read_text().strip()}" for job in failed[:3]
+        )
+        print(f"error: {len(failed)} of {len(jobs)} jobs failed ({reasons})", file=sys.stderr)
+        sys.exit(1)
