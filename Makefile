@@ -20,9 +20,10 @@ test: ## Run every test on the CPU, one worker per core (synthetic MNIST; real M
 test-fast: ## Tests without the slow (multi-process) ones
 	$(BIN)/pytest -n auto -m "not slow"
 
-lint: ## ruff lint and format check
+lint: ## ruff lint and format check; the import layers and no import cycles (import-linter)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
+	$(BIN)/lint-imports
 
 format: ## ruff autofix and format
 	$(BIN)/ruff check --fix src tests tools

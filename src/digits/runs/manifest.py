@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
 from digits.errors import user_error
@@ -151,8 +152,6 @@ def command_line() -> str:
 
 def exit_status(error: BaseException | None) -> tuple[str, int]:
     """How a run ended, in words and as the process's exit status."""
-    from digits.search.trial import TrialPruned
-
     if error is None:
         return "completed", 0
     if isinstance(error, TrialPruned):
