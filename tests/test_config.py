@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -186,3 +187,23 @@ def test_importing_the_config_and_its_checks_does_not_import_lightning() -> None
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_hydra_flags_parser_reads_every_flag_hydra_reads_as_hydra_does() -> None:
+    # Hydra's parser is private; ours reads its public flags. This pins the two together.
+    from hydra._internal.utils import get_args_parser
+
+    from digits.config.hydra_flags import hydra_flags
+
+    def options(parser: argparse.ArgumentParser) -> dict[str, tuple]:
+        return {
+            action.dest: (sorted(action.option_strings), action.nargs, list(action.choices or []), action.const)
+            for action in parser._actions
+            if action.dest != "version"  # Hydra prints its version itself; ours only notes it
+        }
+
+    assert options(hydra_flags()) == options(get_args_parser())
+    line = ["-m", "model=cnn", "--cfg", "job", "-p", "model", "seed=1", "--info", "--bogus"]
+    ours, theirs = hydra_flags().parse_known_args(line), get_args_parser().parse_known_args(line)
+    assert vars(ours[0]) | {"version": None} == vars(theirs[0]) | {"version": None}
+    assert ours[1] == theirs[1]

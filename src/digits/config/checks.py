@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from hydra.errors import ConfigCompositionException, HydraException
@@ -29,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.config import config_dir, group_options
+from digits.config.hydra_flags import hydra_flags
 from digits.config.schema import MOVED
 from digits.config.validate import (
     check_schema,
@@ -43,7 +43,7 @@ MAX_SWEEP_CHECKS = 50
 SweeperCheck = Callable[[DictConfig, list[str], Callable[[list[str]], DictConfig]], None]
 # Hydra flags that show something instead of running, or pick other configs: left to Hydra.
 HYDRA_OWN_WORK = (
-    "help", "hydra_help", "cfg", "info", "shell_completion",
+    "help", "hydra_help", "version", "cfg", "info", "shell_completion",
     "config_path", "config_name", "config_dir", "experimental_rerun",
 )  # fmt: skip
 
@@ -82,9 +82,9 @@ def _swept_values(override: Override) -> list[Any]:
 
 
 def _overrides_and_flags(args: Sequence[str]) -> tuple[list[str], argparse.Namespace]:
-    """Split the command line as Hydra's own argument parser does; refuse flags it does not know
+    """Split the command line as Hydra's argument parser does; refuse flags it does not know
     (argparse would print its usage and several lines)."""
-    flags, unknown = get_args_parser().parse_known_args(list(args))
+    flags, unknown = hydra_flags().parse_known_args(list(args))
     for arg in unknown:
         if arg.startswith("-"):
             raise DigitsError(

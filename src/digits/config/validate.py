@@ -66,11 +66,20 @@ def schema_nodes(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Dict
     fields = schema_fields(node)
     if fields is not None:
         yield prefix, node, fields
-    for key in node:
-        # The node itself, unresolved: ${hydra:...} values cannot resolve outside a run.
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+    for key, child in child_nodes(node):
+        if isinstance(child, DictConfig):
             yield from schema_nodes(child, f"{prefix}{key}.")
+
+
+def child_nodes(node: DictConfig) -> Iterator[tuple[Any, DictConfig | ListConfig]]:
+    """The mappings and lists a node holds. Interpolations are left out: ${hydra:...} values
+    cannot resolve outside a run."""
+    for key in node:
+        if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+            continue
+        child = node[key]
+        if isinstance(child, DictConfig | ListConfig):
+            yield key, child
 
 
 def sets(override: str, key: str) -> bool:
@@ -101,26 +110,24 @@ def check_schema(cfg: DictConfig, combo: Sequence[str]) -> None:
 def check_targets(node: DictConfig, prefix: str = "") -> None:
     """Every `_target_` must name something importable: Hydra would say so only when it gets
     there, mid-run (an optimizer is built when fitting starts)."""
-    for key in node:
-        child = node._get_node(key)
-        if key == "_target_" and isinstance(node[key], str):
-            hydra_log = logging.getLogger("hydra.utils")
-            hydra_log.disabled = True  # it logs the failure too; one line is ours to print
-            try:
-                get_object(node[key])
-            except Exception as error:  # Hydra wraps the import's own error as its cause
-                reason = str(error.__cause__ or error).splitlines()[0]
-                raise DigitsError(
-                    f"{prefix}_target_={node[key]}: cannot import it ({reason})"
-                ) from error
-            finally:
-                hydra_log.disabled = False
-        elif isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+    target = node.get("_target_") if "_target_" in node else None
+    if isinstance(target, str):
+        hydra_log = logging.getLogger("hydra.utils")
+        hydra_log.disabled = True  # it logs the failure too; one line is ours to print
+        try:
+            get_object(target)
+        except Exception as error:  # Hydra wraps the import's own error as its cause
+            reason = str(error.__cause__ or error).splitlines()[0]
+            raise DigitsError(f"{prefix}_target_={target}: cannot import it ({reason})") from error
+        finally:
+            hydra_log.disabled = False
+    for key, child in child_nodes(node):
+        if isinstance(child, DictConfig):
             check_targets(child, f"{prefix}{key}.")
-        elif isinstance(child, ListConfig) and not child._is_none():
-            for index, item in enumerate(child):
-                if isinstance(item, DictConfig):
-                    check_targets(item, f"{prefix}{key}[{index}].")
+            continue
+        for index, item in enumerate(child):
+            if isinstance(item, DictConfig):
+                check_targets(item, f"{prefix}{key}[{index}].")
 
 
 def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[str]) -> None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import onnx
 import torch
-from lightning.pytorch.core.module import _jit_is_scripting as jit_is_scripting
 from torch import nn
 
 import digits
 from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
+from digits.models.calibration import calibrated
 from digits.models.checkpoint import load_classifier
 from digits.models.classifier import DigitClassifier
 from digits.models.networks import NUM_CLASSES
@@ -35,14 +35,16 @@ PREPROCESSING = (
 
 
 class Probabilities(nn.Module):
-    """The classifier with its calibrated softmax on top: what an exported file computes."""
+    """A classifier's logits (the classifier itself, or its TorchScript trace) with its calibrated
+    softmax on top: what an exported file computes."""
 
-    def __init__(self, classifier: DigitClassifier) -> None:
+    def __init__(self, logits: nn.Module, temperature: torch.Tensor) -> None:
         super().__init__()
-        self.classifier = classifier
+        self.logits = logits
+        self.register_buffer("temperature", temperature.detach().clone())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.probabilities(self.classifier(images))
+        return calibrated(self.logits(images), self.temperature)
 
 
 def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
@@ -70,7 +72,7 @@ def example_batch() -> torch.Tensor:
 
 def onnx_proto(classifier: DigitClassifier, info: dict[str, str]) -> onnx.ModelProto:
     """Export with torch's current (dynamo) exporter, batch size dynamic; checked with onnx.checker."""
-    model = Probabilities(classifier).eval()
+    model = Probabilities(classifier, classifier.temperature).eval()
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -107,11 +109,12 @@ def onnx_model_of(ckpt_path: str | Path) -> OnnxModel:
 
 def to_torchscript(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> None:
     """Trace to TorchScript; the metadata travels as the file's extra file `digits.json`."""
-    model = Probabilities(classifier).eval()
-    # LightningModule.to_torchscript would trace the classifier's logits, not the probabilities; its
-    # context keeps the tracer from touching `.trainer` (which raises outside a Trainer).
-    with warnings.catch_warnings(), torch.no_grad(), jit_is_scripting():
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TorchScript's deprecation notice: the format is asked for
+        # Lightning's own trace of the logits (tracing the LightningModule directly touches its
+        # `.trainer`, which raises outside a Trainer), then the softmax on top.
+        logits = classifier.to_torchscript(method="trace", example_inputs=example_batch())
+        model = Probabilities(logits, classifier.temperature).eval()
         traced = torch.jit.trace(model, example_batch())
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={"digits.json": json.dumps(info)})

@@ -38,3 +38,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     if not torch.isfinite(torch.tensor(temperature)):
         return 1.0
     return min(max(temperature, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
+
+
+def calibrated(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """Class probabilities from logits at a fitted temperature."""
+    return (logits.float() / temperature).softmax(dim=1)

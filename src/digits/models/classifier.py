@@ -21,7 +21,7 @@ from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from digits.models.calibration import fit_temperature
+from digits.models.calibration import calibrated, fit_temperature
 from digits.models.networks import NUM_CLASSES
 
 # What the module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
@@ -161,7 +161,7 @@ class DigitClassifier(L.LightningModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (N, 10) from this model's logits."""
-        return (logits.float() / self.temperature).softmax(dim=1)
+        return calibrated(logits, self.temperature)
 
     def _step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch

@@ -307,12 +307,16 @@ class RunDir:
         if not self.last_checkpoint.is_file():
             return ""
         saved = torch.load(self.last_checkpoint, map_location="cpu", weights_only=True)
-        states = saved.get("callbacks", {})
+        # Found by what the callback saved (ModelCheckpoint.state_dict: its monitor and best
+        # path), not by Lightning's key for it, whose text is Lightning's own business.
+        states = saved.get("callbacks", {}).values()
         return next(
             (
-                state.get("best_model_path", "")
-                for key, state in states.items()
-                if key.startswith("ModelCheckpoint") and "'monitor': 'val/acc'" in key
+                state["best_model_path"]
+                for state in states
+                if isinstance(state, dict)
+                and state.get("monitor") == "val/acc"
+                and state.get("best_model_path")
             ),
             "",
         )
