@@ -185,5 +185,5 @@ def test_evaluate_with_missing_data_names_its_own_key_and_leaves_no_folders(
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = result.stderr.strip().splitlines()
-    assert "point data_root (or DIGITS_DATA_DIR)" in line and "data.root" not in line
+    assert "point data.root (or DIGITS_DATA_DIR)" in line and "data.root" not in line
     assert not (tmp_path / "nowhere").exists()
