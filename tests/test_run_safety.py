@@ -175,7 +175,7 @@ def test_compare_into_a_read_only_folder_is_one_line(
     assert f"--out={locked / 'x'}: cannot write there" in line
 
 
-def test_evaluate_with_missing_data_names_its_own_key_and_leaves_no_folders(
+def test_evaluate_with_missing_data_names_data_root_and_leaves_no_folders(
     trained_run: Path, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nowhere" / "data"
@@ -185,5 +185,7 @@ def test_evaluate_with_missing_data_names_its_own_key_and_leaves_no_folders(
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]
     (line,) = result.stderr.strip().splitlines()
-    assert "point data.root (or DIGITS_DATA_DIR)" in line and "data.root" not in line
+    # data.root, as train spells it (evaluate once said data_root)
+    assert f"MNIST not found: {missing}/MNIST/raw lacks" in line
+    assert "point data.root (or DIGITS_DATA_DIR)" in line and "data_root" not in line
     assert not (tmp_path / "nowhere").exists()
