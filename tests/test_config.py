@@ -17,8 +17,8 @@ from omegaconf import ListConfig
 
 from digits.config import config_dir
 from digits.config.checks import check_command_line
-from digits.config.schema import OneOf, Range
 from digits.config.validate import schema_nodes
+from digits.constraints import OneOf, Range
 from digits.errors import DigitsError
 from digits.models import DigitClassifier
 
@@ -197,7 +197,12 @@ def test_the_hydra_flags_parser_reads_every_flag_hydra_reads_as_hydra_does() -> 
 
     def options(parser: argparse.ArgumentParser) -> dict[str, tuple]:
         return {
-            action.dest: (sorted(action.option_strings), action.nargs, list(action.choices or []), action.const)
+            action.dest: (
+                sorted(action.option_strings),
+                action.nargs,
+                list(action.choices or []),
+                action.const,
+            )
             for action in parser._actions
             if action.dest != "version"  # Hydra prints its version itself; ours only notes it
         }
@@ -207,3 +212,37 @@ def test_the_hydra_flags_parser_reads_every_flag_hydra_reads_as_hydra_does() -> 
     ours, theirs = hydra_flags().parse_known_args(line), get_args_parser().parse_known_args(line)
     assert vars(ours[0]) | {"version": None} == vars(theirs[0]) | {"version": None}
     assert ours[1] == theirs[1]
+
+
+def test_a_networks_settings_are_its_constructors_arguments_with_their_constraints() -> None:
+    # One declaration per network setting: the schema (and so every check and message) is derived
+    # from the constructor; conf/model/ gives each argument a value, and nothing else.
+    import dataclasses
+    import inspect
+    import typing
+
+    from omegaconf import OmegaConf
+
+    from digits.config.schema import network_schema
+    from digits.models.networks import NETWORKS
+
+    for network in NETWORKS:
+        fields = {f.name: f for f in dataclasses.fields(network_schema(network))}
+        arguments = inspect.signature(network).parameters
+        assert list(fields) == ["_target_", *arguments]
+        hints = typing.get_type_hints(network.__init__, include_extras=True)
+        for name in arguments:
+            declared = [
+                extra
+                for hint in (hints[name], *typing.get_args(hints[name]))
+                if typing.get_origin(hint) is typing.Annotated
+                for extra in typing.get_args(hint)[1:]
+            ]
+            assert fields[name].metadata["allowed"] == (declared[0] if declared else None)
+        (option,) = [
+            path
+            for path in (Path(config_dir()) / "model").glob("*.yaml")
+            if OmegaConf.load(path)["_target_"].endswith(f".{network.__name__}")
+        ]
+        values = OmegaConf.load(option)
+        assert set(values) - {"defaults", "_target_"} == set(arguments), option.name

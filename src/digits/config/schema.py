@@ -12,7 +12,7 @@ does not need): what the schema takes from Lightning's Trainer signature is read
 import dataclasses
 import functools
 import inspect
-import math
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -20,81 +20,20 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from digits.constraints import (
+    AT_LEAST_ONE,
+    NOT_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    OneOf,
+    Range,
+)
 from digits.data.idx import TRAIN_IMAGES
 from digits.exported import EXPORT_SUFFIXES
 from digits.inference.prediction import MODES
-from digits.models.networks import NUM_CLASSES
+from digits.models.networks import NETWORKS, NUM_CLASSES
 from digits.reading.preprocess import PREPROCESSORS
-
-
-@dataclass(frozen=True)
-class Range:
-    """Numbers (or each number of a list) between bounds; `note` says why, where it is not obvious."""
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    but_not: float | None = None
-    note: str = ""
-    min_items: int = 0  # for a list: how many numbers it needs at least
-
-    def admits(self, value: Any) -> bool:
-        if isinstance(value, list | tuple):
-            return len(value) >= self.min_items and all(self.admits(item) for item in value)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            return False
-        return not (
-            value == self.but_not
-            or (self.ge is not None and value < self.ge)
-            or (self.gt is not None and value <= self.gt)
-            or (self.le is not None and value > self.le)
-            or (self.lt is not None and value >= self.lt)
-        )
-
-    def describe(self) -> str:
-        low = (
-            f"[{self.ge:n}"
-            if self.ge is not None
-            else f"({self.gt:n}"
-            if self.gt is not None
-            else ""
-        )
-        high = (
-            f"{self.le:n}]"
-            if self.le is not None
-            else f"{self.lt:n})"
-            if self.lt is not None
-            else ""
-        )
-        if low and high:
-            text = f"in {low}, {high}"
-        elif low:
-            text = f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
-        else:
-            text = f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}"
-        if self.but_not is not None:
-            text += f", not {self.but_not:n}"
-        if self.min_items:
-            text += f", at least {self.min_items} of them"
-        return f"{text} ({self.note})" if self.note else text
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """One of a few words."""
-
-    options: tuple[str, ...]
-
-    def admits(self, value: Any) -> bool:
-        return (str(value).lower() if isinstance(value, bool) else str(value)) in self.options
-
-    def describe(self) -> str:
-        return f"one of {', '.join(self.options)}"
 
 
 @dataclass(frozen=True)
@@ -122,11 +61,6 @@ def setting(allowed: Range | OneOf | Nested | None = None, default: Any = MISSIN
     return field(default=default, metadata={"allowed": allowed})
 
 
-PROBABILITY = Range(ge=0, lt=1)
-POSITIVE = Range(gt=0)
-AT_LEAST_ONE = Range(ge=1)
-NOT_NEGATIVE = Range(ge=0)
-SEED = Range(ge=0, le=2**32 - 1, note="what numpy's generator takes")
 TOP_K = Range(ge=1, le=NUM_CLASSES)
 CONFIDENCE = Range(ge=0, le=1)
 
@@ -180,42 +114,21 @@ class ModuleConfig:
     ema_decay: float | None = setting(Range(gt=0, lt=1))
 
 
-@dataclass
-class MLPConfig:
-    _target_: str = MISSING
-    hidden: list[int] = setting(AT_LEAST_ONE)
-    dropout: float = setting(PROBABILITY)
-
-
-@dataclass
-class LeNetConfig:
-    _target_: str = MISSING
-    channels: list[int] = setting(Range(ge=1, min_items=1, note="a convolution block each"))
-    kernel_size: int = setting(AT_LEAST_ONE)
-    padding: int = setting(NOT_NEGATIVE)
-    convs_per_block: int = setting(AT_LEAST_ONE)
-    batch_norm: bool = MISSING
-    conv_dropout: float = setting(PROBABILITY)
-    hidden: int | None = setting(AT_LEAST_ONE)
-    dropout: float = setting(PROBABILITY)
-
-
-@dataclass
-class CNNConfig:
-    _target_: str = MISSING
-    channels: list[int] = setting(Range(ge=1, min_items=1, note="a convolution block each"))
-    kernel_size: int = setting(AT_LEAST_ONE)
-    hidden: int | None = setting(AT_LEAST_ONE)
-    conv_dropout: float = setting(PROBABILITY)
-    dropout: float = setting(PROBABILITY)
-
-
-@dataclass
-class LSTMConfig:
-    _target_: str = MISSING
-    hidden: int = setting(AT_LEAST_ONE)
-    layers: int = setting(AT_LEAST_ONE)
-    dropout: float = setting(PROBABILITY)
+def network_schema(network: type) -> type:
+    """The schema of a network's config, derived from its constructor: one field per argument,
+    typed as annotated, allowing what its `Annotated` constraint allows (digits.models.networks);
+    the values are conf/model/'s."""
+    hints = typing.get_type_hints(network.__init__, include_extras=True)
+    fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default=MISSING))]
+    for name in inspect.signature(network).parameters:
+        kind, allowed, nullable = hints[name], None, False
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+            nullable = True
+        if typing.get_origin(kind) is typing.Annotated:
+            kind, allowed = typing.get_args(kind)[0], typing.get_args(kind)[1]
+        fields.append((name, kind | None if nullable else kind, setting(allowed)))
+    return dataclasses.make_dataclass(f"{network.__name__}Config", fields)
 
 
 # --- optimizers and schedules (torch's classes, made partial) ---------------------------------
@@ -487,10 +400,6 @@ SCHEMAS = {
     "paths": PathsConfig,
     "data": DataConfig,
     "module": ModuleConfig,
-    "mlp": MLPConfig,
-    "lenet": LeNetConfig,
-    "cnn": CNNConfig,
-    "lstm": LSTMConfig,
     "adam": AdamConfig,
     "sgd": SGDConfig,
     "step": StepLRConfig,
@@ -520,7 +429,9 @@ def moved(override: str) -> str:
 
 
 def register_schemas() -> None:
-    """Store every schema in Hydra's ConfigStore as `schema_<name>`, for conf/ to extend."""
+    """Store every schema in Hydra's ConfigStore as `schema_<name>`, for conf/ to extend (a
+    network's as `schema_<its class name, lower case>`)."""
     store = ConfigStore.instance()
-    for name, schema in SCHEMAS.items():
+    networks = {network.__name__.lower(): network_schema(network) for network in NETWORKS}
+    for name, schema in (SCHEMAS | networks).items():
         store.store(name=f"schema_{name}", node=schema)

@@ -26,7 +26,8 @@ from omegaconf.errors import (
 )
 
 from digits.config import group_options
-from digits.config.schema import ExtraKeys, Nested, OneOf
+from digits.config.schema import ExtraKeys, Nested
+from digits.constraints import OneOf
 from digits.errors import DigitsError
 
 TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

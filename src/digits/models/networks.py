@@ -1,15 +1,24 @@
-"""The networks. Each maps a normalised (N, 1, 28, 28) batch to (N, 10) logits; sizes come from
-conf/model/."""
+"""The networks. Each maps a normalised (N, 1, 28, 28) batch to (N, 10) logits.
+
+Each constructor is the one declaration of its network's settings: their types, and the values each
+allows (`Annotated` with a digits.constraints range). The config schema of conf/model/ is derived
+from it (digits.config.schema.network_schema); the values themselves are in conf/model/."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, PROBABILITY, Range
+
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
+
+Probability = Annotated[float, PROBABILITY]
+Count = Annotated[int, AT_LEAST_ONE]
+Channels = Annotated[list[int], Range(ge=1, min_items=1, note="a convolution block each")]
 
 
 def _head(in_features: int, hidden: int | None, dropout: float) -> list[nn.Module]:
@@ -26,7 +35,7 @@ def _head(in_features: int, hidden: int | None, dropout: float) -> list[nn.Modul
 class MLP(nn.Sequential):
     """Fully connected: flatten 784 -> hidden... -> 10 (T0: 128, 84)."""
 
-    def __init__(self, hidden: Sequence[int], dropout: float) -> None:
+    def __init__(self, hidden: Annotated[list[int], AT_LEAST_ONE], dropout: Probability) -> None:
         layers: list[nn.Module] = [nn.Flatten()]
         width = IMAGE_SIZE * IMAGE_SIZE
         for size in hidden:
@@ -43,13 +52,13 @@ class LeNet(nn.Sequential):
 
     def __init__(
         self,
-        channels: Sequence[int],
-        kernel_size: int,
-        padding: int,
-        hidden: int | None,
-        dropout: float,
-        conv_dropout: float,
-        convs_per_block: int,
+        channels: Channels,
+        kernel_size: Count,
+        padding: Annotated[int, NOT_NEGATIVE],
+        hidden: Count | None,
+        dropout: Probability,
+        conv_dropout: Probability,
+        convs_per_block: Count,
         batch_norm: bool,
     ) -> None:
         layers: list[nn.Module] = []
@@ -76,11 +85,11 @@ class CNN(nn.Sequential):
 
     def __init__(
         self,
-        channels: Sequence[int],
-        hidden: int | None,
-        conv_dropout: float,
-        dropout: float,
-        kernel_size: int,
+        channels: Channels,
+        hidden: Count | None,
+        conv_dropout: Probability,
+        dropout: Probability,
+        kernel_size: Count,
     ) -> None:
         layers: list[nn.Module] = []
         in_channels, size = 1, IMAGE_SIZE
@@ -97,7 +106,7 @@ class LSTMReader(nn.Module):
     """Reads the image row by row, as the LSTM tutorial does: 28 steps of 28 pixels through an
     LSTM (hidden units, layers), its last hidden state into a linear layer to 10 scores."""
 
-    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, hidden: Count, layers: Count, dropout: Probability) -> None:
         super().__init__()
         self.lstm = nn.LSTM(
             IMAGE_SIZE, hidden, num_layers=layers, batch_first=True, dropout=dropout * (layers > 1)
@@ -108,3 +117,6 @@ class LSTMReader(nn.Module):
         rows = images.flatten(1, 2)  # (N, 1, 28, 28) -> (N, 28 rows, 28 pixels)
         _, (last_hidden, _) = self.lstm(rows)
         return self.head(last_hidden[-1])
+
+
+NETWORKS = (MLP, LeNet, CNN, LSTMReader)  # what conf/model/ chooses from
