@@ -1,4 +1,6 @@
-"""The configuration: where conf/ is, the schema every option is checked against, the checks.
+"""The configuration: where conf/ is, the schema every option is checked against (schema.py), the
+check of a composed config against it (validate.py), and the up-front check of a command line and
+this machine shared by every command (checks.py, hydra_flags.py).
 
 Importing this package registers the schema (Hydra's ConfigStore) and the `${run:...}` resolver,
 which composing conf/ needs."""

@@ -7,7 +7,6 @@ lists failed jobs too; a search's comes from its Optuna study (digits.search.tri
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from digits.presentation.tables import print_table, save_table
+from digits.runs.comparison import sort_key
 from digits.runs.run_dir import RunDir, SweepDir
 
 if TYPE_CHECKING:
@@ -38,11 +38,6 @@ def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:
     reason = job.error_file.read_text().strip() if job.error_file.is_file() else "no metrics.json"
     failed = {"status": f"failed: {reason}", "val_acc_best": None, "test_acc": None}
     return row | failed | {"wall_time_s": None}
-
-
-def sort_key(row: dict[str, Any]) -> float:
-    value = row["val_acc_best"]
-    return -value if isinstance(value, float) and not math.isnan(value) else math.inf
 
 
 def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:

@@ -1,1 +1,2 @@
-"""The web app `digits.serve` runs: a page to draw or photograph a digit, and a JSON API."""
+"""The web app `digits.serve` runs (app.py): a page to draw or photograph a digit (page/), and a
+JSON API over digits.inference."""

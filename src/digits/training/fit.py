@@ -140,7 +140,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         logger.finalize("success")
     print_summary("digits.train", metrics, run_dir.path)
     if cfg.get("reproduce"):
-        reproduction.report(RunDir(Path(cfg.reproduce)), run_dir)
+        reproduction.compare_with_original(RunDir(Path(cfg.reproduce)), run_dir)
     return metrics
 
 

@@ -81,7 +81,7 @@ def setting_differences(original: RunDir, new: RunDir) -> list[str]:
 
 
 @rank_zero_only
-def report(original: RunDir, new: RunDir) -> dict[str, Any]:
+def compare_with_original(original: RunDir, new: RunDir) -> dict[str, Any]:
     """Print the metrics side by side and the differences; save them as reproduction.json."""
     rows = metric_rows(original.metrics() or {}, new.metrics() or {})
     if original.manifest():
