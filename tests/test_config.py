@@ -20,7 +20,7 @@ from digits.config.checks import check_command_line
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
 from digits.errors import DigitsError
-from digits.models import DigitClassifier
+from digits.models.classifier import DigitClassifier
 
 CONF = Path(config_dir())
 
@@ -223,11 +223,11 @@ def test_a_networks_settings_are_its_constructors_arguments_with_their_constrain
 
     from omegaconf import OmegaConf
 
-    from digits.config.schema import network_schema
+    from digits.config.schema import schema_of
     from digits.models.networks import NETWORKS
 
     for network in NETWORKS:
-        fields = {f.name: f for f in dataclasses.fields(network_schema(network))}
+        fields = {f.name: f for f in dataclasses.fields(schema_of(network, target=True))}
         arguments = inspect.signature(network).parameters
         assert list(fields) == ["_target_", *arguments]
         hints = typing.get_type_hints(network.__init__, include_extras=True)

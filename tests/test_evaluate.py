@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import run_cli
 from digits.config import config_dir
 from digits.evaluation.scoring import calibration, committee, predict_split, score
-from digits.models import load_classifier
+from digits.models.checkpoint import load_classifier
 from digits.models.classifier import shifted_views
 from digits.presentation.figures import confident_mistakes
 from digits.runs import RunDir

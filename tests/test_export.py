@@ -25,7 +25,8 @@ from digits.data.idx import load_mnist
 from digits.exported.formats import export
 from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
-from digits.models import DigitClassifier, load_classifier
+from digits.models.checkpoint import load_classifier
+from digits.models.classifier import DigitClassifier
 from digits.runs import RunDir
 
 PARITY_IMAGES = 1000

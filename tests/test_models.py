@@ -16,8 +16,9 @@ from hydra.utils import instantiate
 from conftest import run_cli
 from digits.data.idx import load_mnist
 from digits.evaluation.scoring import calibration
-from digits.models import DigitClassifier, load_classifier
 from digits.models.calibration import fit_temperature
+from digits.models.checkpoint import load_classifier
+from digits.models.classifier import DigitClassifier
 from digits.runs import RunDir
 
 # Written by digits before the model carried its normalisation (mlp, data.mean=0.5, data.std=0.25,
@@ -35,7 +36,7 @@ class NoConfigNoData:
 
 sys.meta_path.insert(0, NoConfigNoData())
 import torch
-from digits.models import load_classifier
+from digits.models.checkpoint import load_classifier
 
 model = load_classifier(sys.argv[1])
 images, labels = torch.load(sys.argv[2])

@@ -11,7 +11,8 @@ import torch
 from hydra.utils import instantiate
 
 from digits.errors import DigitsError
-from digits.models import DigitClassifier, load_classifier
+from digits.models.checkpoint import load_classifier
+from digits.models.classifier import DigitClassifier
 from digits.runs import RunDir
 from digits.training.checks import check_loggers
 from digits.training.fit import run

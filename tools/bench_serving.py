@@ -37,7 +37,7 @@ from digits.config import config_dir
 from digits.data.idx import load_mnist
 from digits.exported.formats import metadata, to_onnx
 from digits.exported.onnx_model import OnnxModel
-from digits.models import DigitClassifier
+from digits.models.classifier import DigitClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")

@@ -24,7 +24,7 @@ from digits.config import config_dir
 from digits.config.checks import check_writable
 from digits.data import MNISTDataModule
 from digits.errors import reports_user_errors
-from digits.models import NUM_CLASSES
+from digits.models.networks import NUM_CLASSES
 from digits.presentation.figures import image_grid_figure, save
 from digits.runs.writing import write_json
 

@@ -17,7 +17,7 @@ from digits.config.checks import check_run_or_checkpoint, check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export
-from digits.models import load_classifier
+from digits.models.checkpoint import load_classifier
 from digits.runs import RunDir
 
 

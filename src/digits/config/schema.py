@@ -29,6 +29,7 @@ from digits.constraints import (
     OneOf,
     Range,
 )
+from digits.data.augment import augment
 from digits.data.idx import TRAIN_IMAGES
 from digits.exported import EXPORT_SUFFIXES
 from digits.inference.prediction import MODES
@@ -65,19 +66,28 @@ TOP_K = Range(ge=1, le=NUM_CLASSES)
 CONFIDENCE = Range(ge=0, le=1)
 
 
+def schema_of(function: Any, leave_out: tuple[str, ...] = (), target: bool = False) -> type:
+    """The schema of a function's (or a class's) settings, derived from its signature: one field per
+    argument, typed as annotated, allowing what its `Annotated` constraint allows, defaulting to its
+    default (a network's have none: conf/model/ gives the values). `target`: a `_target_` first."""
+    annotated = function.__init__ if isinstance(function, type) else function
+    hints = typing.get_type_hints(annotated, include_extras=True)
+    fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default=MISSING))] * target
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name in leave_out:
+            continue
+        kind, allowed, nullable = hints[name], None, False
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+            nullable = True
+        if typing.get_origin(kind) is typing.Annotated:
+            kind, allowed = typing.get_args(kind)[0], typing.get_args(kind)[1]
+        default = MISSING if parameter.default is inspect.Parameter.empty else parameter.default
+        fields.append((name, kind | None if nullable else kind, setting(allowed, default)))
+    return dataclasses.make_dataclass(f"{getattr(function, '__name__', 'Settings')}Config", fields)
+
+
 # --- data -------------------------------------------------------------------------------------
-
-
-@dataclass
-class AugmentConfig:
-    """Keys left out leave the images as they are (digits.data.augment.augment's defaults)."""
-
-    rotation: float | None = setting(Range(ge=0, le=180), default=None)
-    translate: float | None = setting(Range(ge=0, le=1), default=None)
-    scale: list[float] | None = setting(POSITIVE, default=None)
-    thickness: list[float] | None = setting(Range(ge=-3, le=3), default=None)
-    elastic: list[float] | None = setting(POSITIVE, default=None)
-    european_ones: float | None = setting(Range(ge=0, le=1), default=None)
 
 
 @dataclass
@@ -94,7 +104,10 @@ class DataConfig:
     num_workers: int = setting(NOT_NEGATIVE)
     pin_memory: bool = MISSING
     augment: Any = setting(
-        Nested(AugmentConfig, example="{rotation:10,translate:0.1,scale:[0.9,1.1]}")
+        Nested(
+            schema_of(augment, leave_out=("images", "labels")),
+            example="{rotation:10,translate:0.1,scale:[0.9,1.1]}",
+        )
     )
     pipeline: str = setting(OneOf(("memory", "torchvision")))
     on_device: Any = setting(OneOf(("auto", "true", "false")))
@@ -112,23 +125,6 @@ class ModuleConfig:
     std: float = setting(POSITIVE)
     calibrate: bool = MISSING
     ema_decay: float | None = setting(Range(gt=0, lt=1))
-
-
-def network_schema(network: type) -> type:
-    """The schema of a network's config, derived from its constructor: one field per argument,
-    typed as annotated, allowing what its `Annotated` constraint allows (digits.models.networks);
-    the values are conf/model/'s."""
-    hints = typing.get_type_hints(network.__init__, include_extras=True)
-    fields: list[tuple[str, Any, Any]] = [("_target_", str, field(default=MISSING))]
-    for name in inspect.signature(network).parameters:
-        kind, allowed, nullable = hints[name], None, False
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-            nullable = True
-        if typing.get_origin(kind) is typing.Annotated:
-            kind, allowed = typing.get_args(kind)[0], typing.get_args(kind)[1]
-        fields.append((name, kind | None if nullable else kind, setting(allowed)))
-    return dataclasses.make_dataclass(f"{network.__name__}Config", fields)
 
 
 # --- optimizers and schedules (torch's classes, made partial) ---------------------------------
@@ -432,6 +428,6 @@ def register_schemas() -> None:
     """Store every schema in Hydra's ConfigStore as `schema_<name>`, for conf/ to extend (a
     network's as `schema_<its class name, lower case>`)."""
     store = ConfigStore.instance()
-    networks = {network.__name__.lower(): network_schema(network) for network in NETWORKS}
+    networks = {net.__name__.lower(): schema_of(net, target=True) for net in NETWORKS}
     for name, schema in (SCHEMAS | networks).items():
         store.store(name=f"schema_{name}", node=schema)

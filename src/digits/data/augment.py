@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from digits.constraints import POSITIVE, Range
 from digits.reading.strokes import dilate, erode
 
 PEN_RADIUS = 1.0  # the added strokes' half width, px: MNIST's strokes are about 2.5 px wide
@@ -19,16 +21,17 @@ PEN_RADIUS = 1.0  # the added strokes' half width, px: MNIST's strokes are about
 def augment(
     images: torch.Tensor,
     labels: torch.Tensor | None = None,
-    rotation: float | None = None,
-    translate: float | None = None,
-    scale: Sequence[float] | None = None,
-    thickness: Sequence[float] | None = None,
-    elastic: Sequence[float] | None = None,
-    european_ones: float | None = None,
+    rotation: Annotated[float, Range(ge=0, le=180)] | None = None,
+    translate: Annotated[float, Range(ge=0, le=1)] | None = None,
+    scale: Annotated[list[float], POSITIVE] | None = None,
+    thickness: Annotated[list[float], Range(ge=-3, le=3)] | None = None,
+    elastic: Annotated[list[float], POSITIVE] | None = None,
+    european_ones: Annotated[float, Range(ge=0, le=1)] | None = None,
 ) -> torch.Tensor:
     """A randomly transformed copy of a (N, 1, H, W) batch of 0-1 images (`labels`: their
     classes, for `european_ones`). Every setting left out (or None) leaves the images as they
-    are; conf/data/mnist.yaml documents them."""
+    are; conf/data/mnist.yaml documents them. The annotations are data.augment's schema
+    (digits.config.schema.schema_of)."""
     if european_ones is not None and labels is not None:
         images = european_one(images, labels == 1, european_ones)
     if thickness is not None:

@@ -23,8 +23,8 @@ from torchmetrics.classification import (
 from digits.data import MNISTDataModule
 from digits.data.idx import ensure_mnist
 from digits.errors import DigitsError
-from digits.models import NUM_CLASSES
 from digits.models.checkpoint import model_from, read_checkpoint
+from digits.models.networks import NUM_CLASSES
 from digits.runs import RunDir
 
 

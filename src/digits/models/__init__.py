@@ -1,26 +1,10 @@
-"""The models: the networks (conf/model/), the LightningModule that wraps them, loading checkpoints.
+"""The models: the networks (networks.py, chosen in conf/model/), the LightningModule that wraps them
+with the input contract (classifier.py), temperature scaling (calibration.py) and loading a model
+from its checkpoint alone (checkpoint.py).
 
-Checkpoints name their network by `_target_` (e.g. digits.models.MLP), hence the names here. They are
-loaded on first use: the LightningModule imports Lightning, which the config schema and
-`digits.predict` of an .onnx file do not need.
-"""
+Checkpoints name their network by `_target_` (e.g. digits.models.MLP), hence these names here (the
+networks need torch only, not Lightning)."""
 
-from importlib import import_module
-from typing import Any
+from digits.models.networks import CNN, MLP, LeNet, LSTMReader
 
-HOMES = {
-    "load_classifier": "checkpoint",
-    "DigitClassifier": "classifier",
-    "CNN": "networks",
-    "MLP": "networks",
-    "LeNet": "networks",
-    "LSTMReader": "networks",
-    "NUM_CLASSES": "networks",
-}
-__all__ = sorted(HOMES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{HOMES[name]}"), name)
+__all__ = ["CNN", "MLP", "LSTMReader", "LeNet"]

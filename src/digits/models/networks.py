@@ -55,11 +55,11 @@ class LeNet(nn.Sequential):
         channels: Channels,
         kernel_size: Count,
         padding: Annotated[int, NOT_NEGATIVE],
-        hidden: Count | None,
-        dropout: Probability,
-        conv_dropout: Probability,
         convs_per_block: Count,
         batch_norm: bool,
+        conv_dropout: Probability,
+        hidden: Count | None,
+        dropout: Probability,
     ) -> None:
         layers: list[nn.Module] = []
         in_channels, size = 1, IMAGE_SIZE
@@ -86,10 +86,10 @@ class CNN(nn.Sequential):
     def __init__(
         self,
         channels: Channels,
+        kernel_size: Count,
         hidden: Count | None,
         conv_dropout: Probability,
         dropout: Probability,
-        kernel_size: Count,
     ) -> None:
         layers: list[nn.Module] = []
         in_channels, size = 1, IMAGE_SIZE

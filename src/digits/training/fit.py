@@ -23,8 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from digits.errors import DigitsError
-from digits.models import DigitClassifier
-from digits.models.classifier import FIT_METRICS
+from digits.models.classifier import FIT_METRICS, DigitClassifier
 from digits.presentation.tables import print_summary
 from digits.runs import RunDir, manifest
 from digits.runs.writing import write_json
