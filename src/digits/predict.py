@@ -27,7 +27,7 @@ from digits.errors import DigitsError, reports_user_errors
 from digits.exported.onnx_model import is_onnx
 from digits.inference.prediction import Prediction
 from digits.inference.predictor import Predictor
-from digits.presentation.figures import annotate
+from digits.presentation.photos import annotate
 from digits.reading.images import IMAGE_SUFFIXES, image_files
 
 NO_TRAINER = "an .onnx file runs on onnxruntime (CPU), not through Lightning's Trainer"

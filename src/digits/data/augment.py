@@ -10,7 +10,6 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from digits.constraints import POSITIVE, Range
 from digits.reading.strokes import dilate, erode
@@ -67,6 +66,10 @@ def elastic_displacement(images: torch.Tensor, alpha: float, sigma: float) -> to
     count, _, height, width = images.shape
     noise = torch.rand(count, 2, height, width, device=images.device) * 2 - 1
     kernel = int(8 * sigma + 1) | 1  # odd
+    # Imported here: torchvision takes a second, and the config schema imports this module (for
+    # augment's signature) in every command.
+    from torchvision.transforms.v2 import functional as TF
+
     smooth = TF.gaussian_blur(noise, [kernel, kernel], [sigma, sigma])
     return (
         smooth * alpha / torch.tensor([width, height], device=images.device)[:, None, None]
