@@ -9,11 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from hydra.utils import instantiate
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -25,23 +22,12 @@ from digits.config.checks import check_writable
 from digits.data import MNISTDataModule
 from digits.errors import reports_user_errors
 from digits.models.networks import NUM_CLASSES
-from digits.presentation.figures import image_grid_figure, save
+from digits.presentation.figures import histogram_figure, image_grid_figure, save
 from digits.runs.writing import write_json
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:
     return torch.bincount(labels, minlength=NUM_CLASSES).tolist()
-
-
-def histogram_figure(images: torch.Tensor) -> Figure:
-    counts = torch.bincount(images.flatten().long(), minlength=256).numpy()
-    figure, axes = plt.subplots(figsize=(7, 3.5))
-    axes.bar(np.arange(256), counts, width=1.0)
-    axes.set(
-        yscale="log", xlabel="pixel value (0 = black)", ylabel="pixels", title="pixel intensities"
-    )
-    figure.tight_layout()
-    return figure
 
 
 def samples_by_class(images: torch.Tensor, labels: torch.Tensor, per_class: int) -> torch.Tensor:

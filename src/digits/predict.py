@@ -30,8 +30,6 @@ from digits.inference.predictor import Predictor
 from digits.presentation.photos import annotate
 from digits.reading.images import IMAGE_SUFFIXES, image_files
 
-NO_TRAINER = "an .onnx file runs on onnxruntime (CPU), not through Lightning's Trainer"
-
 
 def image_names(images: Any) -> list[str]:
     """The files and folders `images=` names: at least one, each by name."""
@@ -53,7 +51,8 @@ def check_predict(cfg: DictConfig) -> None:
     before any image is read; no Trainer settings for an .onnx file."""
     if is_onnx(cfg.ckpt_path) and cfg.trainer is not None:
         raise DigitsError(
-            f"ckpt_path={cfg.ckpt_path}: {NO_TRAINER}; leave out the trainer settings"
+            f"ckpt_path={cfg.ckpt_path}: an .onnx file runs on onnxruntime (CPU), not through "
+            "Lightning's Trainer; leave out the trainer settings"
         )
     if cfg.trainer is not None and cfg.trainer.devices not in (1, "1"):
         raise DigitsError(

@@ -114,3 +114,15 @@ def save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def histogram_figure(images: torch.Tensor) -> Figure:
+    """How many pixels have each value 0-255 (log scale)."""
+    counts = torch.bincount(images.flatten().long(), minlength=256).numpy()
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    axes.bar(np.arange(256), counts, width=1.0)
+    axes.set(
+        yscale="log", xlabel="pixel value (0 = black)", ylabel="pixels", title="pixel intensities"
+    )
+    figure.tight_layout()
+    return figure
