@@ -13,7 +13,7 @@ from rich.table import Table
 
 
 @rank_zero_only
-def print_summary(title: str, metrics: Mapping[str, Any], run_dir: Path) -> None:
+def print_final_metrics(title: str, metrics: Mapping[str, Any], run_dir: Path) -> None:
     """A short rich table of the final metrics and where the run lives."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")

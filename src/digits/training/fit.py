@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
-from digits.presentation.tables import print_summary
+from digits.presentation.tables import print_final_metrics
 from digits.runs import RunDir, manifest
 from digits.runs.writing import write_json
 from digits.search.trial import pruning_callbacks, raise_if_pruned
@@ -137,7 +137,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else:  # the whole config
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         logger.finalize("success")
-    print_summary("digits.train", metrics, run_dir.path)
+    print_final_metrics("digits.train", metrics, run_dir.path)
     if cfg.get("reproduce"):
         reproduction.compare_with_original(RunDir(Path(cfg.reproduce)), run_dir)
     return metrics
