@@ -1,9 +1,11 @@
 """The schema of every config: each setting's type and allowed values, declared once.
 
 Each YAML option in conf/ extends its dataclass here (`defaults: [/schema_mlp@_here_, _self_]`), so
-Hydra rejects wrong types and unknown keys while composing, and `digits.config.checks` derives the
+Hydra rejects wrong types and unknown keys while composing, and `digits.config.validate` derives the
 rest of the up-front check (ranges, choices, required values) and its messages from the same fields.
-The values themselves, the defaults included, live in conf/: fields here are MISSING.
+Where a setting is an argument of our own code (a network's constructor, `augment`), that signature
+declares it and `schema_of` derives the dataclass. The values themselves, the defaults included,
+live in conf/: fields here are MISSING.
 
 Importing this module does not import Lightning (seconds that `digits.predict` of an .onnx file
 does not need): what the schema takes from Lightning's Trainer signature is read when first checked.
