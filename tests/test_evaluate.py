@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import run_cli
 from digits.config import config_dir
-from digits.evaluation.scoring import calibration, committee, predict_split, score
+from digits.evaluation.scoring import (
+    accuracy_interval,
+    calibration,
+    committee,
+    predict_split,
+    score,
+)
 from digits.models.checkpoint import load_classifier
 from digits.models.classifier import shifted_views
 from digits.presentation.figures import confident_mistakes
@@ -37,6 +44,22 @@ def test_score_counts_accuracy_per_class_metrics_and_confused_pairs() -> None:
     assert result["confusion_matrix"][0][:3] == [1, 2, 0]
 
 
+@pytest.mark.parametrize(("correct", "images"), [(4, 6), (9960, 10000), (10000, 10000), (0, 50)])
+def test_an_accuracy_comes_with_its_wilson_interval(correct: int, images: int) -> None:
+    # Wilson's score interval written out (z for 95%), against what evaluate reports.
+    z, n, p = 1.959963984540054, images, correct / images
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    interval = accuracy_interval(correct, images)
+    assert interval["low"] == pytest.approx(max(0.0, centre - half), abs=1e-9)
+    assert interval["high"] == pytest.approx(min(1.0, centre + half), abs=1e-9)
+    assert interval["low"] <= p <= interval["high"] and interval["method"] == "wilson"
+    labels = torch.zeros(images, dtype=torch.long)
+    predicted = (torch.arange(images) >= correct).long()
+    scored = score(torch.nn.functional.one_hot(predicted, 10).float(), labels, top_pairs=0)
+    assert scored["accuracy_interval"] == interval
+
+
 def test_confident_mistakes_come_most_confident_first() -> None:
     probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
     labels = torch.tensor([0, 0, 0, 1])
@@ -55,6 +78,10 @@ def test_evaluate_a_run_matches_training_and_writes_its_report(
     report = json.loads((trained_run / "evaluation" / "metrics.json").read_text())
     trained = json.loads((trained_run / "metrics.json").read_text())
     assert report["accuracy"] == pytest.approx(trained["test/acc"], abs=1e-6)
+    low, high = report["accuracy_interval"]["low"], report["accuracy_interval"]["high"]
+    assert low <= report["accuracy"] <= high
+    interval = f"(95% interval {low:.4f}-{high:.4f}, Wilson, {report['images']} images)"
+    assert interval in " ".join(result.stdout.split())
     assert sum(map(sum, report["confusion_matrix"])) == report["images"] == 200
     assert set(report["per_class"]) == {str(d) for d in range(10)}
     for name in ("confusion_matrix.png", "mistakes.png", "reliability.png"):

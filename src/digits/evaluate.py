@@ -41,7 +41,11 @@ def print_report(result: dict, out_dir: Path) -> None:
         "macro", *(f"{macro[k]:.4f}" for k in ("precision", "recall", "f1")), "", style="bold"
     )
     console.print(table)
-    console.print(f"accuracy: [bold]{result['accuracy']:.4f}[/bold]")
+    low, high = result["accuracy_interval"]["low"], result["accuracy_interval"]["high"]
+    console.print(
+        f"accuracy: [bold]{result['accuracy']:.4f}[/bold] (95% interval {low:.4f}-{high:.4f}, "
+        f"Wilson, {result['images']} images)"
+    )
     calibrated = result["calibration"]
     console.print(
         f"expected calibration error (15 bins): {calibrated['ece']:.4f} at temperature "

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from scipy.stats import binomtest
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassCalibrationError,
@@ -130,9 +131,11 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         for c, i in zip(counts[:top_pairs], flat[:top_pairs], strict=True)
         if c > 0
     ]
+    accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro")(probabilities, labels).item()
     return {
         "images": len(labels),
-        "accuracy": MulticlassAccuracy(NUM_CLASSES, average="micro")(probabilities, labels).item(),
+        "accuracy": accuracy,
+        "accuracy_interval": accuracy_interval(round(accuracy * len(labels)), len(labels)),
         "macro": {name: values.mean().item() for name, values in per_class.items()},
         "per_class": {
             str(digit): {name: values[digit].item() for name, values in per_class.items()}
@@ -142,6 +145,14 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         "confusion_matrix": matrix.tolist(),
         "confused_pairs": pairs,
     }
+
+
+def accuracy_interval(correct: int, images: int, level: float = 0.95) -> dict[str, Any]:
+    """The `level` confidence interval of an accuracy of `correct` out of `images` (Wilson's score
+    interval, scipy's: unlike the normal approximation it stays inside [0, 1] near 100%)."""
+    interval = binomtest(correct, images).proportion_ci(level, method="wilson")
+    return {"low": float(interval.low), "high": float(interval.high), "level": level,
+            "method": "wilson"}  # fmt: skip
 
 
 def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:
