@@ -17,7 +17,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import run_cli
 from digits.config import config_dir
 from digits.evaluation.scoring import (
-    accuracy_interval,
     calibration,
     committee,
     predict_split,
@@ -27,6 +26,7 @@ from digits.models.checkpoint import load_classifier
 from digits.models.classifier import shifted_views
 from digits.presentation.figures import confident_mistakes
 from digits.runs import RunDir
+from digits.uncertainty import accuracy_interval
 
 PNG_MAGIC = b"\x89PNG"
 

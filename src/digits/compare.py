@@ -1,8 +1,11 @@
 """Compare any runs: `python -m digits.compare outputs/runs/A outputs/runs/B ...` (runs, multirun
 folders, or quoted globs such as 'outputs/multiruns/*').
 
-One table of the settings that differ between the runs and their final metrics, best validation
-accuracy first; saved as markdown and CSV with a plot of test accuracy against training time.
+One table of the settings that differ between the runs and their final metrics (the test accuracy
+with its 95% interval), best validation accuracy first; runs that differ only in seed or fold as
+groups (n, mean, sd, interval); whether the best by validation beats each other run or group
+(McNemar's exact test on the shared test images, or Welch's t for groups), in one sentence each.
+Saved as markdown and CSV with a plot of test accuracy (error bars) against training time.
 A plain command line rather than Hydra's: its arguments are paths, not settings.
 """
 
@@ -21,9 +24,28 @@ from digits.config import config_dir
 from digits.config.checks import check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.presentation.figures import accuracy_vs_time_figure, save
-from digits.presentation.tables import print_table, save_table
-from digits.runs.comparison import METRICS, expand, rows_of
+from digits.presentation.tables import (
+    interval_text,
+    markdown_table,
+    print_groups,
+    print_table,
+    save_csv,
+)
+from digits.runs.comparison import (
+    INTERVAL,
+    METRICS,
+    SPREAD,
+    best_first,
+    expand,
+    rows_of,
+    status_and_metrics,
+    units_to_test,
+)
 from digits.runs.run_dir import ComparisonDir
+from digits.runs.significance import against_best, check_same_test_set
+from digits.runs.writing import write_json
+
+GROUP_COLUMNS = ["configuration", "n", *SPREAD]
 
 
 def default_out() -> Path:
@@ -33,29 +55,82 @@ def default_out() -> Path:
 
 
 def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str, Any]]:
-    """Print and save the comparison of the runs named; return its rows, best first."""
+    """Print and save the comparison of the runs named: each run, the groups of replicates, and
+    whether the best by validation beats the others; return the runs' rows, best first."""
     folder = ComparisonDir(out or default_out())
     if out is not None:
         if out.exists() and not out.is_dir():
             raise DigitsError(f"--out {out}: a file, not a folder; give a folder to save into")
         check_writable(out, "--out", "choose a writable folder")
     runs = expand(arguments)
+    check_same_test_set(runs)
     keys, rows = rows_of(runs)
-    columns = ["run", "status", *keys, *METRICS]
+    groups, summaries = best_first(units_to_test(runs))
+    replicated = any(len(members) > 1 for _, members in groups)
+    tests = against_best(groups)
+    summaries = summaries if replicated else []
+
     folder.path.mkdir(parents=True, exist_ok=True)
-    save_table(folder.csv, folder.markdown, columns, rows)
-    points = [(row["run"], row["train_time_s"], row["test_acc"]) for row in rows]
-    save(accuracy_vs_time_figure([p for p in points if None not in p]), folder.plot)
+    columns = ["run", "status", *keys, *METRICS, *INTERVAL]
+    save_csv(folder.csv, columns, rows)
+    markdown = markdown_table(columns, rows)
+    if summaries:
+        save_csv(folder.groups_csv, GROUP_COLUMNS, summaries)
+        markdown += "\n## Groups of replicates\n\n" + markdown_table(GROUP_COLUMNS, summaries)
+    markdown += "\n## Is A better than B?\n\n" + "".join(f"- {t['verdict']}\n" for t in tests)
+    folder.markdown.write_text(markdown)
+    write_json(folder.tests_json, {"tests": tests})
+    save(accuracy_vs_time_figure(plot_points(rows, summaries, groups)), folder.plot)
+    show(folder, len(runs), keys, rows, summaries, tests)
+    return rows
+
+
+def plot_points(
+    rows: list[dict[str, Any]], summaries: list[dict[str, Any]], groups: list
+) -> list[tuple[str, float, float, float | None, float | None]]:
+    """(name, training seconds, test accuracy, its interval) per group of replicates, or per run."""
+    if not summaries:
+        points = [(r["run"], r["train_time_s"], r["test_acc"], r["test_acc_low"],
+                   r["test_acc_high"]) for r in rows]  # fmt: skip
+        return [p for p in points if None not in p[:3]]
+    seconds = {
+        name: [m["train_time_s"] for run in members
+                          if "train_time_s" in (m := status_and_metrics(run)[1])]
+        for name, members in groups
+    }  # fmt: skip
+    return [
+        (s["configuration"], sum(times) / len(times), s["test_acc"], s["test_acc_low"],
+         s["test_acc_high"])
+        for s in summaries
+        if (times := seconds[s["configuration"]]) and s["test_acc"] is not None
+    ]  # fmt: skip
+
+
+def show(
+    folder: ComparisonDir,
+    count: int,
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    summaries: list[dict[str, Any]],
+    tests: list[dict[str, Any]],
+) -> None:
     # The console lists each run's differing settings under the table: as columns they would
     # not fit a terminal.
-    title = f"{len(runs)} runs, best val_acc_best first"
-    console = print_table(title, ["run", "status", *METRICS], rows)
+    title = f"{count} runs, best val_acc_best first"
+    shown_rows = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
+                  for row in rows]  # fmt: skip
+    console = print_table(title, ["run", "status", *METRICS, "test_acc_95%"], shown_rows)
     console.print(f"settings that differ ({len(keys)}):" if keys else "no settings differ")
     for row in rows if keys else []:
         shown = " ".join(f"{key}={row[key]}" for key in keys if row[key] != "-")
         console.print(f"  [bold]{row['run']}[/bold]: {shown}", soft_wrap=True)
-    console.print(f"saved: {folder.markdown}, {folder.csv}, {folder.plot}", soft_wrap=True)
-    return rows
+    if summaries:
+        print_groups(summaries)
+    for test in tests:
+        console.print(test["verdict"], soft_wrap=True)
+    saved = [folder.markdown, folder.csv, *([folder.groups_csv] if summaries else []),
+             folder.tests_json, folder.plot]  # fmt: skip
+    console.print(f"saved: {', '.join(map(str, saved))}", soft_wrap=True)
 
 
 class OneLineParser(argparse.ArgumentParser):

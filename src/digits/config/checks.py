@@ -52,22 +52,20 @@ HYDRA_OWN_WORK = (
 
 
 def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
-    """Override lists to compose: the plain ones (unless every sweep is a choice sweep: then no job
-    runs with a swept key at its default), plus each value of each choice sweep."""
+    """Override lists to compose: the plain ones (unless every sweep lists its values, choice or
+    range: then no job runs with a swept key at its default), plus each value of each such sweep."""
     plain = [o.input_line for o in overrides if not o.is_sweep_override()]
     sweeps = [o for o in overrides if o.is_sweep_override()]
-    choices_only = bool(sweeps) and all(o.is_choice_sweep() for o in sweeps)
-    combos = [] if choices_only else [plain]
-    for override in overrides:
-        if override.is_sweep_override() and override.is_choice_sweep():
-            key = override.get_key_element()
-            for value in _swept_values(override):
-                combos.append([*plain, f"{key}={value}"])
+    listed = [o for o in sweeps if o.is_choice_sweep() or o.is_range_sweep()]
+    combos = [] if sweeps and len(listed) == len(sweeps) else [plain]
+    for override in listed:
+        key = override.get_key_element()
+        combos += [[*plain, f"{key}={value}"] for value in _swept_values(override)]
     return combos[:MAX_SWEEP_CHECKS]
 
 
 def _swept_values(override: Override) -> list[Any]:
-    """The values of a choice sweep; glob(...) matches the options of the group it sweeps (Hydra
+    """The values of a choice or range sweep; glob(...) matches the options of the group it sweeps (Hydra
     lists them only once it runs)."""
     value = override.value()
     if not isinstance(value, Glob):

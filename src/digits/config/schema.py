@@ -103,6 +103,10 @@ class DataConfig:
         Range(ge=1, lt=TRAIN_IMAGES, note=f"taken from MNIST's {TRAIN_IMAGES:,} training images")
     )
     split_seed: int = setting(SEED)
+    folds: int | None = setting(
+        Range(ge=2, le=TRAIN_IMAGES, note="k-fold cross-validation of the training images")
+    )
+    fold: int | None = setting(NOT_NEGATIVE)
     num_workers: int = setting(NOT_NEGATIVE)
     pin_memory: bool = MISSING
     augment: Any = setting(

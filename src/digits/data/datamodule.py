@@ -24,12 +24,13 @@ from torchvision.datasets import MNIST
 from digits.data.augment import augment
 from digits.data.idx import check_raw_files, ensure_mnist, load_mnist, raw_folder
 from digits.data.loading import EpochShuffle, ResumableLoader, TensorImages, keep_batch
+from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """MNIST with a seeded train/validation split of the 60,000 training images and the official
-    10,000 test images. Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on
+    """MNIST with a seeded train/validation split of the 60,000 training images (a hold-out of
+    `val_size`, or fold `fold` of `folds`: digits.data.split) and the official 10,000 test images. Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on
     black. `pipeline`: memory (decoded once, batched by index: fast) or torchvision (the tutorials'
     per-sample PIL -> ToTensor, kept for comparison)."""
 
@@ -45,8 +46,12 @@ class MNISTDataModule(L.LightningDataModule):
         augment: Mapping[str, Any] | None,
         pipeline: str,
         on_device: bool | str,
+        # None: checkpoints of runs made before k-fold have no such settings.
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
+        check_folds(folds, fold)
         if augment and pipeline != "memory":
             raise DigitsError(
                 "data.augment works on the in-memory pipeline: set data.pipeline=memory"
@@ -91,15 +96,14 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _setup_train_and_val(self) -> None:
         images, labels = load_mnist(self.root, train=True)
-        val_size = self.hparams.val_size
-        if val_size >= len(labels):  # the schema knows MNIST has 60,000; this folder may hold fewer
-            raise DigitsError(
-                f"data.val_size={val_size} is out of range: use 1..{len(labels) - 1} "
-                f"(validation is taken from the {len(labels)} training images in {self.root})"
-            )
-        generator = torch.Generator().manual_seed(self.hparams.split_seed)
-        order = torch.randperm(len(labels), generator=generator)
-        val_idx, train_idx = order[:val_size], order[val_size:]
+        train_idx, val_idx = split_indices(
+            len(labels),
+            self.hparams.val_size,
+            self.hparams.split_seed,
+            self.hparams.folds,
+            self.hparams.fold,
+            str(self.root),
+        )
         if self.hparams.pipeline == "memory":
             self.train_set = self._in_memory(images[train_idx], labels[train_idx])
             self.val_set = self._in_memory(images[val_idx], labels[val_idx])

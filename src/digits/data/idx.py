@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import shutil
 import struct
 import zlib
@@ -141,17 +142,19 @@ def ensure_mnist(root: str | Path, download: bool) -> None:
         raise DigitsError(f"{hint} (download failed: {error})".replace("\n", " ")) from error
 
 
-def check_mnist(root: str | Path, val_size: int) -> int:
-    """The IDX files are whole and the validation split leaves training images; returns how many
-    training images are left."""
+def check_mnist(root: str | Path) -> int:
+    """The IDX files are whole; returns how many training images they hold."""
     check_raw_files(raw_folder(root))
-    count = _check_header(raw_folder(root) / RAW_FILES[1], is_images=False)
-    if val_size >= count:
-        raise DigitsError(
-            f"data.val_size={val_size} is out of range: use 1..{count - 1} "
-            f"(validation is taken from the {count} training images in {root})"
-        )
-    return count - val_size
+    return _check_header(raw_folder(root) / RAW_FILES[1], is_images=False)
+
+
+def split_md5(root: str | Path, train: bool) -> str:
+    """A fingerprint of one split's decoded images and labels: two runs whose fingerprints match
+    were tested on the same images, whatever the files' compression."""
+    images, labels = load_mnist(root, train)
+    digest = hashlib.md5(images.numpy().tobytes(), usedforsecurity=False)
+    digest.update(labels.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

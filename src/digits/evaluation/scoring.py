@@ -11,7 +11,6 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from scipy.stats import binomtest
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassCalibrationError,
@@ -26,29 +25,9 @@ from digits.data.idx import ensure_mnist
 from digits.errors import DigitsError
 from digits.models.checkpoint import model_from, read_checkpoint
 from digits.models.networks import NUM_CLASSES
+from digits.models.outputs import Logits
 from digits.runs import RunDir
-
-
-class Logits(L.Callback):
-    """Collects what test_step / validation_step return (logits) with the labels."""
-
-    def __init__(self) -> None:
-        self.logits: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
-
-    def _collect(self, outputs: torch.Tensor, batch: Any) -> None:
-        self.logits.append(outputs.detach().float().cpu())
-        self.labels.append(batch[1].cpu())
-
-    def on_test_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
-    ) -> None:
-        self._collect(outputs, batch)
-
-    def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, *_: Any
-    ) -> None:
-        self._collect(outputs, batch)
+from digits.uncertainty import accuracy_interval
 
 
 def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
@@ -91,7 +70,7 @@ def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
         checkpoint, root=cfg.data.root, batch_size=cfg.batch_size, pipeline="memory"
     )
     ensure_mnist(datamodule.root, datamodule.hparams.download)
-    collected = Logits()
+    collected = Logits(cfg.split)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=False,
@@ -145,14 +124,6 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         "confusion_matrix": matrix.tolist(),
         "confused_pairs": pairs,
     }
-
-
-def accuracy_interval(correct: int, images: int, level: float = 0.95) -> dict[str, Any]:
-    """The `level` confidence interval of an accuracy of `correct` out of `images` (Wilson's score
-    interval, scipy's: unlike the normal approximation it stays inside [0, 1] near 100%)."""
-    interval = binomtest(correct, images).proportion_ci(level, method="wilson")
-    return {"low": float(interval.low), "high": float(interval.high), "level": level,
-            "method": "wilson"}  # fmt: skip
 
 
 def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:

@@ -91,16 +91,20 @@ def reliability_figure(bins: list[dict], ece: float, title: str = "reliability")
     return figure
 
 
-def accuracy_vs_time_figure(points: Sequence[tuple[str, float, float]]) -> Figure:
-    """Test accuracy against training time, one labelled point per run (name, seconds, accuracy)."""
+def accuracy_vs_time_figure(
+    points: Sequence[tuple[str, float, float, float | None, float | None]],
+) -> Figure:
+    """Test accuracy against training time, one labelled point per run or group of replicates
+    (name, seconds, accuracy, its interval's low and high: an error bar where known)."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, seconds, accuracy in points:
-        axes.scatter(seconds, accuracy * 100, color="tab:blue")
+    for name, seconds, accuracy, low, high in points:
+        bar = None if low is None else [[(accuracy - low) * 100], [(high - accuracy) * 100]]
+        axes.errorbar(seconds, accuracy * 100, yerr=bar, fmt="o", color="tab:blue", capsize=4)
         axes.annotate(name, (seconds, accuracy * 100), textcoords="offset points", xytext=(4, 4),
                       fontsize=8)  # fmt: skip
-    axes.set(xlabel="training time (s)", ylabel="test accuracy (%)",
+    axes.set(xlabel="training time (s)", ylabel="test accuracy (%), 95% interval",
              title="test accuracy against training time")  # fmt: skip
-    times = [seconds for _, seconds, _ in points]
+    times = [point[1] for point in points]
     if times and min(times) > 0 and max(times) / min(times) > 20:  # seconds and minutes apart
         axes.set_xscale("log")
     axes.margins(x=0.15, y=0.1)  # room for the labels

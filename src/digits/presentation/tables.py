@@ -14,7 +14,7 @@ from rich.table import Table
 
 @rank_zero_only
 def print_final_metrics(title: str, metrics: Mapping[str, Any], run_dir: Path) -> None:
-    """A short rich table of the final metrics and where the run lives."""
+    """A short rich table of the final metrics (an interval as low-high) and where the run lives."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -23,6 +23,8 @@ def print_final_metrics(title: str, metrics: Mapping[str, Any], run_dir: Path) -
             table.add_row(name, f"{value:.4f}")
         elif isinstance(value, int):
             table.add_row(name, str(value))
+        elif isinstance(value, Mapping) and {"low", "high", "level"} <= value.keys():
+            table.add_row(name, f"{value['low']:.4f}-{value['high']:.4f} ({value['level']:.0%})")
     console = Console()
     console.print(table)
     for name, value in metrics.items():
@@ -35,13 +37,21 @@ def save_table(
     csv_file: Path, markdown_file: Path, columns: list[str], rows: list[dict[str, Any]]
 ) -> None:
     """The rows, in the order given, as CSV and as a markdown table."""
+    save_csv(csv_file, columns, rows)
+    markdown_file.write_text(markdown_table(columns, rows))
+
+
+def save_csv(csv_file: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     with csv_file.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def markdown_table(columns: list[str], rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell_text(row[c]) for c in columns) + " |" for row in rows]
-    markdown_file.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def cell_text(value: Any) -> str:
@@ -61,3 +71,33 @@ def print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> C
     console = Console()
     console.print(table)
     return console
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:.4f}-{high:.4f}"
+
+
+def spread_text(mean: float | None, sd: float | None, low: float | None, high: float | None) -> str:
+    """A group's mean ± sd (interval), or the mean alone for a group of one."""
+    if mean is None:
+        return "-"
+    if sd is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {sd:.4f} ({interval_text(low, high)})"
+
+
+def print_groups(rows: list[dict[str, Any]]) -> None:
+    """Groups of replicates (digits.runs.comparison.group_row): each accuracy's mean ± sd and the
+    mean's interval in one cell, to fit a terminal."""
+    accuracies = ("val_acc_best", "test_acc")
+    shown = [
+        {"configuration": row["configuration"], "n": row["n"]}
+        | {key: spread_text(*(row[key + part] for part in ("", "_sd", "_low", "_high")))
+           for key in accuracies}
+        for row in rows
+    ]  # fmt: skip
+    print_table(
+        "groups of replicates: mean ± sd (95% interval, Student's t)",
+        ["configuration", "n", *accuracies],
+        shown,
+    )

@@ -1,6 +1,8 @@
 """Runs side by side: the runs a command line names (run directories, multirun folders, globs), the
-settings that differ between them, how each ended and its final metrics, best validation accuracy
-first (digits.compare; a multirun's summary orders its rows the same way)."""
+settings that differ between them, how each ended and its final metrics with the test accuracy's
+interval, best validation accuracy first (digits.compare; a multirun's summary orders its rows the
+same way); and runs that differ only in their seed or fold as one group of replicates, with the
+mean, spread and interval of each accuracy."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 from digits.errors import DigitsError
 from digits.runs.run_dir import RunDir, SweepDir, differing_settings
+from digits.uncertainty import mean_interval
 
 # Column: metrics.json key (the sweep summary's column names).
 METRICS = {
@@ -21,6 +24,13 @@ METRICS = {
     "epochs": "epochs",
     "train_time_s": "train_time_s",
 }
+INTERVAL = ["test_acc_low", "test_acc_high"]  # the 95% interval of test_acc (Wilson)
+# Runs whose settings differ only in these replicate one configuration.
+REPLICATES = ("seed", "data.fold")
+# A group's columns: the mean of each accuracy over its runs, their standard deviation and the
+# 95% interval of the mean (Student's t).
+SPREAD = ["val_acc_best", "val_acc_best_sd", "val_acc_best_low", "val_acc_best_high",
+          "test_acc", "test_acc_sd", "test_acc_low", "test_acc_high"]  # fmt: skip
 
 
 def expand(arguments: Sequence[str]) -> list[RunDir]:
@@ -60,9 +70,58 @@ def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
         status, metrics = status_and_metrics(run)
         row = {"run": label(run), "status": status}
         row |= {key: setting.get(key, "-") for key in keys}
-        row |= {column: metrics.get(key) for column, key in METRICS.items()}
+        row |= metric_columns(metrics, METRICS)
         rows.append(row)
     return keys, sorted(rows, key=sort_key)
+
+
+def metric_columns(metrics: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """The columns' values from metrics.json, and the test accuracy's interval where recorded."""
+    interval = metrics.get("test/acc_interval") or {}
+    return {column: metrics.get(key) for column, key in columns.items()} | {
+        "test_acc_low": interval.get("low"),
+        "test_acc_high": interval.get("high"),
+    }
+
+
+def replicate_groups(settings: list[dict[str, str]]) -> list[tuple[str, list[int]]]:
+    """The runs (their indices) grouped by every setting but the seed and the fold, each group
+    named by the settings that set it apart (`model=cnn optimizer.lr=0.01`), in first-seen order."""
+    keys = [key for key in differing_settings(settings) if key not in REPLICATES]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, setting in enumerate(settings):
+        groups.setdefault(tuple(setting.get(key, "None") for key in keys), []).append(index)
+    names = [short_name(keys, settings[members[0]]) for members in groups.values()]
+    if len(set(names)) < len(names):  # the short names do not tell two groups apart
+        names = [full_name(keys, settings[members[0]]) for members in groups.values()]
+    return [
+        (name or "(all runs)", members)
+        for name, members in zip(names, groups.values(), strict=True)
+    ]
+
+
+def full_name(keys: list[str], setting: dict[str, str]) -> str:
+    return " ".join(f"{key.removeprefix('choices.')}={setting.get(key, 'None')}" for key in keys)
+
+
+def short_name(keys: list[str], setting: dict[str, str]) -> str:
+    """The group's settings in the user's words: an experiment stands for all it sets, a config
+    group's option (`model=cnn`) for the keys it sets (model.*)."""
+    if "choices.experiment" in keys:
+        return full_name(["choices.experiment"], setting)
+    chosen = tuple(key.removeprefix("choices.") + "." for key in keys if key.startswith("choices."))
+    return full_name([key for key in keys if not key.startswith(chosen)], setting)
+
+
+def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """One group's n (runs with final metrics) and each accuracy's mean, sd and 95% interval."""
+    row: dict[str, Any] = {"configuration": name, "n": len(metrics)}
+    for column, key in (("val_acc_best", "val/acc_best"), ("test_acc", "test/acc")):
+        values = [m[key] for m in metrics if isinstance(m.get(key), float)]
+        stats = mean_interval(values)
+        row |= {column: stats["mean"], f"{column}_sd": stats["sd"],
+                f"{column}_low": stats["low"], f"{column}_high": stats["high"]}  # fmt: skip
+    return row
 
 
 def status_and_metrics(run: RunDir) -> tuple[str, dict[str, Any]]:
@@ -82,3 +141,31 @@ def sort_key(row: dict[str, Any]) -> float:
     """Best validation accuracy first; rows without one (failed, no metrics) last."""
     value = row["val_acc_best"]
     return -value if isinstance(value, float) and not math.isnan(value) else math.inf
+
+
+def grouped(runs: list[RunDir]) -> list[tuple[str, list[RunDir]]]:
+    """The runs as groups of replicates, in first-seen order."""
+    groups = replicate_groups([run.settings() for run in runs])
+    return [(name, [runs[i] for i in members]) for name, members in groups]
+
+
+def units_to_test(runs: list[RunDir]) -> list[tuple[str, list[RunDir]]]:
+    """What to test against each other: the groups of replicates, or each run alone (named as in
+    the table) when no group has two runs or all are replicates of one configuration."""
+    groups = grouped(runs)
+    if len(groups) == 1 or all(len(members) == 1 for _, members in groups):
+        return [(label(run), [run]) for run in runs]
+    return groups
+
+
+def best_first(
+    groups: list[tuple[str, list[RunDir]]],
+) -> tuple[list[tuple[str, list[RunDir]]], list[dict[str, Any]]]:
+    """The groups and a row for each (n, mean, sd, interval), best mean validation accuracy
+    first."""
+    rows = []
+    for name, runs in groups:
+        finished = [metrics for run in runs if (metrics := status_and_metrics(run)[1])]
+        rows.append(group_row(name, finished))
+    order = sorted(range(len(groups)), key=lambda i: sort_key(rows[i]))
+    return [groups[i] for i in order], [rows[i] for i in order]

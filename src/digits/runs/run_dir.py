@@ -7,6 +7,7 @@
       tensorboard/<run name>/              TensorBoard events
       checkpoints/<best>.ckpt, last.ckpt   best by val/acc (ModelCheckpoint's choice) and the latest
       metrics.json                         final metrics, incl. best_checkpoint
+      test_predictions.csv                 each test image's label, predicted class, confidence
       manifest.json                        code, packages, data, machine, command, start/end, status
       requirements.txt, code.diff          every installed package; uncommitted changes, if any
       tune.json, lr_find.png               what tune=lr_find / tune=batch_size found
@@ -21,6 +22,7 @@ A multirun's sweep directory (SweepDir) holds its jobs, one per subdirectory, an
     <sweep>/
       multirun.yaml                        the sweep's config
       summary.md, summary.csv              every job (or trial), best first
+      groups.csv                           jobs that differ only in seed or fold, as groups
       study.json                           a search's study: its storage URL and name
       optuna.db                            the study, unless hydra.sweeper.storage is given
       optimization_results.yaml            the best trial: value, parameters, command
@@ -29,8 +31,11 @@ A multirun's sweep directory (SweepDir) holds its jobs, one per subdirectory, an
 `python -m digits.compare` writes a comparison of any runs (ComparisonDir):
 
     <log_dir>/comparisons/<time>/
-      comparison.md, comparison.csv        the runs' config differences and final metrics
-      accuracy_vs_time.png                 test accuracy against training time, one point per run
+      comparison.md, comparison.csv        the runs' config differences and final metrics, and
+                                           (in the .md) the groups and the tests between them
+      groups.csv                           replicates (seeds, folds) grouped: n, mean, sd, interval
+      tests.json                           is A better than B: each test's figures and verdict
+      accuracy_vs_time.png                 test accuracy (95% interval) against training time
 
 Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 `RunDir(paths.output_dir).checkpoints`.
@@ -91,6 +96,10 @@ class RunDir:
     @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def test_predictions_file(self) -> Path:
+        return self.path / "test_predictions.csv"
 
     @property
     def manifest_file(self) -> Path:
@@ -364,6 +373,10 @@ class SweepDir:
         return self.path / "summary.csv"
 
     @property
+    def groups_csv(self) -> Path:
+        return self.path / "groups.csv"
+
+    @property
     def study_file(self) -> Path:
         return self.path / "study.json"
 
@@ -414,6 +427,14 @@ class ComparisonDir:
     @property
     def csv(self) -> Path:
         return self.path / "comparison.csv"
+
+    @property
+    def groups_csv(self) -> Path:
+        return self.path / "groups.csv"
+
+    @property
+    def tests_json(self) -> Path:
+        return self.path / "tests.json"
 
     @property
     def plot(self) -> Path:

@@ -1,4 +1,6 @@
-"""The table that ends a multirun: one row per job (or per trial of a search), best first.
+"""The table that ends a multirun: one row per job (or per trial of a search), best first, and
+before it, when jobs differ only in their seed or fold, one row per configuration: n, mean, sd
+and 95% interval of each accuracy.
 
 `SweepSummary` is a Hydra callback (conf/hydra/default.yaml). A grid sweep's table is read from
 what every job left in its directory, so it works with any launcher (basic, joblib, submitit) and
@@ -13,14 +15,23 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from digits.presentation.tables import print_table, save_table
-from digits.runs.comparison import sort_key
+from digits.presentation.tables import (
+    markdown_table,
+    print_groups,
+    print_table,
+    save_csv,
+    save_table,
+)
+from digits.runs.comparison import SPREAD, best_first, grouped, metric_columns, sort_key
 from digits.runs.run_dir import RunDir, SweepDir
 
 if TYPE_CHECKING:
     from digits.search.study import StudyRef
 
-COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "wall_time_s"]
+COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_low",
+           "test_acc_high", "wall_time_s"]  # fmt: skip
+METRICS = {"val_acc_best": "val/acc_best", "test_acc": "test/acc", "wall_time_s": "wall_time_s"}
+GROUP_COLUMNS = ["configuration", "n", *SPREAD]
 
 
 def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:
@@ -29,15 +40,9 @@ def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"job": job.path.name, "overrides": " ".join(varying)}
     metrics = job.metrics()
     if metrics is not None:
-        return row | {
-            "status": "ok",
-            "val_acc_best": metrics.get("val/acc_best"),
-            "test_acc": metrics.get("test/acc"),
-            "wall_time_s": metrics.get("wall_time_s"),
-        }
+        return row | {"status": "ok"} | metric_columns(metrics, METRICS)
     reason = job.error_file.read_text().strip() if job.error_file.is_file() else "no metrics.json"
-    failed = {"status": f"failed: {reason}", "val_acc_best": None, "test_acc": None}
-    return row | failed | {"wall_time_s": None}
+    return row | {"status": f"failed: {reason}"} | metric_columns({}, METRICS)
 
 
 def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:
@@ -49,13 +54,27 @@ def job_rows(sweep: SweepDir) -> list[dict[str, Any]]:
     return sorted((job_row(job, shared) for job in jobs), key=sort_key)
 
 
-def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Write summary.md and summary.csv of a grid sweep; return the rows, best first."""
+def summarize(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Write summary.md and summary.csv of a grid sweep, and groups.csv when jobs differ only in
+    seed or fold; return the jobs' rows and the groups' rows, best first."""
     sweep = SweepDir(sweep_dir)
     rows = job_rows(sweep)
-    if rows:
-        save_table(sweep.summary_csv, sweep.summary_md, COLUMNS, rows)
-    return rows
+    if not rows:
+        return [], []
+    groups = best_first(grouped(sweep.jobs()))[1]
+    groups = groups if any(group["n"] > 1 for group in groups) else []
+    save_csv(sweep.summary_csv, COLUMNS, rows)
+    markdown = markdown_table(COLUMNS, rows)
+    if groups:
+        save_csv(sweep.groups_csv, GROUP_COLUMNS, groups)
+        markdown = (
+            "## Groups of replicates (runs that differ only in seed or fold)\n\n"
+            + markdown_table(GROUP_COLUMNS, groups)
+            + "\n## Runs\n\n"
+            + markdown
+        )
+    sweep.summary_md.write_text(markdown)
+    return rows, groups
 
 
 class SweepSummary(Callback):
@@ -71,9 +90,12 @@ class SweepSummary(Callback):
         if ref is not None:
             summarize_study(sweep, ref, config.get("optimized_metric", "value"))
             return
-        rows = summarize(sweep.path)
+        rows, groups = summarize(sweep.path)
         console = print_table(f"sweep {sweep.path}", COLUMNS, rows)
-        console.print(f"summary: {sweep.summary_md}, {sweep.summary_csv}", soft_wrap=True)
+        if groups:
+            print_groups(groups)
+        saved = [sweep.summary_md, sweep.summary_csv, *([sweep.groups_csv] if groups else [])]
+        console.print(f"summary: {', '.join(map(str, saved))}", soft_wrap=True)
 
 
 def summarize_study(sweep: SweepDir, ref: StudyRef, metric: str) -> None:

@@ -14,6 +14,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from digits.config.checks import check_writable
+from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 from digits.runs.run_dir import RunDir
 
@@ -27,6 +28,7 @@ def check_train(cfg: DictConfig) -> None:
     check_epochs(cfg)
     check_network(cfg.model)
     check_pipeline(cfg.data)
+    check_folds(cfg.data.folds, cfg.data.fold)
     check_loggers(cfg)
     check_tune(cfg)
     if cfg.get("ckpt_path"):
@@ -214,7 +216,9 @@ def check_data(cfg: DictConfig) -> int | None:
 
     data = cfg.data
     ensure_mnist(data.root, data.download)
-    training_images = check_mnist(data.root, data.val_size)
+    count = check_mnist(data.root)
+    split = (data.val_size, data.split_seed, data.folds, data.fold)
+    training_images = len(split_indices(count, *split, root=data.root)[0])
     if not cfg.train:
         return None
     devices = OmegaConf.select(cfg, "trainer.devices")  # checked later (check_devices): any value

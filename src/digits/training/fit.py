@@ -1,6 +1,7 @@
 """One training run, as its composed config says: instantiate the data, the model, its loggers and
 callbacks and the Trainer; fit; test the best checkpoint on the official test set; write
-metrics.json and the run's review (TensorBoard's HPARAMS, its card)."""
+metrics.json, the test predictions image by image and the run's review (TensorBoard's HPARAMS, its
+card)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from digits.data.idx import split_md5
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
+from digits.models.outputs import Logits
 from digits.presentation.tables import print_final_metrics
 from digits.runs import RunDir, manifest
+from digits.runs.per_image import PerImageResults
 from digits.runs.writing import write_json
 from digits.search.trial import pruning_callbacks, raise_if_pruned
 from digits.training import reproduce as reproduction
@@ -82,6 +86,24 @@ def early_stop(trainer: L.Trainer) -> dict[str, int]:
     )
 
 
+def keep_test_predictions(
+    trainer: L.Trainer,
+    model: DigitClassifier,
+    tested: Logits,
+    datamodule: L.LightningDataModule,
+    run_dir: RunDir,
+) -> dict[str, Any]:
+    """Each test image's result in the run's test_predictions.csv; for metrics.json, how many were
+    right, the accuracy's 95% interval and which test set it was (its fingerprint)."""
+    logits, labels = tested.in_dataset_order(trainer, len(datamodule.test_set))
+    confidence, predicted = model.probabilities(logits.to(model.device)).cpu().max(dim=1)
+    results = PerImageResults(labels.numpy(), predicted.numpy(), confidence.numpy())
+    if trainer.is_global_zero:
+        results.write(run_dir.test_predictions_file)
+    fingerprint = {"images": len(labels), "md5": split_md5(datamodule.root, train=False)}
+    return results.summary() | {"test/set": fingerprint}
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
     run_dir = RunDir(Path(cfg.paths.output_dir))
@@ -95,6 +117,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loggers: list[Logger] = instantiate_all(cfg.get("logger"), "logger")
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
     callbacks += pruning_callbacks(cfg.optimized_metric)  # in a search's trial only
+    tested = Logits("test")
+    callbacks.append(tested)
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -123,6 +147,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         ckpt = best or (None if cfg.train else cfg.ckpt_path)
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics |= scalars(trainer.callback_metrics)
+        metrics |= keep_test_predictions(trainer, model, tested, datamodule, run_dir)
     metrics["epochs"] = trainer.current_epoch
     metrics["global_step"] = trainer.global_step
     metrics["wall_time_s"] = round(time.perf_counter() - start, 2)

@@ -1,0 +1,134 @@
+"""Is A better than B? digits.compare's answer, in one sentence a reader can act on.
+
+Two runs: McNemar's exact test on the test images one got right and the other wrong, from the
+per-image results each run kept (test_predictions.csv), with the accuracy difference's interval.
+Two groups of replicates (seeds, folds): Welch's t on their test accuracies. With more than two,
+each is tested against the best by validation accuracy (never by test accuracy), and a difference
+counts only below 0.05 divided by the number of tests (Bonferroni)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from digits.errors import DigitsError
+from digits.runs.comparison import status_and_metrics
+from digits.runs.per_image import PerImageResults
+from digits.runs.run_dir import RunDir
+from digits.uncertainty import paired_test, welch_test
+
+ALPHA = 0.05
+Group = tuple[str, list[RunDir]]
+
+
+def check_same_test_set(runs: list[RunDir]) -> None:
+    """Runs tested on different images (another data.root, limited test batches) have accuracies
+    that no test can compare."""
+    first: tuple[RunDir, dict] | None = None
+    for run in runs:
+        test_set = status_and_metrics(run)[1].get("test/set")
+        if not test_set:
+            continue  # not tested, or before runs recorded it
+        if first is None:
+            first = (run, test_set)
+        elif test_set != first[1]:
+            raise DigitsError(
+                f"{first[0].path} and {run.path} were tested on different test sets "
+                f"({first[1]['images']} images, md5 {first[1]['md5'][:8]} vs "
+                f"{test_set['images']}, {test_set['md5'][:8]}): their accuracies cannot be "
+                "compared; compare runs tested on the same images"
+            )
+
+
+def against_best(groups: list[Group]) -> list[dict[str, Any]]:
+    """Each group tested against the first (the caller's best by validation accuracy)."""
+    reference, others = groups[0], groups[1:]
+    alpha = ALPHA / max(1, len(others))
+    return [test_between(reference, other, alpha, len(others)) for other in others]
+
+
+def test_between(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
+    """The right test for the pair, its figures and its verdict."""
+    names = {"a": a[0], "b": b[0]}
+    if len(a[1]) == 1 and len(b[1]) == 1:
+        results = [per_image(run) for run in (a[1][0], b[1][0])]
+        missing = [run for run, result in zip((a[1][0], b[1][0]), results, strict=True)
+                   if result is None]  # fmt: skip
+        if missing:
+            return names | {"verdict": no_per_image(missing[0])}
+        test = paired_test(results[0].correct, results[1].correct)
+        return names | test | {"verdict": paired_verdict(names, test, alpha, tests)}
+    a_acc, b_acc = (test_accuracies(group[1]) for group in (a, b))
+    if len(a_acc) < 2 or len(b_acc) < 2:
+        return names | {
+            "verdict": f"{names['a']} ({len(a_acc)} tested) and {names['b']} ({len(b_acc)}): "
+            "comparing groups needs two or more tested runs on each side (Welch's t), or one "
+            "run each (McNemar)"
+        }
+    test = welch_test(a_acc, b_acc)
+    return names | test | {"verdict": welch_verdict(names, test, alpha, tests)}
+
+
+def per_image(run: RunDir) -> PerImageResults | None:
+    file = run.test_predictions_file
+    return PerImageResults.read(file) if file.is_file() else None
+
+
+def test_accuracies(runs: list[RunDir]) -> list[float]:
+    return [m["test/acc"] for run in runs if "test/acc" in (m := status_and_metrics(run)[1])]
+
+
+def no_per_image(run: RunDir) -> str:
+    return (
+        f"{run.path} has no per-image test results (made before runs kept them, or not tested): "
+        "no paired test; test its checkpoint again to get them: python -m digits.train "
+        f"train=false ckpt_path={run.path}/checkpoints/<best>.ckpt"
+    )
+
+
+def bar(alpha: float, tests: int) -> str:
+    return f" ({tests} tests: a difference counts below p = {alpha:.2g})" if tests > 1 else ""
+
+
+def paired_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
+    """'b is better than a: 41 vs 12 discordant images, p = 0.0001; ...' or 'no detectable
+    difference ...'."""
+    first, second = ("b", "a") if test["b_only"] >= test["a_only"] else ("a", "b")
+    shown = (
+        f"accuracy {difference_text(names, test, first, second)}; McNemar's exact test on "
+        f"{test['images']} images{bar(alpha, tests)}"
+    )
+    counts = f"{test[first + '_only']} vs {test[second + '_only']} discordant images"
+    if test["p_value"] >= alpha:
+        return (
+            f"no detectable difference between {names[first]} and {names[second]} at this "
+            f"test-set size: {counts}, p = {test['p_value']:.2g}; {shown}"
+        )
+    return f"{names[first]} is better than {names[second]}: {counts}, p = {test['p_value']:.2g}; {shown}"
+
+
+def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
+    """The same for two groups of replicates, on their mean test accuracy."""
+    first, second = ("b", "a") if test["difference"] >= 0 else ("a", "b")
+    runs = f"{test[first + '_n']} and {test[second + '_n']} runs"
+    if test["p_value"] is None:
+        return f"{names['a']} and {names['b']}: no spread within either group of {runs}; no test"
+    shown = (
+        f"mean test accuracy {difference_text(names, test, first, second)}; Welch's t over "
+        f"{runs}{bar(alpha, tests)}"
+    )
+    if test["p_value"] >= alpha:
+        return (
+            f"no detectable difference between {names[first]} and {names[second]} with {runs}: "
+            f"p = {test['p_value']:.2g}; {shown}"
+        )
+    return f"{names[first]} is better than {names[second]}: p = {test['p_value']:.2g}; {shown}"
+
+
+def difference_text(names: dict[str, str], test: dict[str, Any], first: str, second: str) -> str:
+    """`first - second = +d (95% interval low to high)`, the test's B - A turned round if need be."""
+    sign = 1 if first == "b" else -1
+    low, high = sorted((sign * test["low"], sign * test["high"]))
+    return (
+        f"{names[first]} - {names[second]} = {sign * test['difference']:+.4f} "
+        f"(95% interval {low:+.4f} to {high:+.4f})"
+    )

@@ -1,0 +1,79 @@
+"""How sure a number is: intervals for an accuracy and for a mean over replicate runs, and the tests
+that say whether one classifier beats another. scipy.stats computes every distribution; this module
+says which one answers which question.
+
+- One run's accuracy on N images: Wilson's score interval (binomial).
+- Replicates (seeds, folds) of one configuration: mean, standard deviation, Student's t interval.
+- Two runs scored on the same images: McNemar's exact test on the images one got right and the other
+  wrong (Dietterich 1998), and the paired t interval of the accuracy difference.
+- Two groups of replicates: Welch's t interval and test of the difference of their means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import binomtest, t, ttest_ind, ttest_rel
+
+LEVEL = 0.95
+
+
+def accuracy_interval(correct: int, images: int, level: float = LEVEL) -> dict[str, Any]:
+    """The `level` confidence interval of an accuracy of `correct` out of `images` (Wilson's score
+    interval, scipy's: unlike the normal approximation it stays inside [0, 1] near 100%)."""
+    interval = binomtest(correct, images).proportion_ci(level, method="wilson")
+    return {"low": float(interval.low), "high": float(interval.high), "level": level,
+            "method": "wilson"}  # fmt: skip
+
+
+def mean_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
+    """n, mean, sample standard deviation and the Student's t interval of the mean of replicate
+    runs; the spread and interval are None for fewer than two."""
+    array = np.asarray(values, dtype=float)
+    n = len(array)
+    mean = float(array.mean()) if n else None
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": None, "low": None, "high": None}
+    sd = float(array.std(ddof=1))
+    half = float(t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
+
+
+def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, level: float = LEVEL) -> dict:
+    """Runs A and B on the same images (boolean: right on each): how many only A got right and only
+    B, McNemar's exact p-value (the binomial on those discordant images), and the accuracy
+    difference B - A with its paired t interval (zero-width when the two never disagree)."""
+    a_correct, b_correct = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    a_only = int((a_correct & ~b_correct).sum())
+    b_only = int((b_correct & ~a_correct).sum())
+    discordant = a_only + b_only
+    difference = (b_only - a_only) / len(a_correct)
+    if discordant == 0:
+        p_value, low, high = 1.0, 0.0, 0.0
+    else:
+        p_value = float(binomtest(b_only, discordant, 0.5).pvalue)
+        interval = ttest_rel(b_correct.astype(float), a_correct.astype(float)).confidence_interval(
+            level
+        )
+        low, high = float(interval.low), float(interval.high)
+    return {"test": "mcnemar_exact", "images": len(a_correct), "a_only": a_only,
+            "b_only": b_only, "difference": difference, "low": low, "high": high,
+            "level": level, "p_value": p_value}  # fmt: skip
+
+
+def welch_test(a_values: Sequence[float], b_values: Sequence[float], level: float = LEVEL) -> dict:
+    """Two groups of replicate runs: the difference of their means (B - A) with Welch's t interval
+    and p-value (unequal variances). Needs two or more runs on each side."""
+    a, b = np.asarray(a_values, float), np.asarray(b_values, float)
+    difference = float(b.mean() - a.mean())
+    result = {"test": "welch", "a_n": len(a), "b_n": len(b), "difference": difference,
+              "level": level}  # fmt: skip
+    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:  # no spread on either side: t is undefined
+        return result | {"low": None, "high": None, "p_value": None}
+    test = ttest_ind(b, a, equal_var=False)
+    interval = test.confidence_interval(level)
+    return result | {"low": float(interval.low), "high": float(interval.high),
+                     "p_value": float(test.pvalue)}  # fmt: skip
