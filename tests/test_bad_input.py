@@ -9,6 +9,7 @@ The subprocess tests in test_reliability.py check the same promise end to end fo
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import socket
 import sys
@@ -63,6 +64,12 @@ BAD_INPUT = [
     (T, ["data.augment=bogus"], "data.augment=bogus: must be null or a mapping of rotation, translate, scale, thickness, elastic, european_ones"),
     (T, ["experiment=robust", "data.augment.european_ones=0.3"], "data.augment.european_ones=0.3: not set by this config; add it with +data.augment.european_ones=0.3"),
     (T, ["data.augment={european_ones:2}"], "data.augment.european_ones=2"),
+    (T, ["data.folds=5", "data.fold=5"], "data.fold=5 is out of range: use 0..4 (data.folds=5; every fold: -m data.fold='range(5)')"),
+    (T, ["-m", "data.folds=3", "data.fold=range(4)"], "data.fold=3 is out of range: use 0..2 (data.folds=3"),
+    (T, ["data.folds=1", "data.fold=0"], "data.folds=1: out of range, must be in [2, 60000] (k-fold cross-validation of the training images)"),
+    (T, ["data.fold=2"], "data.fold=2 needs data.folds, the number of folds of k-fold cross-validation (e.g. data.folds=5)"),
+    (T, ["data.folds=5"], "data.folds=5 needs data.fold, the fold that validates: one of 0..4"),
+    (T, ["data.folds=5000", "data.fold=0"], "data.folds=5000 is out of range: use 2..1200 (one fold per training image at most: 1200 in"),
     # --- train: what the data allows (synthetic MNIST: 1,000 training images after validation) ---
     (T, ["trainer.val_check_interval=1000"], "trainer.val_check_interval=1000: validates every 1000 training batches, but an epoch has 16"),
     (T, ["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0: no training batches left, so nothing would train"),
@@ -84,6 +91,7 @@ BAD_INPUT = [
     (C, ["{run}", "{run}/nothing*"], "nothing*: matches no folder"),
     (C, ["{run}", "{run}", "--out", "{blocked}"], "--out {blocked}: a file, not a folder"),
     (C, ["{run}", "{run}", "--out", "{blocked}/x"], "--out={blocked}/x: cannot write there"),
+    (C, ["{run}", "{other_test_set}"], "{run} and {other_test_set} were tested on different test sets (200 images, md5"),
     # --- train: reproduce ---
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
@@ -293,6 +301,11 @@ def places(
     damaged_hydra = RunDir(tmp_path / "damaged-hydra")
     shutil.copytree(run.path, damaged_hydra.path, ignore=shutil.ignore_patterns(".lock"))
     damaged_hydra.overrides_file.write_text("- model=mlp\n- [unclosed\n")
+    other_test_set = RunDir(tmp_path / "other-test-set")
+    shutil.copytree(run.path, other_test_set.path, ignore=shutil.ignore_patterns(".lock"))
+    metrics = json.loads(other_test_set.metrics_file.read_text())
+    metrics["test/set"] = {"images": 10000, "md5": "0" * 32}
+    other_test_set.metrics_file.write_text(json.dumps(metrics))
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "model.pt"))
     truncated = tmp_path / "truncated-data"
     shutil.copytree(data_root, truncated)
@@ -303,6 +316,7 @@ def places(
         "torchscript": tmp_path / "model.pt",
         "truncated_data": truncated,
         "damaged_run": damaged.path,
+        "other_test_set": other_test_set.path,
         "run": run.path,
         "ckpt": run.last_checkpoint,
         "image": image,

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FAST, run_cli
 from digits.config import config_dir
+from digits.data.idx import load_mnist
 from digits.evaluation.scoring import predict_split
 from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
+from digits.runs.per_image import PerImageResults
 from digits.training.launch import resume_arguments
 
 SHORT = [*FAST, "trainer.max_epochs=2", "model=mlp"]
@@ -173,6 +176,10 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     train_images = 1200 - 200
     assert metrics["global_step"] == 2 * -(-train_images // (64 * 2))
     assert metrics["test/acc"] > 0.5
+    # Each process tested half the images; gathered, they are the test set in its order.
+    results = PerImageResults.read(RunDir(run_dir).test_predictions_file)
+    assert np.array_equal(results.labels, load_mnist(data_root, train=False)[1].numpy())
+    assert metrics["test/correct"] == int(results.correct.sum())
     # Both processes' validation logits went into the temperature: refitting it on the whole
     # validation split in one process gives the same value.
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST, run_cli
+from conftest import FAST, TEST_SIZE, run_cli
 from digits.compare import compare
+from digits.errors import DigitsError
+from digits.runs.per_image import PerImageResults
 
 FEW_STEPS = [
     *FAST,
@@ -41,6 +46,7 @@ def test_compare_lists_exactly_the_differing_settings_best_first(
     assert columns == [
         "run", "status", "data.batch_size", "optimizer.lr",
         "val_acc_best", "test_acc", "test_loss", "epochs", "train_time_s",
+        "test_acc_low", "test_acc_high",
     ]  # fmt: skip
     by_run = {row["run"]: row for row in saved}
     assert (by_run["a"]["data.batch_size"], by_run["a"]["optimizer.lr"]) == ("64", "0.001")
@@ -51,7 +57,8 @@ def test_compare_lists_exactly_the_differing_settings_best_first(
     assert all(row["status"] == "completed" for row in rows)
     markdown = (tmp_path / "out" / "comparison.md").read_text().splitlines()
     assert markdown[0].startswith("| run | status | data.batch_size | optimizer.lr |")
-    assert len(markdown) == 4
+    assert len(markdown) == 8  # the table (2 runs), then "Is A better than B?" and its verdict
+    assert markdown[4:7] == ["", "## Is A better than B?", ""]
     assert (tmp_path / "out" / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -82,3 +89,100 @@ def test_a_run_without_or_with_a_damaged_metrics_file_says_so(
     assert rows["damaged"]["status"] == "damaged metrics.json"
     assert rows["a"]["status"] == "completed"
     assert rows["missing"]["val_acc_best"] is None and rows["damaged"]["test_acc"] is None
+
+
+def replicate(
+    run: Path, to: Path, seed: int, accuracies: tuple[float, float] | None = None
+) -> Path:
+    """A copy of `run` as if trained with another seed (reaching these accuracies: val, test)."""
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns(".lock"))
+    config = to / ".hydra" / "config.yaml"
+    config.write_text(re.sub(r"(?m)^seed: .*$", f"seed: {seed}", config.read_text()))
+    if accuracies is not None:
+        metrics = json.loads((to / "metrics.json").read_text())
+        metrics["val/acc_best"], metrics["test/acc"] = accuracies
+        (to / "metrics.json").write_text(json.dumps(metrics))
+    return to
+
+
+def test_two_runs_get_mcnemars_test_on_their_per_image_results(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    compare([str(a), str(b)], tmp_path / "out")
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    right = {run.name: PerImageResults.read(run / "test_predictions.csv").correct for run in (a, b)}
+    first, second = right[test["a"]], right[test["b"]]  # the best by validation is "a"
+    assert test["test"] == "mcnemar_exact"
+    assert (test["a_only"], test["b_only"]) == ((first & ~second).sum(), (second & ~first).sum())
+    assert test["images"] == TEST_SIZE
+    assert test["verdict"] in (tmp_path / "out" / "comparison.md").read_text()
+    rows = list(csv.DictReader((tmp_path / "out" / "comparison.csv").open()))
+    for row in rows:  # each run's test accuracy inside its Wilson interval
+        assert float(row["test_acc_low"]) <= float(row["test_acc"]) <= float(row["test_acc_high"])
+
+
+def test_a_run_against_its_copy_is_no_difference_with_p_one(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, _ = two_runs
+    copy = replicate(a, tmp_path / "copy", seed=7)
+    compare([str(a), str(copy)], tmp_path / "out")
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    assert test["p_value"] == 1.0 and test["a_only"] == test["b_only"] == 0
+    assert test["low"] == test["difference"] == test["high"] == 0.0
+    assert test["verdict"].startswith("no detectable difference between")
+
+
+def test_a_run_without_per_image_results_is_said_in_one_line(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    old = tmp_path / "old"
+    shutil.copytree(b, old)
+    (old / "test_predictions.csv").unlink()
+    compare([str(a), str(old)], tmp_path / "out")
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    assert f"{old} has no per-image test results" in test["verdict"]
+    assert "p_value" not in test
+
+
+def test_seed_replicates_form_groups_with_mean_sd_and_welchs_test(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    accuracies = {"a": [0.90, 0.91, 0.92], "b": [0.95, 0.96, 0.955]}
+    runs = [
+        str(replicate(run, tmp_path / f"{run.name}{seed}", seed, (value, value)))
+        for run in (a, b)
+        for seed, value in enumerate(accuracies[run.name], start=1)
+    ]
+    compare(runs, tmp_path / "out")
+    groups = list(csv.DictReader((tmp_path / "out" / "groups.csv").open()))
+    assert [int(group["n"]) for group in groups] == [3, 3]
+    best, other = groups  # b's settings first: its mean validation accuracy is higher
+    assert float(best["test_acc"]) == pytest.approx(statistics.mean(accuracies["b"]), abs=1e-4)
+    assert float(best["test_acc_sd"]) == pytest.approx(statistics.stdev(accuracies["b"]), rel=1e-3)
+    assert float(other["val_acc_best"]) == pytest.approx(0.91, abs=1e-4)
+    assert "optimizer.lr=0.01" in best["configuration"]
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    assert test["test"] == "welch" and (test["a_n"], test["b_n"]) == (3, 3)
+    assert test["difference"] == pytest.approx(
+        statistics.mean(accuracies["a"]) - statistics.mean(accuracies["b"])
+    )
+    assert test["verdict"].startswith(f"{best['configuration']} is better than")
+    assert (tmp_path / "out" / "accuracy_vs_time.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_runs_tested_on_different_test_sets_are_refused(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    other = tmp_path / "other"
+    shutil.copytree(b, other)
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["test/set"]["md5"] = "0" * 32
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(DigitsError, match="were tested on different test sets"):
+        compare([str(a), str(other)], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

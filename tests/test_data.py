@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from conftest import FAST, TEST_SIZE, TRAIN_SIZE, VAL_SIZE, run_cli
+from digits.config import config_dir
 from digits.data.augment import augment
+from digits.data.split import split_indices
+from digits.evaluation.scoring import predict_split
 from digits.models.classifier import shifted_views
 from digits.reading.strokes import dilate, erode
+from digits.training.fit import run
 
 
 def test_split_is_seeded_disjoint_and_the_test_set_is_separate(make_cfg) -> None:
@@ -26,6 +34,52 @@ def test_split_is_seeded_disjoint_and_the_test_set_is_separate(make_cfg) -> None
     other = instantiate(make_cfg("data.split_seed=1").data)
     other.setup("fit")
     assert not torch.equal(other.val_set.images, datamodule.val_set.images)
+
+
+FOLD_INDICES = (
+    "import hashlib, sys; from digits.data.split import split_indices; "
+    "train, val = split_indices(60000, 5000, 42, 5, int(sys.argv[1]), root='-'); "
+    "print(hashlib.md5(val.numpy().tobytes() + train.numpy().tobytes()).hexdigest())"
+)
+
+
+def test_folds_are_disjoint_cover_the_training_images_once_and_are_the_same_everywhere() -> None:
+    folds = [split_indices(60000, 5000, 42, 5, fold, root="-") for fold in range(5)]
+    validation = torch.cat([val for _, val in folds])
+    assert torch.equal(validation.sort().values, torch.arange(60000))  # disjoint, cover all once
+    for train, val in folds:
+        assert len(val) == 12000 and len(train) == 48000
+        assert torch.equal(torch.cat([train, val]).sort().values, torch.arange(60000))
+    for fold in (0, 4):  # another process computes the same split
+        result = subprocess.run(
+            [sys.executable, "-c", FOLD_INDICES, str(fold)], capture_output=True, text=True
+        )
+        train, val = folds[fold]
+        here = hashlib.md5(val.numpy().tobytes() + train.numpy().tobytes()).hexdigest()
+        assert result.stdout.strip() == here, result.stderr[-2000:]
+    # The hold-out is what it always was (runs made before folds reproduce).
+    order = torch.randperm(60000, generator=torch.Generator().manual_seed(42))
+    train, val = split_indices(60000, 5000, 42, None, None, root="-")
+    assert torch.equal(val, order[:5000]) and torch.equal(train, order[5000:])
+
+
+def test_a_fold_run_validates_on_its_fold_and_evaluate_finds_the_same_images(
+    make_cfg, tmp_path: Path
+) -> None:
+    cfg = make_cfg("data.folds=4", "data.fold=3", "model=mlp", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=2", "logger=none")  # fmt: skip
+    metrics = run(cfg)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    assert len(datamodule.val_set) == TRAIN_SIZE // 4
+    assert len(datamodule.train_set) == TRAIN_SIZE - TRAIN_SIZE // 4
+    # The checkpoint keeps the fold (plain ints, loaded weights_only): evaluate split=val
+    # rebuilds the same validation images from it.
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        evaluate = compose("evaluate", overrides=[f"ckpt_path={metrics['best_checkpoint']}",
+                                                  f"data.root={cfg.data.root}", "split=val"])  # fmt: skip
+    split = predict_split(evaluate, Path(metrics["best_checkpoint"]))
+    assert torch.equal(split.images, datamodule.val_set.images)
 
 
 @pytest.mark.parametrize("pipeline", ["memory", "torchvision"])

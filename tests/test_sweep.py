@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,28 @@ def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     assert [m["status"] for m in manifests] == ["completed", "failed"]
     assert "training diverged" in manifests[1]["error"] and manifests[1]["exit_status"] == 2
     assert "sweep" in result.stdout and "failed" in result.stdout
+
+
+def test_a_seed_multirun_is_summarised_as_one_group_then_its_runs(
+    tmp_path: Path, data_root: Path
+) -> None:
+    result = run_cli(
+        "digits.train", "-m", *FEW_STEPS, "model=mlp", "seed=1,2,3", "logger=none",
+        cwd=tmp_path, data_root=data_root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = sweep_dir(tmp_path)
+    rows = summary_rows(sweep)
+    assert sorted(row["overrides"] for row in rows) == ["seed=1", "seed=2", "seed=3"]
+    (group,) = list(csv.DictReader((sweep / "groups.csv").open()))
+    tested = [float(row["test_acc"]) for row in rows]
+    assert int(group["n"]) == 3
+    assert float(group["test_acc"]) == pytest.approx(statistics.mean(tested), abs=1e-6)
+    assert float(group["test_acc_sd"]) == pytest.approx(statistics.stdev(tested), rel=1e-4)
+    assert float(group["test_acc_low"]) < float(group["test_acc"]) < float(group["test_acc_high"])
+    summary = (sweep / "summary.md").read_text()
+    assert summary.index("## Groups of replicates") < summary.index("## Runs")
+    assert "groups of replicates" in result.stdout
 
 
 @pytest.mark.slow

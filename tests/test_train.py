@@ -5,18 +5,25 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
+from conftest import TEST_SIZE
+from digits.data.idx import load_mnist, split_md5
 from digits.errors import DigitsError
 from digits.models.checkpoint import load_classifier
 from digits.models.classifier import DigitClassifier
+from digits.models.outputs import Logits
 from digits.runs import RunDir
+from digits.runs.per_image import PerImageResults
 from digits.training.checks import check_loggers
 from digits.training.fit import run
 from digits.training.tuning import lr_key
+from digits.uncertainty import accuracy_interval
 
 
 def batch_loss(module: DigitClassifier, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
@@ -83,6 +90,40 @@ def test_run_writes_metrics_and_reloadable_checkpoints(make_cfg, tmp_path: Path)
     probe = torch.randn(4, 1, 28, 28)
     reloaded.eval()
     assert reloaded(probe).shape == (4, 10)
+
+
+def test_a_tested_run_keeps_each_test_image_and_the_accuracy_interval(
+    make_cfg, data_root: Path
+) -> None:
+    cfg = make_cfg("model=mlp", "trainer.max_epochs=1", "logger=none")
+    metrics = run(cfg)
+    results = PerImageResults.read(RunDir(Path(cfg.paths.output_dir)).test_predictions_file)
+    _, labels = load_mnist(data_root, train=False)
+    assert np.array_equal(results.labels, labels.numpy())  # the test set, in its order
+    assert metrics["test/images"] == TEST_SIZE == len(results.labels)
+    assert metrics["test/correct"] == int(results.correct.sum())
+    assert metrics["test/acc"] == pytest.approx(results.correct.mean())
+    assert ((results.confidence > 0) & (results.confidence <= 1)).all()
+    interval = metrics["test/acc_interval"]
+    assert interval == accuracy_interval(metrics["test/correct"], TEST_SIZE)
+    assert interval["low"] < metrics["test/acc"] < interval["high"]
+    assert metrics["test/set"] == {"images": TEST_SIZE, "md5": split_md5(data_root, train=False)}
+    # The checkpoint's own predictions agree image by image.
+    model = load_classifier(Path(metrics["best_checkpoint"]))
+    images, _ = load_mnist(data_root, train=False)
+    with torch.no_grad():
+        predicted = model.predict_step(images.unsqueeze(1).float() / 255, 0).argmax(dim=1)
+    assert np.array_equal(results.predicted, predicted.numpy())
+
+
+def test_a_damaged_per_image_file_is_named(tmp_path: Path) -> None:
+    damaged = tmp_path / "test_predictions.csv"
+    damaged.write_text("image,label,predicted,confidence\n0,1,x,0.5\n")
+    with pytest.raises(DigitsError, match=r"test_predictions\.csv: damaged"):
+        PerImageResults.read(damaged)
+    damaged.write_text("image,label\n0,1\n")
+    with pytest.raises(DigitsError, match="expected the columns image,label,predicted,confidence"):
+        PerImageResults.read(damaged)
 
 
 def test_early_stopping_ends_a_run_whose_validation_accuracy_stalls(make_cfg) -> None:
@@ -209,3 +250,23 @@ def test_the_gpu_recipe_trains_on_the_cpu_with_device_resident_data_bf16_and_ema
     metrics = run(cfg)
     assert metrics["epochs"] == 2 and metrics["test/acc"] > 0.5
     assert metrics["train/loss_epoch"] < 2.0
+
+
+def test_test_logits_of_several_processes_come_back_in_dataset_order() -> None:
+    # DistributedSampler deals 5 images to 2 processes as [0, 2, 4] and [1, 3, 0] (padded with
+    # the first); the gathered shares, interleaved and cut to 5, are the images in order.
+    shares = [torch.tensor([0, 2, 4]), torch.tensor([1, 3, 0])]
+
+    def all_gather(local: torch.Tensor) -> torch.Tensor:  # each process's share of the same kind
+        like_local = [torch.nn.functional.one_hot(s, 10).float() if local.dim() == 2 else s
+                      for s in shares]  # fmt: skip
+        return torch.stack(like_local)
+
+    strategy = SimpleNamespace(root_device=torch.device("cpu"), all_gather=all_gather)
+    collected = Logits("test")
+    collected.logits = [torch.nn.functional.one_hot(shares[0], 10).float()]
+    collected.labels = [shares[0]]
+    trainer = SimpleNamespace(world_size=2, strategy=strategy)
+    logits, labels = collected.in_dataset_order(trainer, size=5)
+    assert labels.tolist() == [0, 1, 2, 3, 4]
+    assert logits.argmax(dim=1).tolist() == [0, 1, 2, 3, 4]

@@ -32,20 +32,17 @@ from digits.presentation.tables import (
     save_csv,
 )
 from digits.runs.comparison import (
+    GROUP_COLUMNS,
     INTERVAL,
     METRICS,
-    SPREAD,
     best_first,
     expand,
     rows_of,
-    status_and_metrics,
     units_to_test,
 )
 from digits.runs.run_dir import ComparisonDir
 from digits.runs.significance import against_best, check_same_test_set
 from digits.runs.writing import write_json
-
-GROUP_COLUMNS = ["configuration", "n", *SPREAD]
 
 
 def default_out() -> Path:
@@ -66,12 +63,24 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     check_same_test_set(runs)
     keys, rows = rows_of(runs)
     groups, summaries = best_first(units_to_test(runs))
-    replicated = any(len(members) > 1 for _, members in groups)
     tests = against_best(groups)
-    summaries = summaries if replicated else []
+    if all(summary["n"] <= 1 for summary in summaries):  # runs alone: the table says it all
+        summaries = []
+    save_comparison(folder, ["run", "status", *keys, *METRICS, *INTERVAL], rows, summaries, tests)
+    show(folder, len(runs), keys, rows, summaries, tests)
+    return rows
 
+
+def save_comparison(
+    folder: ComparisonDir,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    summaries: list[dict[str, Any]],
+    tests: list[dict[str, Any]],
+) -> None:
+    """comparison.md (runs, groups, tests), comparison.csv, groups.csv, tests.json and the plot:
+    test accuracy with its interval against training time, per group where there are groups."""
     folder.path.mkdir(parents=True, exist_ok=True)
-    columns = ["run", "status", *keys, *METRICS, *INTERVAL]
     save_csv(folder.csv, columns, rows)
     markdown = markdown_table(columns, rows)
     if summaries:
@@ -80,30 +89,12 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     markdown += "\n## Is A better than B?\n\n" + "".join(f"- {t['verdict']}\n" for t in tests)
     folder.markdown.write_text(markdown)
     write_json(folder.tests_json, {"tests": tests})
-    save(accuracy_vs_time_figure(plot_points(rows, summaries, groups)), folder.plot)
-    show(folder, len(runs), keys, rows, summaries, tests)
-    return rows
-
-
-def plot_points(
-    rows: list[dict[str, Any]], summaries: list[dict[str, Any]], groups: list
-) -> list[tuple[str, float, float, float | None, float | None]]:
-    """(name, training seconds, test accuracy, its interval) per group of replicates, or per run."""
-    if not summaries:
-        points = [(r["run"], r["train_time_s"], r["test_acc"], r["test_acc_low"],
-                   r["test_acc_high"]) for r in rows]  # fmt: skip
-        return [p for p in points if None not in p[:3]]
-    seconds = {
-        name: [m["train_time_s"] for run in members
-                          if "train_time_s" in (m := status_and_metrics(run)[1])]
-        for name, members in groups
-    }  # fmt: skip
-    return [
-        (s["configuration"], sum(times) / len(times), s["test_acc"], s["test_acc_low"],
-         s["test_acc_high"])
-        for s in summaries
-        if (times := seconds[s["configuration"]]) and s["test_acc"] is not None
+    points = [
+        (row.get("run") or row["configuration"], row["train_time_s"], row["test_acc"],
+         row["test_acc_low"], row["test_acc_high"])
+        for row in summaries or rows
     ]  # fmt: skip
+    save(accuracy_vs_time_figure([p for p in points if None not in p[:3]]), folder.plot)
 
 
 def show(

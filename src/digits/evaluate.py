@@ -23,6 +23,7 @@ from digits.config.checks import check_run_or_checkpoint, check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.evaluation.report import evaluate_run, write_report
 from digits.evaluation.scoring import committee
+from digits.presentation.tables import interval_text
 from digits.runs import RunDir, SweepDir, runs_in
 
 console = Console()
@@ -41,9 +42,11 @@ def print_report(result: dict, out_dir: Path) -> None:
         "macro", *(f"{macro[k]:.4f}" for k in ("precision", "recall", "f1")), "", style="bold"
     )
     console.print(table)
-    low, high = result["accuracy_interval"]["low"], result["accuracy_interval"]["high"]
+    interval = interval_text(
+        result["accuracy_interval"]["low"], result["accuracy_interval"]["high"]
+    )
     console.print(
-        f"accuracy: [bold]{result['accuracy']:.4f}[/bold] (95% interval {low:.4f}-{high:.4f}, "
+        f"accuracy: [bold]{result['accuracy']:.4f}[/bold] (95% interval {interval}, "
         f"Wilson, {result['images']} images)"
     )
     calibrated = result["calibration"]
@@ -62,18 +65,20 @@ def print_report(result: dict, out_dir: Path) -> None:
 def print_comparison(rows: list[tuple[RunDir, dict | DigitsError]]) -> None:
     """One row per job, best first; jobs that could not be evaluated last, with the reason."""
     table = Table(title="evaluation of every job", header_style="bold")
-    for column in ("job", "overrides", "accuracy", "macro f1", "checkpoint"):
+    for column in ("job", "overrides", "accuracy", "95% interval", "macro f1", "checkpoint"):
         table.add_column(column, overflow="fold")
     done = sorted(
         (row for row in rows if isinstance(row[1], dict)), key=lambda r: -r[1]["accuracy"]
     )
     for run, result in done:
         accuracy, f1 = f"{result['accuracy']:.4f}", f"{result['macro']['f1']:.4f}"
-        table.add_row(
-            run.path.name, " ".join(run.overrides()), accuracy, f1, Path(result["checkpoint"]).name
+        interval = interval_text(
+            result["accuracy_interval"]["low"], result["accuracy_interval"]["high"]
         )
+        name = Path(result["checkpoint"]).name
+        table.add_row(run.path.name, " ".join(run.overrides()), accuracy, interval, f1, name)
     for run, _ in (row for row in rows if isinstance(row[1], DigitsError)):
-        table.add_row(run.path.name, " ".join(run.overrides()), "-", "-", "failed (see below)")
+        table.add_row(run.path.name, " ".join(run.overrides()), "-", "-", "-", "failed (see below)")
     console.print(table)
 
 

@@ -159,7 +159,8 @@ def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, li
         ckpt = run.checkpoint(cfg.checkpoint)
         members.append(predict_split(cfg, ckpt))
         own = score(members[-1].probabilities, members[-1].labels, top_pairs=0)
-        scores.append({"checkpoint": str(ckpt), "accuracy": own["accuracy"], "macro": own["macro"]})
+        kept = ("accuracy", "accuracy_interval", "macro")
+        scores.append({"checkpoint": str(ckpt)} | {key: own[key] for key in kept})
         if not torch.equal(members[-1].labels, members[0].labels):
             raise DigitsError(
                 f"ensemble: {run.path} was validated on other images than {runs[0].path} "

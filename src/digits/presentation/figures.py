@@ -98,7 +98,12 @@ def accuracy_vs_time_figure(
     (name, seconds, accuracy, its interval's low and high: an error bar where known)."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name, seconds, accuracy, low, high in points:
-        bar = None if low is None else [[(accuracy - low) * 100], [(high - accuracy) * 100]]
+        # (an interval recorded with an accuracy edited since may not hold it: no negative bar)
+        bar = (
+            None
+            if low is None
+            else [[max(0, accuracy - low) * 100], [max(0, high - accuracy) * 100]]
+        )
         axes.errorbar(seconds, accuracy * 100, yerr=bar, fmt="o", color="tab:blue", capsize=4)
         axes.annotate(name, (seconds, accuracy * 100), textcoords="offset points", xytext=(4, 4),
                       fontsize=8)  # fmt: skip

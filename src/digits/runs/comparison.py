@@ -31,6 +31,7 @@ REPLICATES = ("seed", "data.fold")
 # 95% interval of the mean (Student's t).
 SPREAD = ["val_acc_best", "val_acc_best_sd", "val_acc_best_low", "val_acc_best_high",
           "test_acc", "test_acc_sd", "test_acc_low", "test_acc_high"]  # fmt: skip
+GROUP_COLUMNS = ["configuration", "n", *SPREAD, "train_time_s"]
 
 
 def expand(arguments: Sequence[str]) -> list[RunDir]:
@@ -114,14 +115,16 @@ def short_name(keys: list[str], setting: dict[str, str]) -> str:
 
 
 def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """One group's n (runs with final metrics) and each accuracy's mean, sd and 95% interval."""
+    """One group's n (runs with final metrics), each accuracy's mean, sd and 95% interval, and
+    the mean training time."""
     row: dict[str, Any] = {"configuration": name, "n": len(metrics)}
     for column, key in (("val_acc_best", "val/acc_best"), ("test_acc", "test/acc")):
         values = [m[key] for m in metrics if isinstance(m.get(key), float)]
         stats = mean_interval(values)
         row |= {column: stats["mean"], f"{column}_sd": stats["sd"],
                 f"{column}_low": stats["low"], f"{column}_high": stats["high"]}  # fmt: skip
-    return row
+    times = [m["train_time_s"] for m in metrics if "train_time_s" in m]
+    return row | {"train_time_s": sum(times) / len(times) if times else None}
 
 
 def status_and_metrics(run: RunDir) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from digits.presentation.tables import (
     save_csv,
     save_table,
 )
-from digits.runs.comparison import SPREAD, best_first, grouped, metric_columns, sort_key
+from digits.runs.comparison import GROUP_COLUMNS, best_first, grouped, metric_columns, sort_key
 from digits.runs.run_dir import RunDir, SweepDir
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_low",
            "test_acc_high", "wall_time_s"]  # fmt: skip
 METRICS = {"val_acc_best": "val/acc_best", "test_acc": "test/acc", "wall_time_s": "wall_time_s"}
-GROUP_COLUMNS = ["configuration", "n", *SPREAD]
 
 
 def job_row(job: RunDir, common: set[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from digits.runs.comparison import INTERVAL, metric_columns
 from digits.runs.run_dir import RunDir, SweepDir
 from digits.search.study import StudyRef, counted
 
@@ -32,7 +33,8 @@ def study_rows(study: Study, sweep: SweepDir) -> tuple[list[str], list[dict[str,
     run of the study by its path."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: _rank(t, study.direction))
     params = list(dict.fromkeys(name for t in trials for name in t.params))
-    columns = ["trial", "state", "value", *params, "epochs", "test_acc", "time_s", "job", "reason"]
+    columns = ["trial", "state", "value", *params, "epochs", "test_acc", *INTERVAL, "time_s", "job",
+               "reason"]  # fmt: skip
     return columns, [_row(t, params, sweep) for t in trials]
 
 
@@ -62,7 +64,7 @@ def _row(trial: FrozenTrial, params: list[str], sweep: SweepDir) -> dict[str, An
         "value": _value(trial),
         **{name: trial.params.get(name) for name in params},
         "epochs": len(trial.intermediate_values) or metrics.get("epochs"),
-        "test_acc": metrics.get("test/acc"),
+        **metric_columns(metrics, {"test_acc": "test/acc"}),  # with its interval
         "time_s": f"{seconds:.1f}" if seconds is not None else None,
         "job": _job_name(job.path, sweep) if job else None,
         "reason": trial.user_attrs.get("fail_reason") if failed else None,
