@@ -8,6 +8,7 @@ counts only below 0.05 divided by the number of tests (Bonferroni)."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from digits.errors import DigitsError
@@ -78,10 +79,17 @@ def test_accuracies(runs: list[RunDir]) -> list[float]:
 
 
 def no_per_image(run: RunDir) -> str:
+    """Why there is no paired test, and the command that tests the run's checkpoint again into a
+    new run (which keeps them): its own overrides, so that the same model is built."""
+    try:
+        checkpoint: str = str(run.best_checkpoint())
+    except DigitsError:
+        checkpoint = f"{run.checkpoints}/<best>.ckpt"
+    command = shlex.join(["python", "-m", "digits.train", *run.overrides(), "train=false",
+                          f"ckpt_path={checkpoint}"])  # fmt: skip
     return (
-        f"{run.path} has no per-image test results (made before runs kept them, or not tested): "
-        "no paired test; test its checkpoint again to get them: python -m digits.train "
-        f"train=false ckpt_path={run.path}/checkpoints/<best>.ckpt"
+        f"{run.path} has no per-image test results (made before runs kept them, or not tested), "
+        f"so no paired test; to get them, test its checkpoint again: {command}"
     )
 
 

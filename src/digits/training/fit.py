@@ -151,7 +151,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     metrics["epochs"] = trainer.current_epoch
     metrics["global_step"] = trainer.global_step
     metrics["wall_time_s"] = round(time.perf_counter() - start, 2)
-    if best is not None:
+    if best:  # a test-only run (train=false) saves none
         metrics["best_checkpoint"] = best
 
     log.info("final metrics: %s", metrics)
