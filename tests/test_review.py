@@ -88,6 +88,7 @@ def test_the_layout_card_config_and_images_are_there(sweep: Path) -> None:
     card = text(run, "card")
     assert "python -m digits.train -m" in card and "optimizer.lr=0.01,0.003,0.001" in card
     assert "| optimizer.lr | 0.01 |" in card and "| test/acc |" in card
+    assert "| test/acc 95% interval (Wilson) | 0." in card
     assert "optimizer:\n  _target_: torch.optim.Adam" in text(run, "config")
     images = run.Tags()["images"]
     assert {"samples/train", "val/confusion_matrix", "val/mistakes"} <= set(images)

@@ -11,6 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from digits.presentation.tables import interval_text
 from digits.runs.naming import hydra_config, overrides, swept_keys
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ def card(
     lines += [
         f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
     ]
+    interval = metrics.get("test/acc_interval")
+    if interval:
+        lines.append(
+            f"| test/acc 95% interval (Wilson) | {interval_text(interval['low'], interval['high'])} |"
+        )
     lines += ["", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in hparams.items()]
     return "\n".join(lines)
