@@ -44,10 +44,10 @@ def against_best(groups: list[Group]) -> list[dict[str, Any]]:
     """Each group tested against the first (the caller's best by validation accuracy)."""
     reference, others = groups[0], groups[1:]
     alpha = ALPHA / max(1, len(others))
-    return [test_between(reference, other, alpha, len(others)) for other in others]
+    return [pair_test(reference, other, alpha, len(others)) for other in others]
 
 
-def test_between(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
+def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
     """The right test for the pair, its figures and its verdict."""
     names = {"a": a[0], "b": b[0]}
     if len(a[1]) == 1 and len(b[1]) == 1:
@@ -58,7 +58,7 @@ def test_between(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]
             return names | {"verdict": no_per_image(missing[0])}
         test = paired_test(results[0].correct, results[1].correct)
         return names | test | {"verdict": paired_verdict(names, test, alpha, tests)}
-    a_acc, b_acc = (test_accuracies(group[1]) for group in (a, b))
+    a_acc, b_acc = (tested_accuracies(group[1]) for group in (a, b))
     if len(a_acc) < 2 or len(b_acc) < 2:
         return names | {
             "verdict": f"{names['a']} ({len(a_acc)} tested) and {names['b']} ({len(b_acc)}): "
@@ -74,7 +74,7 @@ def per_image(run: RunDir) -> PerImageResults | None:
     return PerImageResults.read(file) if file.is_file() else None
 
 
-def test_accuracies(runs: list[RunDir]) -> list[float]:
+def tested_accuracies(runs: list[RunDir]) -> list[float]:
     return [m["test/acc"] for run in runs if "test/acc" in (m := status_and_metrics(run)[1])]
 
 
