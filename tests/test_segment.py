@@ -19,17 +19,20 @@ from digits.reading.segment import _best_reading, digits_in
 from digits.runs import RunDir
 
 
-def written(rows: list[str], spacing: int = 8, size: int = 64) -> Image.Image:
+def written(
+    rows: list[str], spacing: int = 8, size: int = 64, lifts: dict[int, int] | None = None
+) -> Image.Image:
     """Dark digits on light paper, one line per row, `spacing` px between glyphs (negative: they
-    touch)."""
+    touch), the i-th glyph of a row `lifts[i]` px higher (negative: lower)."""
     font = ImageFont.load_default(size=size)
     width = 20 + max(map(len, rows)) * (size * 3 // 4 + max(spacing, 0)) + 20
     image = Image.new("L", (width, (size + 30) * len(rows) + 20), 235)
     draw = ImageDraw.Draw(image)
     for row, line in enumerate(rows):
         x = 20.0
-        for character in line:
-            draw.text((x, 10 + row * (size + 30)), character, fill=30, font=font)
+        for i, character in enumerate(line):
+            lift = (lifts or {}).get(i, 0)
+            draw.text((x, 10 + row * (size + 30) - lift), character, fill=30, font=font)
             x += draw.textlength(character, font=font) + spacing
     return image
 
@@ -62,6 +65,20 @@ def test_a_sheet_is_read_row_by_row() -> None:
     assert [d.row for d in found] == [0, 0, 0, 1, 1, 1, 1]
     assert found[3].box.top > found[2].box.bottom  # the second row starts below the first
     assert [d.box.left for d in found[3:]] == sorted(d.box.left for d in found[3:])
+
+
+def test_a_digit_written_higher_than_its_neighbours_stays_in_their_row() -> None:
+    # The 5 sits 26 px above the others (of about 46 px of ink): less than half of it shares
+    # their rows, but it overlaps their band and no other.
+    image = written(["5133"], lifts={0: 26}, size=64)
+    image = Image.fromarray(np.pad(np.asarray(image), ((30, 0), (0, 0)), constant_values=235))
+    found = digits_in(gray(image))
+    assert len(found) == 4 and {d.row for d in found} == {0}
+    assert [d.box.left for d in found] == sorted(d.box.left for d in found)
+    overlap = min(found[0].box.bottom, found[1].box.bottom) - max(
+        found[0].box.top, found[1].box.top
+    )
+    assert 0 < overlap < 0.5 * (found[0].box.bottom - found[0].box.top)  # the case the rule is for
 
 
 def test_the_pieces_of_one_digit_stay_one_digit() -> None:

@@ -9,13 +9,17 @@ training), dark ink on light paper, and reports the accuracy of each preprocessi
 - ballpoint / marker: the same, with the strokes thinned to about 1 px at MNIST's scale (as far
   as they go without breaking) or thickened to about 5 px, by the morphology digits.reading.strokes uses;
 - small: tightly cropped scans of 16-28 px, the digit touching the edges, on noisy paper;
+- postal: 16x16 scans of bold digits, the ink's box stretched to fill them (as postal-code scans
+  such as USPS keep them), dark on light or white on black;
 - drawn: digits drawn with PIL strokes (20 images);
 - european: 1s drawn as in much of Europe, with a long flag, half of them with a base (20).
 And for `digits.predict mode=number`: numbers of 3-6 MNIST test digits side by side (gaps of -2 to 6
 px at MNIST's scale, so some touch; each digit up to 2 px up or down; slanted up to 10 degrees; the
 MNIST pen, a ballpoint or a marker) and sheets of 2-3 such rows, photographed as above
-(`numbers=100`, `sheets=30`). Prints one table per set, and predict's time per image; and how
-`mode=auto` (one digit or a number, decided per image) does on both sets.
+(`numbers=100`, `sheets=30`); numbers written small with a thin pen (thin: digits 16-28 px tall,
+1-2 px strokes with a few breaks, JPEG, either polarity); and numbers whose neighbouring digits sit
+up to half a digit's height higher or lower (jitter). Prints one table per set, and predict's time
+per image; and how `mode=auto` (one digit or a number, decided per image) does on them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from digits.reading.images import image_files
 from digits.reading.preprocess import PREPROCESSORS
 from digits.reading.strokes import dilate, erode
 
-CATEGORIES = ("photo", "ballpoint", "marker", "small", "drawn", "european")
+CATEGORIES = ("photo", "ballpoint", "marker", "small", "postal", "drawn", "european")
 PEN_SCALE = 8  # pens are drawn on the digit enlarged this much: MNIST's ~2.5 px stroke is ~20 px
 
 # Polylines in a unit box for digits drawn by hand (x right, y down).
@@ -174,29 +178,71 @@ def small_scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(gray.clip(0, 255).astype(np.uint8))
 
 
-def number_strip(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def number_strip(digits: list[np.ndarray], rng: np.random.Generator, jitter: int = 2) -> np.ndarray:
     """MNIST digits (28x28, 0-1) side by side as one ink mask: each cut to its ink's columns, -2 to
-    6 px apart (negative: touching), each up to 2 px up or down, the whole slanted up to 10 degrees."""
+    6 px apart (negative: touching), each up to `jitter` px up or down (2: a steady hand; 5:
+    neighbours up to 10 px, half a digit's height, apart), the whole slanted up to 10 degrees."""
     crops = []
     for digit in digits:
         cols = np.nonzero(digit.max(axis=0) > 0.1)[0]
         crops.append(digit[:, cols[0] : cols[-1] + 1])
     gaps = rng.integers(-2, 7, len(crops))
     gaps[0] = 8  # the margin
-    strip = np.zeros((36, int(sum(c.shape[1] for c in crops) + gaps.sum() + 8)), np.float32)
+    height = 32 + 2 * jitter
+    strip = np.zeros((height, int(sum(c.shape[1] for c in crops) + gaps.sum() + 8)), np.float32)
     x = 0
     for crop, gap in zip(crops, gaps, strict=True):
         x += int(gap)
-        top = 4 + int(rng.integers(-2, 3))
+        top = 2 + jitter + int(rng.integers(-jitter, jitter + 1))
         region = strip[top : top + 28, x : x + crop.shape[1]]
         np.maximum(region, crop, out=region)
         x += crop.shape[1]
     shear = np.tan(np.radians(rng.uniform(-10, 10)))
     image = Image.fromarray((strip * 255).astype(np.uint8))
     slanted = image.transform(
-        image.size, Image.AFFINE, (1, shear, -shear * 18, 0, 1, 0), resample=Image.BILINEAR
+        image.size, Image.AFFINE, (1, shear, -shear * height / 2, 0, 1, 0), resample=Image.BILINEAR
     )
     return np.asarray(slanted, np.float32) / 255.0
+
+
+def thin_pen_scan(strip: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A number written small with a thin pen: the strip's digits 16-28 px tall, each stroke redrawn
+    1-2 px wide along its middle, with a few breaks, scanned (light noise), dark on light or (half
+    the time) white on black; JPEG artefacts come from save()."""
+    big = pen(strip, 0)  # the strip PEN_SCALE times larger, as an ink mask
+    distance = ndimage.distance_transform_edt(big)
+    middle = (distance == ndimage.maximum_filter(distance, 3)) & (distance > 1)
+    digit_height = rng.uniform(16, 28)
+    scale = digit_height / (20 * PEN_SCALE)  # MNIST's digits are about 20 px tall in 28
+    width = rng.uniform(1.0, 2.0)  # px, once scanned
+    ink = dilate(torch.from_numpy(middle.astype(np.float32)), round(width / scale / 2)).numpy()
+    rows, cols = np.nonzero(ink)
+    for _ in range(int(rng.integers(1, 4))):  # breaks: a bite out of a stroke, about 1 px long
+        i, bite = int(rng.integers(len(rows))), round(0.6 / scale)
+        ink[max(0, rows[i] - bite) : rows[i] + bite, max(0, cols[i] - bite) : cols[i] + bite] = 0
+    size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+    small = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.BOX))
+    small = (small / 255.0 * rng.uniform(1.0, 1.5)).clip(0, 1)  # a pen inks its pixels fully
+    paper_level = rng.uniform(180, 235)
+    gray = paper_level * (1 - rng.uniform(0.6, 0.9) * small)
+    gray = gray + rng.normal(0, rng.uniform(2, 8), gray.shape)
+    if rng.random() < 0.5:
+        gray = 255 - gray
+    return Image.fromarray(gray.clip(0, 255).astype(np.uint8))
+
+
+def postal_scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A postal code's digit as such scans keep it: 16x16, the ink's box stretched to fill it,
+    thick strokes, grayscale, dark on light or white on black."""
+    bold = pen(digit, int(rng.integers(10, 17)))
+    rows, cols = np.nonzero(bold)
+    crop = bold[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    ink = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize((16, 16), Image.BOX))
+    gray = rng.uniform(200, 240) * (1 - rng.uniform(0.7, 0.95) * ink / 255.0)
+    gray = gray + rng.normal(0, rng.uniform(1, 6), gray.shape)
+    if rng.random() < 0.5:
+        gray = 255 - gray
+    return Image.fromarray(gray.clip(0, 255).astype(np.uint8))
 
 
 def number_photo(rows: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
@@ -213,21 +259,29 @@ def number_photo(rows: list[np.ndarray], rng: np.random.Generator) -> Image.Imag
     return photograph(pen(sheet, -6 if kind == "ballpoint" else 10), rng, rng.uniform(0.4, 0.8))
 
 
+NUMBER_SETS = ("number", "sheet", "thin", "jitter")
+
+
 def make_numbers(out: Path, numbers: int, sheets: int, data_root: str, seed: int = 1) -> None:
-    """`numbers` one-row numbers and `sheets` sheets of 2-3 rows, named
-    <number|sheet><index>_label<digits, rows joined by ->.<png|jpg>."""
+    """`numbers` one-row numbers, `sheets` sheets of 2-3 rows, and `numbers` each of small
+    thin-pen numbers (thin) and of numbers whose neighbours sit up to half a digit higher or lower
+    (jitter), named <set><index>_label<digits, rows joined by ->.<png|jpg>."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, labels = load_mnist(data_root, train=False)
-    for kind, count, row_counts in (("number", numbers, (1, 1)), ("sheet", sheets, (2, 3))):
+    sets = (("number", numbers, (1, 1)), ("sheet", sheets, (2, 3)), ("thin", numbers, (1, 1)),
+            ("jitter", numbers, (1, 1)))  # fmt: skip
+    for kind, count, row_counts in sets:
         for i in range(count):
             rows, texts = [], []
             for _ in range(int(rng.integers(row_counts[0], row_counts[1] + 1))):
                 chosen = rng.choice(len(labels), int(rng.integers(3, 7)), replace=False)
-                rows.append(number_strip([images[j].numpy() / 255.0 for j in chosen], rng))
+                digits = [images[j].numpy() / 255.0 for j in chosen]
+                rows.append(number_strip(digits, rng, jitter=5 if kind == "jitter" else 2))
                 texts.append("".join(str(int(labels[j])) for j in chosen))
             name = f"{kind}{i:04d}_label{'-'.join(texts)}.{rng.choice(['jpg', 'png'])}"
-            save(number_photo(rows, rng), out / name, rng)
+            photo = thin_pen_scan(rows[0], rng) if kind == "thin" else number_photo(rows, rng)
+            save(photo, out / name, rng)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -242,30 +296,27 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def report_numbers(predictor: Predictor, files: list[Path]) -> None:
-    """Whole numbers and sheets read right, and digits right, for each MNIST-like preprocessing."""
+    """For each set and MNIST-like preprocessing: whole numbers (or sheets) read right, and digits
+    right (1 - edit distance / digits)."""
     expected = [f.stem.rsplit("label", 1)[1] for f in files]
-    print("\n| mode, preprocess | numbers read whole | sheets read whole "
-          "| digits right (1 - edit distance / digits) | ms per image |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    kinds = [f.name.split("_")[0].rstrip("0123456789") for f in files]
+    print("\n| mode, preprocess | " + " | ".join(f"{k}: whole, digits" for k in NUMBER_SETS)
+          + " | ms per image |")  # fmt: skip
+    print("|---" * (len(NUMBER_SETS) + 2) + "|")
     for mode, preprocess in (("number", "mnist"), ("number", "mnist_v1"), ("auto", "mnist")):
         start = time.perf_counter()
         read = predictor(files, preprocess, top_k=1, mode=mode)
         milliseconds = (time.perf_counter() - start) * 1000 / len(files)
         texts = [p.text.replace("\n", "-") for p in read]  # auto: a one-digit reading's digit
-        whole = {
-            kind: np.mean(
-                [t == e for t, e, f in zip(texts, expected, files, strict=True)
-                 if f.name.startswith(kind)]
-            )
-            for kind in ("number", "sheet")
-        }  # fmt: skip
-        errors = sum(
-            edit_distance(t.replace("-", ""), e.replace("-", ""))
-            for t, e in zip(texts, expected, strict=True)
-        )
-        digits = sum(len(e.replace("-", "")) for e in expected)
-        print(f"| {mode}, {preprocess} | {whole['number']:.1%} | {whole['sheet']:.1%} | "
-              f"{max(0.0, 1 - errors / digits):.1%} | {milliseconds:.1f} |")  # fmt: skip
+        cells = []
+        for kind in NUMBER_SETS:
+            pairs = [(t, e) for t, e, k in zip(texts, expected, kinds, strict=True) if k == kind]
+            whole = np.mean([t == e for t, e in pairs])
+            errors = sum(edit_distance(t.replace("-", ""), e.replace("-", "")) for t, e in pairs)
+            digits = sum(len(e.replace("-", "")) for _, e in pairs)
+            cells.append(f"{whole:.1%}, {max(0.0, 1 - errors / digits):.1%}")
+        print(f"| {mode}, {preprocess} | {' | '.join(cells)} | {milliseconds:.1f} |")
+    print(f"({', '.join(f'{k} {kinds.count(k)}' for k in NUMBER_SETS)} images)")
 
 
 def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
@@ -282,6 +333,7 @@ def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
             "ballpoint": photograph(pen(digit, -6), rng, scale=rng.uniform(0.5, 1.2)),
             "marker": photograph(pen(digit, 10), rng, scale=rng.uniform(0.5, 1.2)),
             "small": small_scan(digit, rng),
+            "postal": postal_scan(digit, rng),
         }
         for category, photo in photos.items():
             suffix = rng.choice(["jpg", "png"])

@@ -41,7 +41,6 @@ STACKED = 0.5  # pieces sharing this share of the narrower one's columns are one
 STACK_GAP = 0.3  # if no farther apart vertically than this share of the taller one's height
 STACK_OVERLAP = 0.3  # and sharing at most this share of the shorter one's rows
 MNIST_ASPECT = 0.8  # MNIST's median digit is this wide for its height (99% are below 1.43)
-ROW_SHARE = 0.5  # a piece sharing this share of its rows (or a row's) with a row joins it
 MAX_ASPECT = 1.5  # no candidate digit is wider than this for its height,
 WIDE = 1.2  # and, in a row of several pieces, one wider than this (95% of MNIST's digits are at
 WIDE_COST = 3.0  # most 1.11 wide for their height) loses this much log probability per unit above
@@ -171,15 +170,14 @@ def _shared_rows(a: slice, b: slice) -> int:
 
 
 def _rows(pieces: list[Ink]) -> list[list[Ink]]:
-    """Pieces in rows, top to bottom, each left to right. Tallest first, a piece joins the row it
-    shares most rows with if that is at least ROW_SHARE of its height (or the row's), else starts
-    one (so a small piece above a digit, a broken-off part, joins that digit's row)."""
+    """Pieces in rows, top to bottom, each left to right. Tallest first, a piece joins the row
+    whose band (the rows its pieces span) it overlaps most, and starts one only where it overlaps
+    none: a digit written higher or lower than its neighbours, or a broken-off part above a digit,
+    stays in their row."""
     rows: list[tuple[slice, list[Ink]]] = []
     for piece in sorted(pieces, key=lambda p: -p.height):
         best = max(rows, key=lambda row: _shared_rows(row[0], piece.rows), default=None)
-        if best and _shared_rows(best[0], piece.rows) >= ROW_SHARE * min(
-            piece.height, best[0].stop - best[0].start
-        ):
+        if best and _shared_rows(best[0], piece.rows) > 0:
             rows.remove(best)
             span = slice(min(best[0].start, piece.rows.start), max(best[0].stop, piece.rows.stop))
             rows.append((span, [*best[1], piece]))
