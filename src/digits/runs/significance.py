@@ -105,13 +105,9 @@ def paired_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, te
         f"accuracy {difference_text(names, test, first, second)}; McNemar's exact test on "
         f"{test['images']} images{bar(alpha, tests)}"
     )
-    counts = f"{test[first + '_only']} vs {test[second + '_only']} discordant images"
-    if test["p_value"] >= alpha:
-        return (
-            f"no detectable difference between {names[first]} and {names[second]} at this "
-            f"test-set size: {counts}, p = {test['p_value']:.2g}; {shown}"
-        )
-    return f"{names[first]} is better than {names[second]}: {counts}, p = {test['p_value']:.2g}; {shown}"
+    counts = f"{test[first + '_only']} vs {test[second + '_only']} discordant images, "
+    return verdict(names, first, second, test["p_value"] < alpha, "at this test-set size",
+                   f"{counts}p = {test['p_value']:.2g}; {shown}")  # fmt: skip
 
 
 def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
@@ -124,12 +120,20 @@ def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tes
         f"mean test accuracy {difference_text(names, test, first, second)}; Welch's t over "
         f"{runs}{bar(alpha, tests)}"
     )
-    if test["p_value"] >= alpha:
-        return (
-            f"no detectable difference between {names[first]} and {names[second]} with {runs}: "
-            f"p = {test['p_value']:.2g}; {shown}"
-        )
-    return f"{names[first]} is better than {names[second]}: p = {test['p_value']:.2g}; {shown}"
+    return verdict(names, first, second, test["p_value"] < alpha, f"with {runs}",
+                   f"p = {test['p_value']:.2g}; {shown}")  # fmt: skip
+
+
+def verdict(
+    names: dict[str, str], first: str, second: str, detected: bool, scope: str, evidence: str
+) -> str:
+    """'first is better than second: evidence', or 'no detectable difference between them
+    <scope>: evidence'."""
+    if detected:
+        return f"{names[first]} is better than {names[second]}: {evidence}"
+    return (
+        f"no detectable difference between {names[first]} and {names[second]} {scope}: {evidence}"
+    )
 
 
 def difference_text(names: dict[str, str], test: dict[str, Any], first: str, second: str) -> str:
