@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from omegaconf import OmegaConf
 
@@ -66,20 +66,24 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     tests = against_best(groups)
     if all(summary["n"] <= 1 for summary in summaries):  # runs alone: the table says it all
         summaries = []
-    save_comparison(folder, ["run", "status", *keys, *METRICS, *INTERVAL], rows, summaries, tests)
-    show(folder, len(runs), keys, rows, summaries, tests)
+    comparison = Comparison(keys, rows, summaries, tests)
+    save_comparison(folder, comparison)
+    show(folder, comparison)
     return rows
 
 
-def save_comparison(
-    folder: ComparisonDir,
-    columns: list[str],
-    rows: list[dict[str, Any]],
-    summaries: list[dict[str, Any]],
-    tests: list[dict[str, Any]],
-) -> None:
+class Comparison(NamedTuple):
+    keys: list[str]  # the settings that differ between the runs
+    rows: list[dict[str, Any]]  # a run each, best first
+    summaries: list[dict[str, Any]]  # a group of replicates each, best first (none: runs alone)
+    tests: list[dict[str, Any]]  # the best against each other, with their verdicts
+
+
+def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
     """comparison.md (runs, groups, tests), comparison.csv, groups.csv, tests.json and the plot:
     test accuracy with its interval against training time, per group where there are groups."""
+    keys, rows, summaries, tests = comparison
+    columns = ["run", "status", *keys, *METRICS, *INTERVAL]
     folder.path.mkdir(parents=True, exist_ok=True)
     save_csv(folder.csv, columns, rows)
     markdown = markdown_table(columns, rows)
@@ -97,17 +101,11 @@ def save_comparison(
     save(accuracy_vs_time_figure([p for p in points if None not in p[:3]]), folder.plot)
 
 
-def show(
-    folder: ComparisonDir,
-    count: int,
-    keys: list[str],
-    rows: list[dict[str, Any]],
-    summaries: list[dict[str, Any]],
-    tests: list[dict[str, Any]],
-) -> None:
+def show(folder: ComparisonDir, comparison: Comparison) -> None:
     # The console lists each run's differing settings under the table: as columns they would
     # not fit a terminal.
-    title = f"{count} runs, best val_acc_best first"
+    keys, rows, summaries, tests = comparison
+    title = f"{len(rows)} runs, best val_acc_best first"
     shown_rows = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
                   for row in rows]  # fmt: skip
     console = print_table(title, ["run", "status", *METRICS, "test_acc_95%"], shown_rows)
