@@ -1,6 +1,7 @@
 """The page of `digits.serve` in a real browser: Debian's headless Chromium, driven by Playwright,
 against the real server on 127.0.0.1 with a model trained on real MNIST. Mouse strokes drawn on the
-canvas, and an uploaded photo, must come back as the right digit."""
+canvas, and uploaded photos, must come back as the right digit or number, a number with each digit's
+box drawn over the canvas and its text ready to copy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser import CHROMIUM, launch  # tools/browser.py
 from PIL import Image
@@ -28,13 +30,15 @@ pytestmark = [
     ),
 ]
 
-Stroke = list[tuple[float, float]]  # points as fractions of the canvas
+Stroke = list[tuple[float, float]]  # points as fractions of a square as tall as the canvas
 ONE: list[Stroke] = [[(0.5, 0.15), (0.5, 0.85)]]
 SEVEN: list[Stroke] = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
 ZERO: list[Stroke] = [
     [(0.5 + 0.2 * math.sin(a / 24 * 2 * math.pi), 0.5 - 0.32 * math.cos(a / 24 * 2 * math.pi))
      for a in range(25)]
 ]  # fmt: skip
+FOUR: list[Stroke] = [[(0.6, 0.85), (0.6, 0.15), (0.2, 0.6), (0.8, 0.6)]]
+TWO: list[Stroke] = [[(0.25, 0.3), (0.5, 0.15), (0.75, 0.3), (0.25, 0.85), (0.8, 0.85)]]
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +62,37 @@ def browser() -> Iterator:
         browser.close()
 
 
-def draw(page, strokes: list[Stroke]) -> None:
+def draw(page, strokes: list[Stroke], centre: float = 0.5) -> None:
+    """Strokes drawn with the mouse in a square as tall as the canvas, its middle at `centre` of
+    the canvas's width."""
     box = page.locator("#pad").bounding_box()
+    side = box["height"]
+    left = box["x"] + centre * box["width"] - side / 2
+
+    def move(x: float, y: float, steps: int = 1) -> None:
+        page.mouse.move(left + x * side, box["y"] + y * side, steps=steps)
+
     for stroke in strokes:
         (x, y), *rest = stroke
-        page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        move(x, y)
         page.mouse.down()
         for x, y in rest:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=6)
+            move(x, y, steps=6)
         page.mouse.up()
 
 
 def answer(page) -> str:
-    """The digit the page shows once its answer has come."""
-    page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=30_000)
+    """What the page reads once its answer to the last drawing or photo has come."""
+    page.wait_for_function("document.body.dataset.state === 'read'", timeout=30_000)
     return page.locator("#digit").text_content()
+
+
+def overlay_inked(page) -> bool:
+    """Whether anything (the digits' boxes) is drawn on the canvas over the drawing."""
+    return page.evaluate(
+        """() => { const c = document.getElementById('boxes');
+        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v) => v > 0); }"""
+    )
 
 
 @pytest.mark.parametrize(("size", "name"), [((900, 640), "desktop"), ((390, 844), "phone")])
@@ -82,9 +102,10 @@ def test_drawn_digits_are_recognised(server: str, browser, size, name, tmp_path:
     for strokes, digit in ((ONE, "1"), (SEVEN, "7"), (ZERO, "0")):
         page.click("#clear")
         draw(page, strokes)
-        assert answer(page) == digit
+        assert answer(page) == digit  # mode=auto: one digit is answered as a digit
         assert page.locator("#bars li").count() == 10
         assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+        assert page.locator("#readings").is_hidden() and not overlay_inked(page)
     page.screenshot(path=tmp_path / f"page-{name}.png", full_page=True)
     assert page.locator("#error").text_content() == ""
 
@@ -104,3 +125,52 @@ def test_an_uploaded_photo_is_recognised(server: str, browser, tmp_path: Path) -
     page.wait_for_function("document.getElementById('error').textContent !== ''", timeout=30_000)
     assert "not an image" in page.locator("#error").text_content()
     assert page.locator("#seen").is_hidden()
+
+
+def test_a_written_number_is_read_digit_by_digit(server: str, browser, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 640})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+    page = context.new_page()
+    page.goto(server)
+    draw(page, FOUR, centre=0.3)
+    draw(page, TWO, centre=0.7)
+    assert answer(page) == "42"
+    assert page.locator("#readings li").count() == 2
+    assert page.locator("#bars li").count() == 0 and page.locator("#seen").is_hidden()
+    assert overlay_inked(page)  # each digit's box, reading and confidence over the drawing
+    page.screenshot(path=tmp_path / "page-number.png")
+    page.click("#copy")
+    assert page.evaluate("navigator.clipboard.readText()") == "42"
+
+    page.click("label:has(input[value=digit])")  # the same drawing as one digit: no boxes
+    assert len(answer(page)) == 1 and not overlay_inked(page)
+    page.click("label:has(input[value=auto])")
+    page.click("#clear")
+    draw(page, SEVEN)
+    assert answer(page) == "7" and page.locator("#readings").is_hidden()
+    context.close()
+
+
+def test_a_photo_of_a_number_is_read(server: str, browser, tmp_path: Path) -> None:
+    images, labels = load_mnist(REAL_DATA, train=False)
+    strip = np.concatenate([np.pad(images[i].numpy(), ((0, 0), (4, 4))) for i in (0, 1, 2)], 1)
+    photo = tmp_path / "number.png"
+    Image.fromarray(255 - np.pad(strip, 12)).resize((strip.shape[1] * 8, 8 * 52)).save(photo)
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    page.goto(server)
+    page.set_input_files("#photo", photo)
+    assert answer(page) == "".join(str(int(labels[i])) for i in (0, 1, 2))
+    assert page.locator("#readings li").count() == 3 and overlay_inked(page)
+    page.screenshot(path=tmp_path / "page-photo-number.png")
+
+
+def test_unsure_digits_are_marked(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    page.goto(f"{server}/?min_confidence=0.999999")  # nearly every reading is unsure
+    draw(page, FOUR, centre=0.3)
+    draw(page, TWO, centre=0.7)
+    text = answer(page)
+    unsure = page.locator("#readings li.unsure")
+    assert unsure.count() == text.count("?") >= 1
+    assert "unsure (marked ?)" in page.locator("#confidence").text_content()
+    assert " or " in unsure.first.text_content()  # its two likeliest digits

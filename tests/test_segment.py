@@ -100,6 +100,38 @@ def test_a_thin_pens_broken_strokes_are_one_digit() -> None:
     assert zero.box.bottom - zero.box.top > 100 and zero.box.right - zero.box.left > 50
 
 
+def test_a_cut_through_several_strokes_needs_more_than_sure_halves() -> None:
+    def sure_of_halves(images: torch.Tensor) -> torch.Tensor:  # a 3 for anything narrow
+        ink = images > 0.3
+        narrow = ink.any(dim=1).sum(dim=1) < 0.5 * ink.any(dim=2).sum(dim=1)
+        probabilities = torch.full((len(images), 10), 0.3 / 9)
+        probabilities[:, 8] = 0.7
+        probabilities[narrow] = torch.full((10,), 0.01 / 9).index_fill(0, torch.tensor(3), 0.99)
+        return probabilities
+
+    image = Image.new("L", (140, 160), 235)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 20, 100, 80), outline=30, width=2)  # a thin pen's 8: the cut through its
+    draw.ellipse((35, 78, 105, 140), outline=30, width=2)  # middle crosses three strokes
+    (eight,) = digits_in(gray(image), classify=sure_of_halves)  # 0.7 beats 0.99 * 0.99 here
+    assert eight.box.right - eight.box.left > 60
+
+
+def test_specks_far_apart_are_not_joined_into_a_digit() -> None:
+    def sure_of_anything(images: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(images), 10), 0.01 / 9).index_fill(1, torch.tensor(1), 0.99)
+
+    image = Image.new("L", (200, 140), 235)
+    draw = ImageDraw.Draw(image)
+    for left in (40, 150):
+        draw.rectangle((left, 20, left + 10, 120), fill=30)  # two 1s
+    for top in (20, 112):
+        draw.rectangle((95, top, 103, top + 8), fill=30)  # a speck above, one below, between them
+    assert ndimage.label(gray(image) < 128, structure=np.ones((3, 3)))[1] == 4
+    # Together the specks span a digit's height, but hold ink in few of its rows.
+    assert len(digits_in(gray(image), classify=sure_of_anything)) == 2
+
+
 def test_specks_are_no_digits() -> None:
     image = written(["3"])
     draw = ImageDraw.Draw(image)

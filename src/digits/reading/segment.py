@@ -7,11 +7,12 @@ are read top to bottom. Within a row, pieces are cut where their ink is narrowes
 digits meet) into parts; every run of neighbouring parts that could be one digit (not too wide,
 holding at most one piece tall enough to be a digit by itself) is a candidate, and the row is read
 as the sequence of candidates the classifier finds likeliest: the highest sum of their log top
-probabilities (less a cost, in a row of several pieces, for candidates wider than nearly any single
-digit, as a classifier can be sure of two touching digits as one), so a split or a merge wins only where it makes the digits
-more certain. Pieces too small to be digits join one or are left out. Without a classifier, candidates are scored by how
-close their shape is to MNIST's typical digit. Each digit comes out as MNIST would have it (28x28,
-strokes at MNIST's width)."""
+probabilities, less a cost for each cut through more than one stroke (touching digits meet at one
+stroke; the halves of a thin 0 or 8 can each look like a sure digit) and, in a row of several
+pieces, for candidates wider than nearly any single digit (a classifier can be sure of two
+touching digits as one), so a split or a merge wins only where it makes the digits more certain. Pieces too small to be digits join one or are left out. Without a classifier,
+candidates are scored by how close their shape is to MNIST's typical digit. Each digit comes out as
+MNIST would have it (28x28, strokes at MNIST's width)."""
 
 from __future__ import annotations
 
@@ -42,13 +43,15 @@ STACK_GAP = 0.3  # if no farther apart vertically than this share of the taller 
 STACK_OVERLAP = 0.3  # and sharing at most this share of the shorter one's rows
 MNIST_ASPECT = 0.8  # MNIST's median digit is this wide for its height (99% are below 1.43)
 MAX_ASPECT = 1.5  # no candidate digit is wider than this for its height,
-WIDE = 1.2  # and, in a row of several pieces, one wider than this (95% of MNIST's digits are at
+WIDE = 1.1  # and, in a row of several pieces, one wider than this (95% of MNIST's digits are at
 WIDE_COST = 3.0  # most 1.11 wide for their height) loses this much log probability per unit above
 MAX_GAP = 0.35  # nor joins parts farther apart than this share of its height
 MIN_PART = 0.2  # cuts are at least this share of the piece's height apart and from its sides
-FRAGMENT = 0.75  # a piece less tall than this share of the image's tallest can join another
+FRAGMENT = 0.7  # a piece less tall than this share of the image's tallest can join another
 ALONE = 0.5  # and one less tall than this share is no digit alone: it joins one or is left out,
 DROPPED = float(np.log(0.5))  # which scores as a digit read with probability 0.5 would
+CUT_COST = 0.5  # a cut loses this much log probability per stroke it crosses beyond the first:
+# touching digits meet at one stroke; a cut through two or three is through one digit (a 0, an 8)
 SHAPE_BONUS = 0.4  # without a classifier, each digit scores this more (else fewer, wider ones win)
 
 # Class probabilities (N, 10) of 28x28 digit images (N, 28, 28), 0-1, white ink on black.
@@ -87,6 +90,11 @@ class Ink:
     @property
     def width(self) -> int:
         return self.cols.stop - self.cols.start
+
+    @property
+    def inked_rows(self) -> int:
+        """How many of its rows hold ink (two specks far apart are tall but hold few)."""
+        return int(self.mask.any(axis=1).sum())
 
     @staticmethod
     def union(parts: list[Ink]) -> Ink:
@@ -211,14 +219,15 @@ def _candidates(
     """(first, end, ink) for each run parts[first:end] of a row's parts (its pieces cut, see
     `_parts`; `owned` pairs each part with its piece) that could be one digit: no wider than
     MAX_ASPECT of its height, no gap wider than MAX_GAP of it, holding at most one piece that is
-    not a fragment (see FRAGMENT); each single part of a piece tall enough to be a digit alone
-    (see ALONE; `tallest`: the image's tallest piece's height). And the parts of the pieces too
-    small for that, which may be left out (specks, or a broken-off end no digit takes)."""
+    not a fragment (see FRAGMENT) and ink in enough of its rows to be a digit (see ALONE;
+    `tallest`: the image's tallest piece's height; two specks far apart are no digit). And the
+    parts with too few such rows, which may be left out (specks, or a broken-off end no digit
+    takes)."""
     parts, owners = [part for part, _ in owned], [piece for _, piece in owned]
-    small = {i for i, piece in enumerate(owners) if piece.height < ALONE * tallest}
+    short = {i for i, part in enumerate(parts) if part.inked_rows < ALONE * tallest}
     candidates = []
     for first in range(len(parts)):
-        if first not in small:
+        if first not in short:
             candidates.append((first, first + 1, parts[first]))
         for end in range(first + 2, len(parts) + 1):
             joined = Ink.union(parts[first:end])
@@ -230,8 +239,28 @@ def _candidates(
                 or len(digit_sized) > 1
             ):
                 break
-            candidates.append((first, end, joined))
-    return candidates, small
+            if joined.inked_rows >= ALONE * tallest:
+                candidates.append((first, end, joined))
+    return candidates, short
+
+
+def _strokes_crossed(piece: Ink, x: int) -> int:
+    """How many strokes a cut at column x of the piece crosses: the runs of ink in that column,
+    the fewest of it and its neighbours' (a cut may pass a stroke's frayed edge)."""
+    columns = piece.mask[:, max(0, x - 1) : x + 2].astype(np.int8)
+    return int((np.diff(columns, axis=0, prepend=0) == 1).sum(axis=0).min())
+
+
+def _cut_costs(owned: list[tuple[Ink, Ink]]) -> torch.Tensor:
+    """For each part (`owned` pairs it with its piece), what starting a digit there costs: CUT_COST
+    per stroke beyond one that the cut on its left crosses (nothing where a piece begins)."""
+    costs = [
+        CUT_COST * max(0, _strokes_crossed(piece, part.cols.start - piece.cols.start) - 1)
+        if i and owned[i - 1][1] is piece
+        else 0.0
+        for i, (part, piece) in enumerate(owned)
+    ]
+    return torch.tensor(costs, dtype=torch.float64)
 
 
 def _scores(images: torch.Tensor, classify: Classifier) -> torch.Tensor:
@@ -331,4 +360,5 @@ def _read_row(
         if sum(p.height >= FRAGMENT * tallest for p in pieces) > 1:  # else more likely one wide
             scores = scores - _too_wide(inks)  # digit than two touching ones
     spans = [(first, end) for first, end, _ in candidates]
+    scores = scores - _cut_costs(parts)[[first for first, _ in spans]]
     return [(inks[i], images[i]) for i in _best_reading(len(parts), spans, scores, droppable)]
