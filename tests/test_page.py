@@ -164,7 +164,7 @@ def test_a_photo_of_a_number_is_read(server: str, browser, tmp_path: Path) -> No
     page.screenshot(path=tmp_path / "page-photo-number.png")
 
 
-def test_unsure_digits_are_marked(server: str, browser) -> None:
+def test_unsure_digits_are_marked(server: str, browser, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": 900, "height": 640})
     page.goto(f"{server}/?min_confidence=0.999999")  # nearly every reading is unsure
     draw(page, FOUR, centre=0.3)
@@ -174,3 +174,4 @@ def test_unsure_digits_are_marked(server: str, browser) -> None:
     assert unsure.count() == text.count("?") >= 1
     assert "unsure (marked ?)" in page.locator("#confidence").text_content()
     assert " or " in unsure.first.text_content()  # its two likeliest digits
+    page.screenshot(path=tmp_path / "page-unsure.png")
