@@ -348,8 +348,10 @@ def test_a_stopped_search_continues_where_it_stopped(tmp_path: Path, data_root: 
         if trial.state == TrialState.FAIL:
             assert trial.user_attrs["fail_reason"] == "interrupted"
             assert trial.params in [t.params for t in trials]
-    interrupted = [
-        t for t in study.get_trials() if t.user_attrs.get("fail_reason") == "interrupted"
+    interrupted = [  # a rerun carries its original's user attributes (Optuna's retry copies them)
+        t
+        for t in study.get_trials()
+        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"
     ]
     rows = summary(second_dir)  # every trial of the study, the interrupted ones too
     assert len(rows) == 5 + len(interrupted)
