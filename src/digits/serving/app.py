@@ -1,15 +1,18 @@
 """The FastAPI app: `GET /` (the page), `POST /predict` (an image in, the prediction record out, as
-`digits.predict output=json` prints it), `GET /health`, and FastAPI's `/docs`.
+`digits.predict output=json` prints it), `GET /health` (the process is up), `GET /ready` (the model
+is loaded and has answered), `GET /model` (what model this is), and FastAPI's `/docs`.
 
-No route takes a file path; request bodies are limited in size; every refusal is a 4xx with a
-one-line JSON body `{"error": "..."}`."""
+No route takes a file path; request bodies are limited in size (digits.serving.limits); every
+answer and refusal has its schema in `/openapi.json` (digits.serving.responses), a refusal being a
+4xx (503 before the model is ready) with a one-line JSON body `{"error": "..."}`."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,17 +22,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import digits
 from digits.config.schema import CONFIDENCE, TOP_K
 from digits.errors import DigitsError
+from digits.exported.onnx_model import OnnxModel
 from digits.inference.prediction import MODES, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge
+from digits.reading.preprocess import PREPROCESSORS
+from digits.serving.limits import BodySizeLimit, BodyTimeout
+from digits.serving.loading import ServedModel
+from digits.serving.responses import (
+    ERRORS,
+    DigitAnswer,
+    HealthAnswer,
+    ModelAnswer,
+    NumberAnswer,
+    ReadyAnswer,
+    error_response,
+)
 
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
@@ -48,69 +63,6 @@ PREDICT_BODY = {  # for /docs: the endpoint reads the body itself, so FastAPI ca
         },
     }
 }
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length when declared and while
-    reading otherwise (chunked). Starlette and uvicorn have no body limit of their own."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    def too_large(self) -> str:
-        return f"request body over {self.max_bytes / 2**20:g} MB (max_upload_mb)"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, self.too_large())(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:  # raised inside the endpoint: answered as a 413 below
-                raise HTTPException(413, self.too_large())
-            return message
-
-        await self.app(scope, limited, send)
-
-
-class BodyTimeout:
-    """Answer 408 when a request's body has not all arrived `seconds` after its first read (a
-    client that announces 5 MB and sends 10 bytes would otherwise hold its connection forever):
-    uvicorn and Starlette time out idle connections between requests, never a stalled body."""
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app, self.seconds = app, seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        deadline: float | None = None
-
-        async def timed() -> Message:
-            nonlocal deadline
-            loop = asyncio.get_running_loop()
-            deadline = deadline or loop.time() + self.seconds
-            try:
-                return await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
-            except TimeoutError:  # raised inside the endpoint: answered as a 408 below
-                raise HTTPException(
-                    408, f"request body not received within {self.seconds:g} s (body_timeout_s)"
-                ) from None
-
-        await self.app(scope, timed, send)
 
 
 async def uploaded_image(request: Request) -> tuple[str, bytes]:

@@ -1,0 +1,63 @@
+"""The model a server answers with, loaded in the background so that the server listens at once
+(`/health` answers while a checkpoint is still being exported): ready only once it is loaded and
+one real inference, on a blank image, has run (`/ready`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import torch
+
+from digits.errors import DigitsError
+from digits.exported.onnx_model import OnnxModel
+from digits.inference.predictor import Predictor
+from digits.reading.preprocess import FIELD
+
+log = logging.getLogger(__name__)
+
+
+class ServedModel:
+    """`load` run once in a thread by `start`; `predictor` is None until it has loaded and
+    answered a blank image, `failure` says why it never will. `on_failure` runs after a failure
+    (digits.serve stops the server there)."""
+
+    def __init__(
+        self, load: Callable[[], OnnxModel], on_failure: Callable[[], None] | None = None
+    ) -> None:
+        self._load, self._on_failure = load, on_failure
+        self.predictor: Predictor | None = None
+        self.metadata: dict[str, str] = {}
+        self.failure: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="load-model", daemon=True)
+        self._thread.start()
+
+    def wait(self, seconds: float | None = None) -> bool:
+        """Wait for the loading to end (at most `seconds`); whether the model is ready."""
+        if self._thread is not None:
+            self._thread.join(seconds)
+        return self.predictor is not None
+
+    def _run(self) -> None:
+        try:
+            model = self._load()
+            predictor = Predictor(model)
+            predictor.probabilities(torch.zeros(1, FIELD, FIELD))  # the first inference is slow
+            self.metadata = model.metadata
+            self.predictor = predictor
+        except DigitsError as error:
+            self.failure = str(error)
+        except Exception as error:  # a bug, not the user's file: the log keeps the traceback
+            log.exception("loading the model failed")
+            self.failure = f"loading the model failed ({type(error).__name__}: {error})"
+        if self.failure is not None and self._on_failure is not None:
+            self._on_failure()
+
+    @property
+    def not_ready(self) -> str:
+        """Why requests cannot be answered yet (or ever)."""
+        return self.failure or "the model is still loading: try again shortly (GET /ready)"
