@@ -48,7 +48,7 @@ def server(real_mnist_run: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     ckpt = RunDir(real_mnist_run).best_checkpoint()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "digits.serve", f"ckpt_path={ckpt}", f"port={port}"]
-    with serving(command, f"{url}/health", cwd=tmp_path_factory.mktemp("serve")):
+    with serving(command, f"{url}/ready", cwd=tmp_path_factory.mktemp("serve")):
         yield url
 
 

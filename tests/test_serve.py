@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from servers import free_port, wait_until_answered  # tools/servers.py
 
+import digits
 from digits.data.idx import load_mnist
 from digits.exported.formats import onnx_model_of
+from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
 from digits.runs import RunDir
 from digits.serving.app import PAGE, create_app
@@ -49,10 +54,11 @@ def digit_files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 
 @pytest.fixture(scope="module")
 def client(trained_run: Path) -> Iterator[TestClient]:
-    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    ckpt = RunDir(trained_run).best_checkpoint()
+    model = onnx_model_of(ckpt)
     app = create_app(
-        Predictor(model),
-        model.metadata["model"],
+        lambda: model,
+        str(ckpt),
         preprocess="mnist",
         max_upload_bytes=LIMIT,
         top_k=3,
@@ -60,6 +66,7 @@ def client(trained_run: Path) -> Iterator[TestClient]:
         body_timeout_s=5,
     )
     with TestClient(app) as client:
+        assert app.state.served.wait(60)
         yield client
 
 
@@ -142,9 +149,10 @@ def test_a_naive_server_refuses_numbers_with_one_line(
     trained_run: Path, digit_files: list[Path]
 ) -> None:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
-    app = create_app(Predictor(model), "MLP", preprocess="naive", max_upload_bytes=LIMIT,
+    app = create_app(lambda: model, "model.onnx", preprocess="naive", max_upload_bytes=LIMIT,
                      top_k=3, min_confidence=0.0, body_timeout_s=5)  # fmt: skip
     with TestClient(app) as naive:
+        assert app.state.served.wait(60)
         answer = naive.post("/predict?mode=number", content=digit_files[0].read_bytes())
         assert answer.status_code == 422
         assert answer.json() == {
@@ -212,10 +220,10 @@ def test_bad_requests_get_a_4xx_json_line_and_the_server_goes_on(
 
 
 def test_health_docs_and_no_route_takes_a_path(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "model": "MLP"}
+    assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/predict", "/health"}
+    assert set(spec["paths"]) == {"/predict", "/health", "/ready", "/model"}
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/*"} <= set(body)
     parameters = [p for route in spec["paths"].values() for op in route.values()
@@ -236,6 +244,111 @@ def test_the_page_and_its_assets_are_served_from_digits_itself(client: TestClien
         assert "://" not in file.read_text(), file
 
 
+class SlowModel:
+    """A loader that waits for `release` before giving the real model, and counts inferences."""
+
+    def __init__(self, model: OnnxModel) -> None:
+        self.model, self.metadata = model, model.metadata
+        self.release, self.inferences = threading.Event(), []
+
+    def __call__(self) -> SlowModel:
+        self.release.wait(30)
+        return self
+
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        self.inferences.append(images.clone())
+        return self.model.probabilities(images, batch_size)
+
+
+def test_ready_only_once_the_model_has_loaded_and_answered(
+    trained_run: Path, digit_files: list[Path]
+) -> None:
+    slow = SlowModel(onnx_model_of(RunDir(trained_run).best_checkpoint()))
+    app = create_app(slow, "model.onnx", preprocess="mnist", max_upload_bytes=LIMIT, top_k=3,
+                     min_confidence=0.0, body_timeout_s=5)  # fmt: skip
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200  # the process is up
+        for path in ("/ready", "/model"):
+            answer = client.get(path)
+            assert answer.status_code == 503 and "still loading" in answer.json()["error"]
+        answer = client.post("/predict", content=digit_files[0].read_bytes())
+        assert answer.status_code == 503 and set(answer.json()) == {"error"}
+        assert not slow.inferences
+        slow.release.set()
+        assert app.state.served.wait(30)
+        assert client.get("/ready").json() == {"status": "ready"}
+        (blank,) = slow.inferences  # the warm-up: one real inference on a blank image
+        assert blank.shape == (1, 1, 28, 28) and blank.max() == 0
+        assert client.post("/predict", content=digit_files[0].read_bytes()).status_code == 200
+
+
+def test_a_model_that_cannot_load_is_never_ready(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx")
+    stopped = threading.Event()
+    app = create_app(lambda: OnnxModel(broken), str(broken), preprocess="mnist",
+                     max_upload_bytes=LIMIT, top_k=3, min_confidence=0.0, body_timeout_s=5,
+                     on_load_failure=stopped.set)  # fmt: skip
+    with TestClient(app) as client:
+        assert not app.state.served.wait(30) and stopped.is_set()
+        answer = client.get("/ready")
+        assert answer.status_code == 503
+        assert "not a readable ONNX model" in answer.json()["error"]
+
+
+def test_model_describes_the_served_model_from_its_checkpoint(
+    client: TestClient, trained_run: Path
+) -> None:
+    from digits.models.checkpoint import load_classifier
+
+    run = RunDir(trained_run)
+    ckpt = run.best_checkpoint()
+    info = client.get("/model").json()
+    classifier = load_classifier(ckpt, compile=False)
+    assert info["name"] == classifier.hparams.net["_target_"].rsplit(".", 1)[-1]
+    assert info["file"] == str(ckpt) and info["checkpoint"] == str(ckpt.resolve())
+    assert info["run"] == str(run.path.resolve())
+    assert info["test_accuracy"] == pytest.approx(run.test_accuracy(ckpt), abs=1e-4)
+    assert info["temperature"] == pytest.approx(classifier.temperature.item(), rel=1e-5)
+    assert "(N, 1, 28, 28)" in info["input"] and "white ink on black" in info["preprocessing"]
+    assert info["server_preprocess"].startswith("preprocess=mnist: ")
+    assert info["digits_version"] == digits.__version__
+    commit = run.manifest()["code"]["commit"]
+    assert info["commit"] is not None and info["commit"].startswith(commit)
+
+
+def test_openapi_describes_every_answer_and_the_answers_match(
+    client: TestClient, digit_files: list[Path]
+) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert {"DigitAnswer", "NumberAnswer", "ErrorAnswer", "ModelAnswer", "ReadyAnswer"} <= set(
+        schemas
+    )
+    predict = spec["paths"]["/predict"]["post"]["responses"]
+    refs = json.dumps(predict["200"])
+    assert "DigitAnswer" in refs and "NumberAnswer" in refs
+    for status in ("400", "413", "422", "503"):
+        assert "ErrorAnswer" in json.dumps(predict[status])
+
+    def check(
+        answer: dict, name: str
+    ) -> None:  # the answer's keys are the schema's, required ones present
+        schema = schemas[name]
+        assert set(answer) <= set(schema["properties"]), (name, answer)
+        assert set(schema.get("required", [])) <= set(answer), (name, answer)
+
+    image = digit_files[0].read_bytes()
+    check(client.post("/predict?image=true", content=image).json(), "DigitAnswer")
+    number = client.post("/predict?mode=number", content=image).json()
+    check(number, "NumberAnswer")
+    for digit in number["digits"]:
+        check(digit, "NumberDigit")
+    check(client.post("/predict", content=b"not an image").json(), "ErrorAnswer")
+    check(client.get("/model").json(), "ModelAnswer")
+    check(client.get("/ready").json(), "ReadyAnswer")
+
+
 @pytest.fixture(scope="module")
 def live_server(
     trained_run: Path, tmp_path_factory: pytest.TempPathFactory
@@ -249,7 +362,7 @@ def live_server(
     with log.open("w+b") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
         try:
-            wait_until_answered(server, output, f"http://127.0.0.1:{port}/health", 120)
+            wait_until_answered(server, output, f"http://127.0.0.1:{port}/ready", 120)
             yield port, log
         finally:
             server.terminate()

@@ -103,7 +103,7 @@ def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) 
     """Requests/s and latency of `digits.serve` with `clients` concurrent keep-alive clients."""
     port = free_port()
     command = [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"]
-    with serving(command, f"http://127.0.0.1:{port}/health"):
+    with serving(command, f"http://127.0.0.1:{port}/ready"):
         latencies: list[float] = []
         errors: list[str] = []
         per_client = requests // clients

@@ -279,7 +279,7 @@ def run_http_cases(places: dict[str, str], work: Path) -> list[dict[str, str]]:
     log = (work / "serve.log").open("w+b")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_answered(server, log, f"{url}/health", 120)
+        wait_until_answered(server, log, f"{url}/ready", 120)
         for method, path, content_type, body, ok in HTTP_CASES:
             data = Path(places[body[1:-1]]).read_bytes() if isinstance(body, str) else body
             request = urllib.request.Request(url + path, data=data, method=method)

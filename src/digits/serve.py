@@ -1,9 +1,10 @@
 """Serve a trained model: `python -m digits.serve ckpt_path=<file>` (a checkpoint or an .onnx file).
 
 Runs a web server (FastAPI on uvicorn) on host:port (this machine only, unless `host=` says
-otherwise): a page to draw or photograph a digit at `/`, the JSON API `POST /predict`, `GET /health`
-and the API's docs at `/docs`. The model is loaded once and run by onnxruntime; a checkpoint is
-exported to ONNX in memory first, the same export `digits.export` writes."""
+otherwise): a page to draw or photograph a digit at `/`, the JSON API `POST /predict`, `GET /health`,
+`GET /ready`, `GET /model` and the API's docs at `/docs`. The model is loaded once, in the
+background while the server already listens, and run by onnxruntime; a checkpoint is exported to
+ONNX in memory first, the same export `digits.export` writes."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from digits.config import config_dir
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
-from digits.inference.predictor import Predictor
 from digits.serving.app import create_app
 
 
@@ -29,18 +29,31 @@ from digits.serving.app import create_app
 def hydra_main(cfg: DictConfig) -> None:
     """Load the model, then serve until interrupted (Ctrl+C)."""
     silence_known_warnings()
-    model = OnnxModel(cfg.ckpt_path) if is_onnx(cfg.ckpt_path) else onnx_model_of(cfg.ckpt_path)
+
+    def load() -> OnnxModel:
+        return OnnxModel(cfg.ckpt_path) if is_onnx(cfg.ckpt_path) else onnx_model_of(cfg.ckpt_path)
+
+    def stop() -> None:  # the model cannot load: nothing to serve
+        server.should_exit = True
+
     app = create_app(
-        Predictor(model),
-        model.metadata["model"],
+        load,
+        str(cfg.ckpt_path),
         preprocess=cfg.preprocess,
         max_upload_bytes=int(cfg.max_upload_mb * 2**20),
         top_k=cfg.top_k,
         min_confidence=cfg.min_confidence,
         body_timeout_s=cfg.body_timeout_s,
+        on_load_failure=stop,
     )
-    print(f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ (Ctrl+C stops)")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning"))
+    print(
+        f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ "
+        "(ready once /ready answers 200; Ctrl+C stops)"
+    )
+    server.run()
+    if app.state.served.failure is not None:
+        raise DigitsError(app.state.served.failure)
 
 
 def check_serve(cfg: DictConfig) -> None:

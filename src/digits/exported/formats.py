@@ -60,10 +60,18 @@ def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
         "run": str(run.path.resolve()) if run is not None else "",
         "test_accuracy": "" if accuracy is None else f"{accuracy:.4f}",
         "temperature": f"{classifier.temperature.item():.6g}",  # already applied to the output
+        "commit": _commit(run),
         "preprocessing": PREPROCESSING,
         "input": f"{INPUT}: float32 (N, 1, {FIELD}, {FIELD})",
         "output": f"{OUTPUT}: float32 (N, {NUM_CLASSES})",
     }
+
+
+def _commit(run: RunDir | None) -> str:
+    """The commit of the code that trained the run, "-dirty" where it had changes ("" unknown)."""
+    code = run.manifest().get("code", {}) if run is not None else {}
+    commit = code.get("commit") or ""
+    return f"{commit}-dirty" if commit and code.get("dirty") else commit
 
 
 def example_batch() -> torch.Tensor:

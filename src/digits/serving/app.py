@@ -78,25 +78,41 @@ async def uploaded_image(request: Request) -> tuple[str, bytes]:
 
 
 def create_app(
-    predictor: Predictor,
-    model: str,
+    load: Callable[[], OnnxModel],
+    source: str,
     *,
     preprocess: str,
     max_upload_bytes: int,
     top_k: int,
     min_confidence: float,
     body_timeout_s: float,
+    on_load_failure: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The app around a loaded model (named `model` in its docs); `preprocess` is the way images
-    are made MNIST-like; `top_k` and `min_confidence` answer requests that do not set them."""
+    """The app around the model `load` returns (loaded in the background once the app starts;
+    `source`: the file it comes from); `preprocess` is the way images are made MNIST-like;
+    `top_k` and `min_confidence` answer requests that do not set them."""
     default_top_k, default_min_confidence = top_k, min_confidence
+    served = ServedModel(load, on_load_failure)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        served.start()
+        yield
+
     app = FastAPI(
         title="digits",
         version=digits.__version__,
-        description=f"Handwritten digit recognition with a {model} model.",
+        description="Handwritten digit recognition (the model: GET /model).",
+        lifespan=lifespan,
     )
+    app.state.served = served
     app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
     app.add_middleware(BodyTimeout, seconds=body_timeout_s)
+
+    def ready_predictor() -> Predictor:
+        if served.predictor is None:
+            raise HTTPException(503, served.not_ready)
+        return served.predictor
 
     # A client that goes away mid-upload is no error of the server's: one line in its log.
     @app.exception_handler(ClientDisconnect)
@@ -125,6 +141,7 @@ def create_app(
             raise HTTPException(
                 422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
             )
+        predictor = ready_predictor()
         try:
             prediction, images = predictor.read(Path(name), preprocess, mode, io.BytesIO(data))
         except ImageTooLarge as error:
@@ -138,7 +155,13 @@ def create_app(
         )
         return prediction, images[0] if prediction.digits is None else None
 
-    @app.post("/predict", openapi_extra=PREDICT_BODY)
+    @app.post(
+        "/predict",
+        openapi_extra=PREDICT_BODY,
+        response_model=DigitAnswer | NumberAnswer,
+        response_model_exclude_unset=True,
+        responses=ERRORS,
+    )
     async def predict(
         request: Request,
         top_k: Annotated[int, Query(ge=TOP_K.ge, le=TOP_K.le)] = default_top_k,
@@ -156,9 +179,10 @@ def create_app(
             Literal[MODES],
             Query(description="one digit; a number or a sheet; or either, per image"),
         ] = "digit",
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Classify one image (a photo, a scan or a drawing); answers the record
         `digits.predict output=json` prints (with the same `mode`)."""
+        ready_predictor()  # before reading a body that cannot be answered
         name, data = await uploaded_image(request)
         if not data:
             raise HTTPException(400, "empty body: send an image (multipart field or raw body)")
@@ -173,9 +197,21 @@ def create_app(
         return record
 
     @app.get("/health")
-    def health() -> dict[str, str]:
-        """The server is up and its model loaded."""
-        return {"status": "ok", "model": model}
+    def health() -> HealthAnswer:
+        """The server process is up (the model may still be loading: see /ready)."""
+        return HealthAnswer(status="ok")
+
+    @app.get("/ready", responses={503: ERRORS[503]})
+    def ready() -> ReadyAnswer:
+        """The model is loaded and has answered a blank image: requests will be answered."""
+        ready_predictor()
+        return ReadyAnswer(status="ready")
+
+    @app.get("/model", responses={503: ERRORS[503]})
+    def model() -> ModelAnswer:
+        """What model this server answers with: read from its file, nothing typed twice."""
+        ready_predictor()
+        return model_answer(served.metadata, source, preprocess)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -183,3 +219,22 @@ def create_app(
 
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     return app
+
+
+def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> ModelAnswer:
+    """/model's answer from an exported model's metadata (digits.exported.formats.metadata)."""
+    accuracy = metadata.get("test_accuracy")
+    first_line = (PREPROCESSORS[preprocess].__doc__ or "").strip().splitlines()[0]
+    return ModelAnswer(
+        name=metadata.get("model", "unknown"),
+        file=source,
+        checkpoint=metadata.get("checkpoint") or None,
+        run=metadata.get("run") or None,
+        test_accuracy=float(accuracy) if accuracy else None,
+        temperature=float(metadata.get("temperature", 1.0)),
+        input=metadata.get("input", ""),
+        preprocessing=metadata.get("preprocessing", ""),
+        server_preprocess=f"preprocess={preprocess}: {first_line}",
+        digits_version=metadata.get("digits_version", ""),
+        commit=metadata.get("commit") or None,
+    )

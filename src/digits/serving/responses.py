@@ -82,7 +82,9 @@ class ModelAnswer(BaseModel):
     preprocessing: str = Field(description="how the network's input is made")
     server_preprocess: str = Field(description="what this server does to an uploaded image")
     digits_version: str = Field(description="the digits that exported it")
-    commit: str | None = Field(description="the commit of the code that trained it (-dirty: changed)")
+    commit: str | None = Field(
+        description="the commit of the code that trained it (-dirty: changed)"
+    )
 
 
 def error_response(status: int, message: str) -> JSONResponse:
