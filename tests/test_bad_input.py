@@ -247,6 +247,10 @@ BAD_INPUT = [
     (S, [*SERVE, "max_upload_mb=0"], "max_upload_mb=0: out of range, must be in (0, 100]"),
     (S, [*SERVE, "preprocess=bogus"], "preprocess=bogus: use one of mnist, mnist_v1, naive"),
     (S, [*SERVE, "top_k=11"], "top_k=11: out of range, must be in [1, 10]"),
+    (S, [*SERVE, "max_batch_images=0"], "max_batch_images=0: out of range, must be in [1, 256]"),
+    (S, [*SERVE, "cors_origins=https://a.example"], "cors_origins=https://a.example: must be a list of strings"),
+    (S, [*SERVE, "root_path=digits/"], "root_path=digits/: a path prefix starts with / and does not end with one"),
+    (S, [*SERVE, "access_log=maybe"], "access_log=maybe: must be true or false"),
     (S, [*SERVE, "bogus=1"], "bogus=1: no such key in the config (the top level takes: ckpt_path, host, port"),
     # --- explore ---
     (X, ["out={blocked}/x"], "out={blocked}/x: cannot write there"),

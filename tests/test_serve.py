@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,11 @@ from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
 from digits.runs import RunDir
-from digits.serving.app import PAGE, create_app
+from digits.serving.app import PAGE, ServeOptions, create_app
 
-LIMIT = 2**20  # bytes a request may send, in these tests
+LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
+OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
+                       max_batch_images=5, body_timeout_s=5)  # fmt: skip
 
 
 def png(image: Image.Image) -> bytes:
@@ -56,15 +60,7 @@ def digit_files(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 def client(trained_run: Path) -> Iterator[TestClient]:
     ckpt = RunDir(trained_run).best_checkpoint()
     model = onnx_model_of(ckpt)
-    app = create_app(
-        lambda: model,
-        str(ckpt),
-        preprocess="mnist",
-        max_upload_bytes=LIMIT,
-        top_k=3,
-        min_confidence=0.0,
-        body_timeout_s=5,
-    )
+    app = create_app(lambda: model, str(ckpt), OPTIONS)
     with TestClient(app) as client:
         assert app.state.served.wait(60)
         yield client
@@ -149,8 +145,7 @@ def test_a_naive_server_refuses_numbers_with_one_line(
     trained_run: Path, digit_files: list[Path]
 ) -> None:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
-    app = create_app(lambda: model, "model.onnx", preprocess="naive", max_upload_bytes=LIMIT,
-                     top_k=3, min_confidence=0.0, body_timeout_s=5)  # fmt: skip
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, preprocess="naive"))
     with TestClient(app) as naive:
         assert app.state.served.wait(60)
         answer = naive.post("/predict?mode=number", content=digit_files[0].read_bytes())
@@ -184,14 +179,14 @@ def chunks(size: int) -> Iterator[bytes]:
 
 
 BAD_REQUESTS = [
-    ("empty body", {"content": b""}, "", 400, "empty body"),
+    ("empty body", {"content": b""}, "", 400, "upload: empty"),
     ("not an image", {"content": b"hello"}, "", 400, "upload: not an image"),
     ("truncated", {"content": truncated()}, "", 400, "upload: unreadable or truncated image"),
     ("decompression bomb", {"content": bomb()}, "", 413, "upload: image too large"),
     ("too large", {"content": b"\0" * (LIMIT + 1)}, "", 413, "request body over 1 MB"),
     ("too large, chunked", {"content": chunks(LIMIT + 1)}, "", 413, "request body over 1 MB"),
     ("form without file", {"data": {"image": "text"}}, "", 400, "the form holds no file"),
-    ("form, empty file", {"files": {"image": ("a.png", b"")}}, "", 400, "empty body"),
+    ("form, empty file", {"files": {"image": ("a.png", b"")}}, "", 400, "a.png: empty"),
     ("form, two files", {"files": [("a", ("a.png", b"1")), ("b", ("b.png", b"2"))]}, "", 400, "many files"),
     ("top_k=0", {"content": b"x"}, "?top_k=0", 422, "query.top_k: Input should be greater than or equal to 1"),
     ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
@@ -223,7 +218,7 @@ def test_health_docs_and_no_route_takes_a_path(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/predict", "/health", "/ready", "/model"}
+    assert set(spec["paths"]) == {"/predict", "/predict/batch", "/health", "/ready", "/model"}
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "image/*"} <= set(body)
     parameters = [p for route in spec["paths"].values() for op in route.values()
@@ -242,6 +237,86 @@ def test_the_page_and_its_assets_are_served_from_digits_itself(client: TestClien
         assert client.get(f"/{asset}").status_code == 200
     for file in PAGE.iterdir():  # works offline: nothing fetched from elsewhere
         assert "://" not in file.read_text(), file
+
+
+def test_a_batch_answers_each_image_in_order_with_its_own_result_or_error(
+    client: TestClient, digit_files: list[Path]
+) -> None:
+    images = [("images", (path.name, path.read_bytes())) for path in digit_files[:2]]
+    bad = [
+        ("images", ("notes.txt", b"hello")),
+        ("images", ("empty.png", b"")),
+        ("images", ("huge.png", b"\0" * (LIMIT + 1))),  # over one image's limit, not the body's
+    ]
+    files = [images[0], bad[0], bad[1], images[1], bad[2]]
+    answer = client.post("/predict/batch?top_k=2", files=files)
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["file"] for r in results] == [name for _, (name, _) in files]
+    for index, (_, (name, data)) in zip((0, 3), images, strict=True):
+        alone = client.post("/predict?top_k=2", files={"image": (name, data)}).json()
+        assert results[index]["digit"] == alone["digit"]
+        for batched, single in zip(results[index]["top"], alone["top"], strict=True):
+            assert batched["digit"] == single["digit"]
+            assert batched["probability"] == pytest.approx(single["probability"], abs=1e-5)
+    for index, status, message in [(1, 400, "notes.txt: not an image"), (2, 400, "empty.png: empty"),
+                                   (4, 413, "huge.png: image over 1 MB (max_upload_mb)")]:  # fmt: skip
+        assert results[index]["status"] == status and message in results[index]["error"]
+        assert "digit" not in results[index]
+
+
+def test_a_batch_reads_numbers_too(client: TestClient, digit_files: list[Path]) -> None:
+    data = digit_files[0].read_bytes()
+    results = client.post("/predict/batch?mode=number", files=[("images", ("a.png", data))] * 2)
+    single = client.post("/predict?mode=number", content=data).json()
+    assert [r["text"] for r in results.json()["results"]] == [single["text"]] * 2
+
+
+MULTIPART = {"content-type": "multipart/form-data; boundary=x"}
+BAD_BATCHES = [
+    ("no form", {"content": b"x"}, 400, "send the images as the files of a multipart/form-data"),
+    ("not multipart", {"data": {"images": "text"}}, 400, "send the images as the files of a multipart/form-data"),
+    ("no file", {"content": b'--x\r\nContent-Disposition: form-data; name="images"\r\n\r\ntext\r\n--x--\r\n', "headers": MULTIPART}, 400, "the form holds no file"),
+    ("too many", {"files": [("images", ("a.png", b"1"))] * 6}, 413, "more than 5 images in one request (max_batch_images)"),
+    ("body too large", {"content": b"\0" * (5 * LIMIT + 1), "headers": MULTIPART}, 413, "request body over 5 MB (max_upload_mb)"),
+    ("body too large, chunked", {"content": chunks(5 * LIMIT + 1), "headers": MULTIPART}, 413, "request body over 5 MB (max_upload_mb)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "body", "status", "message"), BAD_BATCHES)
+def test_a_bad_batch_is_one_4xx_json_line(
+    client: TestClient, what: str, body: dict, status: int, message: str
+) -> None:
+    answer = client.post("/predict/batch", **body)
+    assert answer.status_code == status, answer.text
+    assert set(answer.json()) == {"error"} and message in answer.json()["error"]
+
+
+def test_cors_headers_only_for_the_configured_origins(trained_run: Path) -> None:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    site = "https://digits.example"
+    for origins, allowed in [((), None), ((site,), site)]:
+        app = create_app(lambda: model, "model.onnx", replace(OPTIONS, cors_origins=origins))
+        with TestClient(app) as client:
+            answer = client.get("/health", headers={"Origin": site})
+            assert answer.headers.get("access-control-allow-origin") == allowed
+            preflight = client.options(
+                "/predict",
+                headers={"Origin": site, "Access-Control-Request-Method": "POST"},
+            )
+            assert preflight.headers.get("access-control-allow-origin") == allowed
+            other = client.get("/health", headers={"Origin": "https://elsewhere.example"})
+            assert "access-control-allow-origin" not in other.headers
+
+
+def test_behind_a_path_prefix_the_docs_link_through_it(trained_run: Path) -> None:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    app = create_app(lambda: model, "model.onnx", OPTIONS)
+    with TestClient(app, root_path="/digits") as client:
+        assert "/digits/openapi.json" in client.get("/docs").text
+        assert client.get("/openapi.json").json()["servers"] == [{"url": "/digits"}]
+    html = (PAGE / "index.html").read_text() + (PAGE / "app.js").read_text()
+    assert not re.search(r"""(src|href|action)="/|fetch\(["'`]/""", html)  # relative links only
 
 
 class SlowModel:
@@ -264,8 +339,7 @@ def test_ready_only_once_the_model_has_loaded_and_answered(
     trained_run: Path, digit_files: list[Path]
 ) -> None:
     slow = SlowModel(onnx_model_of(RunDir(trained_run).best_checkpoint()))
-    app = create_app(slow, "model.onnx", preprocess="mnist", max_upload_bytes=LIMIT, top_k=3,
-                     min_confidence=0.0, body_timeout_s=5)  # fmt: skip
+    app = create_app(slow, "model.onnx", OPTIONS)
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200  # the process is up
         for path in ("/ready", "/model"):
@@ -286,9 +360,7 @@ def test_a_model_that_cannot_load_is_never_ready(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not onnx")
     stopped = threading.Event()
-    app = create_app(lambda: OnnxModel(broken), str(broken), preprocess="mnist",
-                     max_upload_bytes=LIMIT, top_k=3, min_confidence=0.0, body_timeout_s=5,
-                     on_load_failure=stopped.set)  # fmt: skip
+    app = create_app(lambda: OnnxModel(broken), str(broken), OPTIONS, stopped.set)
     with TestClient(app) as client:
         assert not app.state.served.wait(30) and stopped.is_set()
         answer = client.get("/ready")
@@ -322,9 +394,9 @@ def test_openapi_describes_every_answer_and_the_answers_match(
 ) -> None:
     spec = client.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    assert {"DigitAnswer", "NumberAnswer", "ErrorAnswer", "ModelAnswer", "ReadyAnswer"} <= set(
-        schemas
-    )
+    answers = {"DigitAnswer", "NumberAnswer", "ErrorAnswer", "ModelAnswer", "ReadyAnswer",
+               "BatchAnswer", "ItemError"}  # fmt: skip
+    assert answers <= set(schemas)
     predict = spec["paths"]["/predict"]["post"]["responses"]
     refs = json.dumps(predict["200"])
     assert "DigitAnswer" in refs and "NumberAnswer" in refs
@@ -347,6 +419,12 @@ def test_openapi_describes_every_answer_and_the_answers_match(
     check(client.post("/predict", content=b"not an image").json(), "ErrorAnswer")
     check(client.get("/model").json(), "ModelAnswer")
     check(client.get("/ready").json(), "ReadyAnswer")
+    files = [("images", ("a.png", image)), ("images", ("b.txt", b"text"))]
+    batch = client.post("/predict/batch", files=files).json()
+    check(batch, "BatchAnswer")
+    check(batch["results"][0], "DigitAnswer")
+    check(batch["results"][1], "ItemError")
+    assert "BatchAnswer" in json.dumps(spec["paths"]["/predict/batch"]["post"]["responses"]["200"])
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +435,7 @@ def live_server(
     port, log = free_port(), tmp_path_factory.mktemp("live") / "serve.log"
     command = [
         sys.executable, "-m", "digits.serve", f"ckpt_path={RunDir(trained_run).last_checkpoint}",
-        f"port={port}", "body_timeout_s=2",
+        f"port={port}", "body_timeout_s=2", "access_log=true",
     ]  # fmt: skip
     with log.open("w+b") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
@@ -414,3 +492,11 @@ def test_a_client_that_goes_away_mid_upload_is_no_traceback(
     with urllib.request.urlopen(request, timeout=30) as answer:  # the server goes on
         assert answer.status == 200
     assert "Traceback" not in log.read_text() and "ClientDisconnect" not in log.read_text()
+
+
+def test_the_access_log_has_a_line_per_request(live_server: tuple[int, Path]) -> None:
+    port, log = live_server
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health?from=access-log-test") as answer:
+        assert answer.status == 200
+    time.sleep(0.5)
+    assert '"GET /health?from=access-log-test HTTP/1.1" 200' in log.read_text()

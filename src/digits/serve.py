@@ -8,6 +8,7 @@ ONNX in memory first, the same export `digits.export` writes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -21,7 +22,7 @@ from digits.config import config_dir
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
-from digits.serving.app import create_app
+from digits.serving.app import ServeOptions, create_app
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="serve")
@@ -36,17 +37,27 @@ def hydra_main(cfg: DictConfig) -> None:
     def stop() -> None:  # the model cannot load: nothing to serve
         server.should_exit = True
 
-    app = create_app(
-        load,
-        str(cfg.ckpt_path),
+    options = ServeOptions(
         preprocess=cfg.preprocess,
-        max_upload_bytes=int(cfg.max_upload_mb * 2**20),
         top_k=cfg.top_k,
         min_confidence=cfg.min_confidence,
+        max_upload_bytes=int(cfg.max_upload_mb * 2**20),
+        max_batch_images=cfg.max_batch_images,
         body_timeout_s=cfg.body_timeout_s,
-        on_load_failure=stop,
+        cors_origins=tuple(cfg.cors_origins),
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning"))
+    app = create_app(load, str(cfg.ckpt_path), options, on_load_failure=stop)
+    config = uvicorn.Config(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        root_path=cfg.root_path,
+        log_level="warning",
+        access_log=cfg.access_log,
+    )
+    if cfg.access_log:  # uvicorn logs each request at INFO, under its warning level above
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    server = uvicorn.Server(config)
     print(
         f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ "
         "(ready once /ready answers 200; Ctrl+C stops)"
@@ -62,6 +73,11 @@ def check_serve(cfg: DictConfig) -> None:
         raise DigitsError(
             f"host={cfg.host}: empty; give an address: 127.0.0.1 (this machine only) or 0.0.0.0 "
             "(every network it is on)"
+        )
+    if cfg.root_path and not (cfg.root_path.startswith("/") and not cfg.root_path.endswith("/")):
+        raise DigitsError(
+            f"root_path={cfg.root_path}: a path prefix starts with / and does not end with one "
+            '(e.g. /digits), or "" for none'
         )
     if not Path(cfg.ckpt_path).is_file():
         problem = "a folder" if Path(cfg.ckpt_path).is_dir() else "no such file"

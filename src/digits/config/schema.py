@@ -381,8 +381,12 @@ class ServeConfig:
     preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
     top_k: int = setting(TOP_K)
     min_confidence: float = setting(CONFIDENCE)
-    max_upload_mb: float = setting(Range(gt=0, le=100, note="what one request may send"))
+    max_upload_mb: float = setting(Range(gt=0, le=100, note="what one image may be"))
+    max_batch_images: int = setting(Range(ge=1, le=256, note="images in one /predict/batch"))
     body_timeout_s: float = setting(Range(gt=0, le=600))
+    cors_origins: list[str] = MISSING
+    root_path: str = MISSING
+    access_log: bool = MISSING
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """The FastAPI app: `GET /` (the page), `POST /predict` (an image in, the prediction record out, as
-`digits.predict output=json` prints it), `GET /health` (the process is up), `GET /ready` (the model
-is loaded and has answered), `GET /model` (what model this is), and FastAPI's `/docs`.
+`digits.predict output=json` prints it), `POST /predict/batch` (several images in, a list of records
+or errors out, in order), `GET /health` (the process is up), `GET /ready` (the model is loaded and
+has answered), `GET /model` (what model this is), and FastAPI's `/docs`.
 
-No route takes a file path; request bodies are limited in size (digits.serving.limits); every
-answer and refusal has its schema in `/openapi.json` (digits.serving.responses), a refusal being a
-4xx (503 before the model is ready) with a one-line JSON body `{"error": "..."}`."""
+No route takes a file path; request bodies are limited in size and time (digits.serving.limits);
+every answer and refusal has its schema in `/openapi.json` (digits.serving.responses), a refusal
+being a 4xx (503 before the model is ready) with a one-line JSON body `{"error": "..."}`."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ import io
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect
 
 import digits
@@ -33,11 +37,12 @@ from digits.exported.onnx_model import OnnxModel
 from digits.inference.prediction import MODES, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge
-from digits.reading.preprocess import PREPROCESSORS
-from digits.serving.limits import BodySizeLimit, BodyTimeout
+from digits.reading.preprocess import FIELD, PREPROCESSORS
+from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, too_large
 from digits.serving.loading import ServedModel
 from digits.serving.responses import (
     ERRORS,
+    BatchAnswer,
     DigitAnswer,
     HealthAnswer,
     ModelAnswer,
@@ -49,49 +54,78 @@ from digits.serving.responses import (
 log = logging.getLogger(__name__)
 PAGE = Path(__file__).parent / "page"
 UPLOAD = "upload"  # the file name of a raw-body upload, in the record's "file"
-PREDICT_BODY = {  # for /docs: the endpoint reads the body itself, so FastAPI cannot describe it
+IMAGE_FILE = {"type": "string", "format": "binary"}
+# For /docs: the endpoints read their bodies themselves, so FastAPI cannot describe them.
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"image": IMAGE_FILE}}
+            },
+            "image/*": {"schema": IMAGE_FILE},
+        },
+    }
+}
+BATCH_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "properties": {"images": {"type": "array", "items": IMAGE_FILE}},
                 }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            }
         },
     }
 }
 
 
-async def uploaded_image(request: Request) -> tuple[str, bytes]:
-    """The file name and bytes of the image: a form's one file, or the raw body."""
+@dataclass(frozen=True)
+class ServeOptions:
+    """What conf/serve.yaml sets for the app (checked by digits.config.schema.ServeConfig)."""
+
+    preprocess: str  # how images are made MNIST-like
+    top_k: int  # for requests that do not set it
+    min_confidence: float  # for requests that do not set it
+    max_upload_bytes: int  # one image (and the body of /predict)
+    max_batch_images: int  # images in one /predict/batch request
+    body_timeout_s: float
+    cors_origins: tuple[str, ...] = ()  # none: no CORS headers, other sites' pages cannot call
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a prediction request asks for, from its query string."""
+
+    top_k: int
+    min_confidence: float
+    mode: str
+    image: bool
+
+
+Upload = tuple[str, bytes]  # an uploaded image's file name and bytes
+Answer = dict[str, Any] | HTTPException  # an image's record, or why it has none
+
+
+async def uploads_of(request: Request, max_files: int) -> list[Upload]:
+    """The images a request sends: a form's files, in order (at most `max_files`; a form with more
+    is refused by Starlette), or the raw body as one image."""
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form(max_files=1, max_fields=10)
-        files = [value for value in form.values() if isinstance(value, UploadFile)]
-        if not files:
-            raise HTTPException(400, "the form holds no file: send the image as a file field")
-        return Path(files[0].filename or UPLOAD).name, await files[0].read()
-    return UPLOAD, await request.body()
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        return [(UPLOAD, await request.body())]
+    form = await request.form(max_files=max_files, max_fields=max_files + 10)
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if not files:
+        raise HTTPException(400, "the form holds no file: send the image as a file field")
+    return [(Path(file.filename or UPLOAD).name, await file.read()) for file in files]
 
 
-def create_app(
-    load: Callable[[], OnnxModel],
-    source: str,
-    *,
-    preprocess: str,
-    max_upload_bytes: int,
-    top_k: int,
-    min_confidence: float,
-    body_timeout_s: float,
-    on_load_failure: Callable[[], None] | None = None,
-) -> FastAPI:
+def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions,
+               on_load_failure: Callable[[], None] | None = None) -> FastAPI:  # fmt: skip
     """The app around the model `load` returns (loaded in the background once the app starts;
-    `source`: the file it comes from); `preprocess` is the way images are made MNIST-like;
-    `top_k` and `min_confidence` answer requests that do not set them."""
-    default_top_k, default_min_confidence = top_k, min_confidence
+    `source`: the file it comes from), answering as `options` say."""
     served = ServedModel(load, on_load_failure)
 
     @asynccontextmanager
@@ -106,65 +140,21 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.served = served
-    app.add_middleware(BodySizeLimit, max_bytes=max_upload_bytes)
-    app.add_middleware(BodyTimeout, seconds=body_timeout_s)
+    app.add_middleware(BodyTimeout, seconds=options.body_timeout_s)
+    app.add_middleware(DeclaredSizeLimit, routes_of=app)
+    if options.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"]
+        )
+    handle_errors(app)
 
     def ready_predictor() -> Predictor:
         if served.predictor is None:
             raise HTTPException(503, served.not_ready)
         return served.predictor
 
-    # A client that goes away mid-upload is no error of the server's: one line in its log.
-    @app.exception_handler(ClientDisconnect)
-    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
-        log.info(
-            "%s %s: the client went away before its upload ended", request.method, request.url.path
-        )
-        return Response(status_code=400)
-
-    # Starlette's own refusals (404, a form over its limits) raise its HTTPException, FastAPI's base.
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        return error_response(422, f"{where}: {problem['msg']}")
-
-    def classify(
-        name: str, data: bytes, top_k: int, min_confidence: float, mode: str
-    ) -> tuple[Prediction, Any]:
-        """The upload's Prediction, and the 28x28 image the network saw (mode=digit)."""
-        if mode != "digit" and preprocess == "naive":
-            raise HTTPException(
-                422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
-            )
-        predictor = ready_predictor()
-        try:
-            prediction, images = predictor.read(Path(name), preprocess, mode, io.BytesIO(data))
-        except ImageTooLarge as error:
-            raise HTTPException(413, str(error)) from error
-        except DigitsError as error:
-            raise HTTPException(400, str(error)) from error
-        if not images:
-            return prediction, None
-        predictor.classify(
-            to_classify([prediction]), torch.stack(images), top_k, min_confidence=min_confidence
-        )
-        return prediction, images[0] if prediction.digits is None else None
-
-    @app.post(
-        "/predict",
-        openapi_extra=PREDICT_BODY,
-        response_model=DigitAnswer | NumberAnswer,
-        response_model_exclude_unset=True,
-        responses=ERRORS,
-    )
-    async def predict(
-        request: Request,
-        top_k: Annotated[int, Query(ge=TOP_K.ge, le=TOP_K.le)] = default_top_k,
+    def asked_for(
+        top_k: Annotated[int, Query(ge=TOP_K.ge, le=TOP_K.le)] = options.top_k,
         image: Annotated[bool, Query(description="add the 28x28 image the network saw")] = False,
         min_confidence: Annotated[
             float,
@@ -174,27 +164,72 @@ def create_app(
                 allow_inf_nan=False,
                 description="below it: unsure, no digit, the top two",
             ),
-        ] = default_min_confidence,
+        ] = options.min_confidence,
         mode: Annotated[
             Literal[MODES],
             Query(description="one digit; a number or a sheet; or either, per image"),
         ] = "digit",
-    ) -> Any:
+    ) -> Asked:
+        if mode != "digit" and options.preprocess == "naive":
+            raise HTTPException(
+                422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
+            )
+        return Asked(top_k, min_confidence, mode, image)
+
+    def answers(uploads: list[Upload], asked: Asked) -> list[Answer]:
+        """Each upload's record (its digits classified together, in one batch), or its refusal."""
+        predictor = ready_predictor()
+        read = [read_upload(predictor, upload, asked.mode, options) for upload in uploads]
+        found = [item for item in read if not isinstance(item, HTTPException)]
+        images = [image for _, item_images in found for image in item_images]
+        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
+        predictions = [prediction for prediction, _ in found]
+        predictor.classify(
+            to_classify(predictions), stacked, asked.top_k, min_confidence=asked.min_confidence
+        )
+        return [item if isinstance(item, HTTPException) else record(*item, asked) for item in read]
+
+    @app.post(
+        "/predict",
+        openapi_extra=PREDICT_BODY,
+        response_model=DigitAnswer | NumberAnswer,
+        response_model_exclude_unset=True,
+        responses=ERRORS,
+        max_body_size=options.max_upload_bytes,
+    )
+    async def predict(request: Request, asked: Asked = Depends(asked_for)) -> Any:
         """Classify one image (a photo, a scan or a drawing); answers the record
         `digits.predict output=json` prints (with the same `mode`)."""
         ready_predictor()  # before reading a body that cannot be answered
-        name, data = await uploaded_image(request)
-        if not data:
-            raise HTTPException(400, "empty body: send an image (multipart field or raw body)")
-        prediction, seen = await run_in_threadpool(
-            classify, name, data, top_k, min_confidence, mode
-        )
-        record = prediction.record()
-        if image and seen is not None:
-            png = io.BytesIO()
-            to_png(seen).save(png, format="PNG")
-            record["image"] = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-        return record
+        uploads = await uploads_of(request, max_files=1)
+        (answer,) = await run_in_threadpool(answers, uploads[:1], asked)
+        if isinstance(answer, HTTPException):
+            raise answer
+        return answer
+
+    @app.post(
+        "/predict/batch",
+        openapi_extra=BATCH_BODY,
+        response_model=BatchAnswer,
+        response_model_exclude_unset=True,
+        responses=ERRORS,
+        max_body_size=options.max_upload_bytes * options.max_batch_images,
+    )
+    async def predict_batch(request: Request, asked: Asked = Depends(asked_for)) -> Any:
+        """Classify several images sent as the files of one form (up to max_batch_images): one
+        result per file, in order, each the record /predict answers or the error it would give."""
+        ready_predictor()
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(400, "send the images as the files of a multipart/form-data form")
+        uploads = await uploads_of(request, max_files=options.max_batch_images + 1)
+        if len(uploads) > options.max_batch_images:
+            raise HTTPException(
+                413, f"more than {options.max_batch_images} images in one request "
+                "(max_batch_images); send them in several",
+            )  # fmt: skip
+        results = await run_in_threadpool(answers, uploads, asked)
+        items = zip(uploads, results, strict=True)
+        return {"results": [batch_item(upload, result) for upload, result in items]}
 
     @app.get("/health")
     def health() -> HealthAnswer:
@@ -211,7 +246,7 @@ def create_app(
     def model() -> ModelAnswer:
         """What model this server answers with: read from its file, nothing typed twice."""
         ready_predictor()
-        return model_answer(served.metadata, source, preprocess)
+        return model_answer(served.metadata, source, options.preprocess)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -219,6 +254,68 @@ def create_app(
 
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     return app
+
+
+def handle_errors(app: FastAPI) -> None:
+    """Every refusal answered as `{"error": "..."}`, one line naming what was wrong."""
+
+    # A client that goes away mid-upload is no error of the server's: one line in its log.
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+        log.info(
+            "%s %s: the client went away before its upload ended", request.method, request.url.path
+        )
+        return Response(status_code=400)
+
+    # Starlette's own refusals (404, a form over its limits, a body over FastAPI's limit) raise
+    # its HTTPException, FastAPI's base.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        message = str(error.detail)
+        if error.status_code == 413 and message == "Content Too Large":  # FastAPI's body limit
+            message = too_large(request.scope[MAX_BODY_SIZE_SCOPE_KEY])
+        return error_response(error.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return error_response(422, f"{where}: {problem['msg']}")
+
+
+def read_upload(
+    predictor: Predictor, upload: Upload, mode: str, options: ServeOptions
+) -> tuple[Prediction, list[torch.Tensor]] | HTTPException:
+    """An upload's Prediction and the 28x28 images to classify for it, or its refusal."""
+    name, data = upload
+    if not data:
+        return HTTPException(400, f"{name}: empty; send an image (a file field or a raw body)")
+    if len(data) > options.max_upload_bytes:  # one image of a batch: the body's limit per image
+        return HTTPException(413, too_large(options.max_upload_bytes, f"{name}: image"))
+    try:
+        return predictor.read(Path(name), options.preprocess, mode, io.BytesIO(data))
+    except ImageTooLarge as error:
+        return HTTPException(413, str(error))
+    except DigitsError as error:
+        return HTTPException(400, str(error))
+
+
+def record(prediction: Prediction, images: list[torch.Tensor], asked: Asked) -> dict[str, Any]:
+    """The answer for one image: its prediction's record, with the 28x28 image the network saw
+    when asked (mode=digit)."""
+    answer = prediction.record()
+    if asked.image and prediction.digits is None and images:
+        png = io.BytesIO()
+        to_png(images[0]).save(png, format="PNG")
+        answer["image"] = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return answer
+
+
+def batch_item(upload: Upload, answer: Answer) -> dict[str, Any]:
+    """One result of /predict/batch: the record, or the file's name, status and error."""
+    if isinstance(answer, HTTPException):
+        return {"file": upload[0], "status": answer.status_code, "error": answer.detail}
+    return answer
 
 
 def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> ModelAnswer:

@@ -1,46 +1,48 @@
 """Limits on what a request may send to `digits.serve`: how large its body is and how long it may
-take to arrive. Each refusal is a 4xx with the one-line JSON error of every other refusal."""
+take to arrive. Each refusal is a 4xx with the one-line JSON error of every other refusal.
+
+The size limit is FastAPI's own (`max_body_size` on each route that takes a body), which counts the
+bytes as they arrive; `DeclaredSizeLimit` only answers a body whose declared Content-Length is over
+that limit before FastAPI does, since FastAPI answers that case in plain text."""
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException
 from starlette.datastructures import Headers
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digits.serving.responses import error_response
 
 
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413, by Content-Length when declared and while
-    reading otherwise (chunked). Starlette and uvicorn have no body limit of their own."""
+def too_large(max_bytes: int, what: str = "request body") -> str:
+    """The refusal of a body (or one image of a batch) over `max_bytes`: max_upload_mb sets it."""
+    return f"{what} over {max_bytes / 2**20:g} MB (max_upload_mb)"
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
 
-    def too_large(self) -> str:
-        return f"request body over {self.max_bytes / 2**20:g} MB (max_upload_mb)"
+class DeclaredSizeLimit:
+    """Answer 413 in JSON when a request declares a Content-Length over its route's `max_body_size`
+    (FastAPI's limit would refuse it too, in plain text)."""
+
+    def __init__(self, app: ASGIApp, routes_of: FastAPI) -> None:
+        self.app, self.routes_of = app, routes_of
+
+    def limit(self, scope: Scope) -> int | None:
+        for route in self.routes_of.routes:
+            if route.matches(scope)[0] == Match.FULL:
+                return getattr(route, "max_body_size", None)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await error_response(413, self.too_large())(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:  # raised inside the endpoint: answered as a 413 below
-                raise HTTPException(413, self.too_large())
-            return message
-
-        await self.app(scope, limited, send)
+        if scope["type"] == "http":
+            declared = Headers(scope=scope).get("content-length", "")
+            limit = self.limit(scope) if declared.isdigit() else None
+            if limit is not None and int(declared) > limit:
+                await error_response(413, too_large(limit))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTimeout:

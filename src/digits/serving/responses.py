@@ -61,6 +61,20 @@ class NumberAnswer(BaseModel):
     error: str | None = None
 
 
+class ItemError(BaseModel):
+    """An image of a batch that has no record: the status and error /predict would answer."""
+
+    file: str
+    status: int = Field(ge=400, le=499, examples=[400])
+    error: str = Field(examples=["photo.txt: not an image (cannot identify image file)"])
+
+
+class BatchAnswer(BaseModel):
+    """/predict/batch: one result per image sent, in the order sent."""
+
+    results: list[DigitAnswer | NumberAnswer | ItemError]
+
+
 class HealthAnswer(BaseModel):
     status: str = Field(examples=["ok"])
 
