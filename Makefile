@@ -10,9 +10,11 @@ ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: ## Create .venv and install digits (editable) with its dev tools and MLflow
+install: ## Create .venv and install digits (editable) with its dev tools and MLflow; ONNX Runtime Web (npm) for format=web
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e ".[dev,mlflow]"
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --ignore-scripts; \
+	else echo "no npm: digits.export format=web needs ONNX Runtime Web (install Node.js, then npm ci)"; fi
 
 test: ## Run every test on the CPU, one worker per core (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
 	$(BIN)/pytest -n auto

@@ -23,6 +23,7 @@ from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from digits.runs import RunDir
+from digits.serving.static_site import RUNTIME_FILES
 
 T, E, P, X, EX, S, C = "train", "evaluate", "predict", "explore", "export", "serve", "compare"
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
@@ -231,6 +232,9 @@ BAD_INPUT = [
     (EX, ["run={run}", "output=model.pt"], "output=model.pt: a format=onnx file is named *.onnx"),
     (EX, ["run={run}", "format=torchscript", "output=m.onnx"], "output=m.onnx: a format=torchscript file is named *.pt"),
     (EX, ["run={run}", "output={blocked}/m.onnx"], "output={blocked}: cannot write there"),
+    (EX, ["run={run}", "format=web", "web_runtime={empty}"], "web_runtime={empty}: no ONNX Runtime Web there"),
+    (EX, ["run={run}", "format=web", "web_runtime={web_runtime}", "output={notes}"], "output={notes}: a file; format=web writes a folder"),
+    (EX, ["run={run}", "format=web", "web_runtime={web_runtime}", "output={run}"], "output={run}: a folder holding other files"),
     # --- serve ---
     (S, [], "ckpt_path: required, must be a string"),
     (S, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file; give a checkpoint (.ckpt) or an exported .onnx"),
@@ -298,6 +302,11 @@ def places(
     (tmp_path / "empty.ckpt").write_bytes(b"")
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28), 255).save(image)
+    web_runtime = tmp_path / "onnxruntime-web" / "dist"  # its files' names, for the other checks
+    web_runtime.mkdir(parents=True)
+    for name in RUNTIME_FILES:
+        (web_runtime / name).write_text("")
+    (web_runtime.parent / "package.json").write_text('{"version": "0"}')
     run = RunDir(trained_run)
     damaged = RunDir(tmp_path / "damaged-run")
     damaged.checkpoints.mkdir(parents=True)
@@ -324,6 +333,7 @@ def places(
         "run": run.path,
         "ckpt": run.last_checkpoint,
         "image": image,
+        "web_runtime": web_runtime,
         "empty": tmp_path / "empty",
         "blocked": tmp_path / "blocked",
         "notes": tmp_path / "notes.ckpt",

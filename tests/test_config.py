@@ -112,6 +112,8 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     assert (Path(found) / "tune" / "lr_find.yaml").is_file()
     # Hydra finds the search's sweeper only under hydra_plugins/.
     assert (site / "hydra_plugins" / "digits_optuna" / "__init__.py").is_file()
+    for page in ("page/index.html", "page/app.js", "static_page/index.html", "static_page/page.js"):
+        assert (site / "digits" / "serving" / page).is_file(), page  # the pages ship too
 
 
 def bad_value(allowed: Range, current: object) -> object:

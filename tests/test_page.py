@@ -1,24 +1,30 @@
-"""The page of `digits.serve` in a real browser: Debian's headless Chromium, driven by Playwright,
-against the real server on 127.0.0.1 with a model trained on real MNIST. Mouse strokes drawn on the
-canvas, and uploaded photos, must come back as the right digit or number, a number with each digit's
-box drawn over the canvas and its text ready to copy."""
+"""The pages of digits in a real browser: Debian's headless Chromium, driven by Playwright, with a
+model trained on real MNIST. The page of `digits.serve` (the real server on 127.0.0.1): mouse strokes
+drawn on the canvas, and uploaded photos, must come back as the right digit or number, a number with
+each digit's box drawn over the canvas and its text ready to copy. The page that needs no server
+(`digits.export format=web`, served by Python's static file server): the browser's probabilities
+must be onnxruntime-python's."""
 
 from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from browser import CHROMIUM, launch  # tools/browser.py
 from PIL import Image
 from servers import free_port, serving  # tools/servers.py
 
 from conftest import REAL_DATA
 from digits.data.idx import load_mnist
+from digits.exported.onnx_model import OnnxModel
+from digits.reading.preprocess import drawing
 from digits.runs import RunDir
 
 if not Path(CHROMIUM).is_file() and os.environ.get("CI"):
@@ -29,6 +35,11 @@ pytestmark = [
         not Path(CHROMIUM).is_file(), reason="no chromium (apt-get install chromium)"
     ),
 ]
+
+# ONNX Runtime Web as `make install` puts it (npm ci); .ci/run does.
+WEB_RUNTIME = Path(__file__).parents[1] / "node_modules" / "onnxruntime-web" / "dist"
+if not WEB_RUNTIME.is_dir() and os.environ.get("CI"):
+    raise RuntimeError(f"{WEB_RUNTIME} missing: `make install` runs npm ci for this test")
 
 Stroke = list[tuple[float, float]]  # points as fractions of a square as tall as the canvas
 ONE: list[Stroke] = [[(0.5, 0.15), (0.5, 0.85)]]
@@ -175,3 +186,102 @@ def test_unsure_digits_are_marked(server: str, browser, tmp_path: Path) -> None:
     assert "unsure (marked ?)" in page.locator("#confidence").text_content()
     assert " or " in unsure.first.text_content()  # its two likeliest digits
     page.screenshot(path=tmp_path / "page-unsure.png")
+
+
+@pytest.fixture(scope="module")
+def static_site(
+    real_mnist_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """`digits.export format=web` of the real-MNIST model, served by `python -m http.server` on
+    127.0.0.1: its URL and its folder."""
+    if not WEB_RUNTIME.is_dir():
+        pytest.skip("no ONNX Runtime Web (npm ci)")
+    folder = tmp_path_factory.mktemp("web") / "site"
+    command = [sys.executable, "-m", "digits.export", f"run={real_mnist_run}", "format=web",
+               f"output={folder}", f"web_runtime={WEB_RUNTIME}"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    static = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+              "--directory", str(folder)]  # fmt: skip
+    with serving(static, url):
+        yield url, folder
+
+
+def static_page(browser, url: str) -> tuple:
+    """The static page loaded, its model ready; and the list of every URL it asked for."""
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(url)
+    page.wait_for_function(
+        "['ready', 'failed'].includes(document.body.dataset.state)", timeout=60_000
+    )
+    assert page.locator("#error").text_content() == ""
+    return page, asked
+
+
+# The test's own part: a 28x28 image drawn on the pad, each pixel as a 10x10 square, centred.
+PUT_ON_PAD = """([pixels, scale]) => {
+    const pad = document.getElementById('pad'), context = pad.getContext('2d');
+    const image = context.createImageData(pad.width, pad.height);
+    image.data.fill(255);
+    const left = (pad.width - 28 * scale) / 2, top = (pad.height - 28 * scale) / 2;
+    for (let y = 0; y < 28 * scale; y++) for (let x = 0; x < 28 * scale; x++) {
+        const value = pixels[Math.floor(y / scale) * 28 + Math.floor(x / scale)];
+        image.data.fill(value, 4 * ((top + y) * pad.width + left + x), 4 * ((top + y) * pad.width + left + x) + 3);
+    }
+    context.putImageData(image, 0, 0);
+    return window.digitsPage.readPad();
+}"""
+
+
+def on_pad(digit: np.ndarray, scale: int, width: int = 420, height: int = 280) -> np.ndarray:
+    """What PUT_ON_PAD draws: the pad's pixels (black ink on white) holding `digit` (MNIST's)."""
+    pad = np.full((height, width), 255, np.uint8)
+    top, left = (height - 28 * scale) // 2, (width - 28 * scale) // 2
+    pad[top : top + 28 * scale, left : left + 28 * scale] = np.kron(
+        255 - digit, np.ones((scale, scale), np.uint8)
+    )
+    return pad
+
+
+def test_the_static_page_classifies_as_onnxruntime_python_does(static_site, browser) -> None:
+    url, folder = static_site
+    page, asked = static_page(browser, url)
+    model = OnnxModel(folder / "model.onnx")
+    images, labels = load_mnist(REAL_DATA, train=False)
+    worst_input, worst_probability, right = 0.0, 0.0, 0
+    for index in range(50):
+        digit = images[index].numpy()
+        scale = (10, 3, 1)[index % 3]  # shrunk to 20x20 (area), or kept (bilinear)
+        seen = page.evaluate(PUT_ON_PAD, [(255 - digit).flatten().tolist(), scale])
+        expected = drawing(on_pad(digit, scale))  # digits' own preprocessing of the same pixels
+        browser_input = torch.tensor(seen["input"]).view(28, 28)
+        worst_input = max(worst_input, float((browser_input - expected).abs().max()))
+        probabilities = model.probabilities(expected.view(1, 1, 28, 28))[0]
+        difference = (torch.tensor(seen["probabilities"]) - probabilities).abs().max()
+        worst_probability = max(worst_probability, float(difference))
+        right += int(np.argmax(seen["probabilities"]) == int(labels[index]))
+    assert worst_input < 1e-5, worst_input
+    assert worst_probability < 1e-4, worst_probability
+    assert right >= 45, right  # a real-MNIST model: the page reads MNIST's digits
+    assert all(request.startswith(url) for request in asked), asked  # nothing from elsewhere
+
+
+def test_a_digit_drawn_on_the_static_page_is_read(static_site, browser, tmp_path: Path) -> None:
+    url, _ = static_site
+    page, _ = static_page(browser, url)
+    assert "Model: MLP" in page.locator("#model").text_content()
+    for strokes, digit in ((SEVEN, "7"), (ONE, "1")):
+        page.click("#clear")
+        draw(page, strokes)
+        page.wait_for_function(
+            "document.getElementById('digit').textContent !== '?'", timeout=30_000
+        )
+        assert page.locator("#digit").text_content() == digit
+        assert page.locator("#bars li").count() == 10
+    page.screenshot(path=tmp_path / "static-page.png", full_page=True)
+    page.click("#clear")
+    assert page.locator("#digit").text_content() == "?"

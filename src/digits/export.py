@@ -2,7 +2,8 @@
 
 Writes one file that classifies 0-1 images (N, 1, 28, 28) into class probabilities (N, 10) without
 digits: ONNX (`format=onnx`, for onnxruntime in any language) or TorchScript (`format=torchscript`).
-See digits.exported.formats for what the file holds."""
+See digits.exported.formats for what the file holds. `format=web` writes a folder instead: a page
+that classifies drawn digits in the browser, for any static host (digits.serving.static_site)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from digits.config import config_dir
 from digits.config.checks import check_run_or_checkpoint, check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
-from digits.exported.formats import export
+from digits.exported.formats import export, metadata, onnx_proto
 from digits.models.checkpoint import load_classifier
 from digits.runs import RunDir
+from digits.serving.static_site import check_runtime, check_site_folder, write_static_site
 
 
 def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:
@@ -40,7 +42,12 @@ def hydra_main(cfg: DictConfig) -> None:
     )
     classifier = load_classifier(ckpt_path, compile=False)  # torch.compile is for training speed
     path = output_path(cfg, ckpt_path)
-    info = export(classifier, ckpt_path, path, cfg.format)
+    if cfg.format == "web":
+        info = metadata(classifier, ckpt_path)
+        model = onnx_proto(classifier, info).SerializeToString()
+        write_static_site(model, path, info, Path(cfg.web_runtime))
+    else:
+        info = export(classifier, ckpt_path, path, cfg.format)
     accuracy = f", test accuracy {info['test_accuracy']}" if info["test_accuracy"] else ""
     print(f"{path}: {info['model']} from {ckpt_path}{accuracy}")
 
@@ -56,9 +63,15 @@ def check_export(cfg: DictConfig) -> None:
                 "of its jobs"
             )
         run.checkpoint(cfg.checkpoint)  # the best (or last) checkpoint must be there
+    if cfg.format == "web":
+        check_runtime(Path(cfg.web_runtime))
     if cfg.output is None:
         return
     output, suffix = Path(cfg.output), EXPORT_SUFFIXES[cfg.format]
+    if cfg.format == "web":
+        check_site_folder(output)
+        check_writable(output.parent, "output", "choose a folder somewhere writable")
+        return
     if output.is_dir():
         raise DigitsError(
             f"output={output}: a folder; give a file name, e.g. {output}/model{suffix}"

@@ -371,6 +371,7 @@ class ExportConfig:
     checkpoint: str = setting(OneOf(("best", "last")))
     format: str = setting(OneOf(tuple(EXPORT_SUFFIXES)))
     output: str | None = MISSING
+    web_runtime: str = MISSING
 
 
 @dataclass

@@ -219,4 +219,17 @@ def mnist_v1(gray: np.ndarray) -> torch.Tensor:
     return box_and_centre(_cropped_digit(ink_map(gray)))
 
 
+def drawing(gray: np.ndarray) -> torch.Tensor:
+    """A clean drawing (dark ink on white, 0-255, as drawn on a canvas) made MNIST-like with only
+    what a drawing needs: every pixel darker than white is ink; crop to it, scale to 0-1, fit and
+    centre (`box_and_centre`); no paper, light or stroke width to correct. The page that needs no
+    server (digits/serving/static_page/page.js) does this in the browser. Raises BlankImage."""
+    ink = torch.from_numpy(255 - gray.astype(np.float32))
+    rows, cols = torch.nonzero(ink.sum(dim=1)).flatten(), torch.nonzero(ink.sum(dim=0)).flatten()
+    if not len(rows):
+        raise BlankImage("no ink found (blank image)")
+    digit = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return box_and_centre(digit / digit.max())
+
+
 PREPROCESSORS = {"mnist": mnist_like, "mnist_v1": mnist_v1, "naive": naive}

@@ -2,7 +2,7 @@
 // and the answer shown: one digit with its probabilities, or a number with each digit's box, reading
 // and confidence drawn over what was sent. All preprocessing happens on the server, the same as
 // `digits.predict`.
-"use strict";
+import { clearPad, followStrokes } from "./pad.js";
 
 const pad = document.getElementById("pad");
 const ink = pad.getContext("2d");
@@ -14,63 +14,39 @@ const DEBOUNCE_MS = 600; // long enough to lift the pen between the digits of a 
 // page marks it. 0.6 unless the page's address says (/?min_confidence=0.9); the API's own default
 // is never unsure.
 const UNSURE_BELOW = new URLSearchParams(location.search).get("min_confidence") ?? "0.6";
-let drawing = false;
 let pending = null;
 let lastSent = null; // [blob, name]: what the current answer is about
 let asked = 0; // requests sent: an answer to an older one than the last is stale
 // Where the image sent lies on the canvas: its pixel (x, y) is at (left + x * scale, top + y * scale).
 let placed = { left: 0, top: 0, scale: 1 };
 
-function clearPad() {
-  ink.fillStyle = "#fff";
-  ink.fillRect(0, 0, pad.width, pad.height);
-  ink.strokeStyle = "#000";
-  ink.lineWidth = pad.height / 14; // about MNIST's stroke once a digit is scaled to 20 px
-  ink.lineCap = ink.lineJoin = "round";
+function clearPage() {
+  clearPad(pad, ink);
   boxes.clearRect(0, 0, pad.width, pad.height);
   placed = { left: 0, top: 0, scale: 1 };
-}
-
-function point(event) {
-  const box = pad.getBoundingClientRect();
-  return [(event.clientX - box.left) * pad.width / box.width,
-          (event.clientY - box.top) * pad.height / box.height];
 }
 
 function mode() {
   return document.querySelector("input[name=mode]:checked").value;
 }
 
-pad.addEventListener("pointerdown", (event) => {
-  if (lastSent && lastSent[1] !== "drawing.png") clearPad(); // writing over a photo starts afresh
-  drawing = true;
-  asked++; // the drawing changes: an answer still on its way is about the old one
-  document.body.dataset.state = "writing";
-  pad.setPointerCapture(event.pointerId);
-  clearTimeout(pending);
-  boxes.clearRect(0, 0, pad.width, pad.height);
-  ink.beginPath();
-  ink.moveTo(...point(event));
-  ink.lineTo(...point(event));
-  ink.stroke();
-});
-pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
-  ink.lineTo(...point(event));
-  ink.stroke();
-});
-for (const end of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(end, () => {
-    if (!drawing) return;
-    drawing = false;
+followStrokes(pad, ink, {
+  start() {
+    if (lastSent && lastSent[1] !== "drawing.png") clearPage(); // writing over a photo starts afresh
+    asked++; // the drawing changes: an answer still on its way is about the old one
+    document.body.dataset.state = "writing";
+    clearTimeout(pending);
+    boxes.clearRect(0, 0, pad.width, pad.height);
+  },
+  end() {
     clearTimeout(pending);
     pending = setTimeout(() => pad.toBlob((blob) => send(blob, "drawing.png")), DEBOUNCE_MS);
-  });
-}
+  },
+});
 
 document.getElementById("clear").addEventListener("click", () => {
   clearTimeout(pending);
-  clearPad();
+  clearPage();
   lastSent = null;
   asked++;
   show(null);
@@ -100,7 +76,7 @@ photo.addEventListener("change", async () => {
   photo.value = "";
   if (!file) return;
   clearTimeout(pending);
-  clearPad();
+  clearPage();
   try { // show the photo on the canvas, fitted; the server gets the original file
     const picture = await createImageBitmap(file);
     const scale = Math.min(pad.width / picture.width, pad.height / picture.height);
@@ -211,4 +187,4 @@ function drawBox(d) { // the digit's box over the canvas, with its reading and c
   boxes.fillText(label, x + 3, above ? y - 4 : y + h + 14);
 }
 
-clearPad();
+clearPage();
