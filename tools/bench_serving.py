@@ -9,6 +9,9 @@
 2. Load: `python -m digits.serve` on 127.0.0.1 with each model's ONNX file; `clients` threads, each
    on its own keep-alive connection, send `requests` real MNIST test digits (PNG, black on white,
    112x112) to POST /predict; requests/s and p50/p99 latency, and the errors (must be 0).
+3. Mixed load, on the same server: the same clients send `requests` requests that take turns being
+   one digit (POST /predict), a batch of 8 digits (POST /predict/batch) and a 3-digit number
+   (POST /predict?mode=number); per kind p50/p99 latency and errors, and images/s overall.
 Prints tables and writes outputs/bench/serving-<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
 """
 
@@ -26,12 +29,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
 from servers import free_port, serving  # tools/servers.py
+from urllib3 import encode_multipart_formdata
 
 from digits.config import config_dir
 from digits.data.idx import load_mnist
@@ -41,6 +46,27 @@ from digits.models.classifier import DigitClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")
+BATCH = 8  # images in one batch request of the mixed load
+NUMBER_DIGITS = 3
+
+
+class Request:
+    """One request of a load test: its kind, path, body and headers, and the images it sends."""
+
+    def __init__(self, kind: str, path: str, body: bytes, content_type: str, images: int) -> None:
+        self.kind, self.path, self.body, self.images = kind, path, body, images
+        self.headers = {"Content-Type": content_type}
+
+    def answered(self, status: int, answer: bytes) -> bool:
+        """Whether the answer is a whole one of this kind."""
+        if status != 200:
+            return False
+        record = json.loads(answer)
+        if self.kind == "batch":
+            return len(record["results"]) == self.images and all(
+                "digit" in r for r in record["results"]
+            )
+        return "text" in record if self.kind == "number" else "digit" in record
 
 
 def classifier(model: str) -> DigitClassifier:
@@ -89,73 +115,128 @@ def runtimes(model: str, onnx_path: Path) -> dict:
     }
 
 
+def png(pixels: np.ndarray, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize(size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def digit_pngs(count: int = 200) -> list[bytes]:
+    """MNIST test digits as users' files: black on white, 112x112."""
     images, _ = load_mnist(DATA_ROOT, train=False)
-    pngs = []
-    for image in images[:count]:
-        buffer = io.BytesIO()
-        Image.fromarray(255 - image.numpy()).resize((112, 112)).save(buffer, format="PNG")
-        pngs.append(buffer.getvalue())
-    return pngs
+    return [png(255 - image.numpy(), (112, 112)) for image in images[:count]]
 
 
-def load_test(model_file: Path, pngs: list[bytes], requests: int, clients: int) -> dict:
-    """Requests/s and latency of `digits.serve` with `clients` concurrent keep-alive clients."""
-    port = free_port()
-    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"]
-    with serving(command, f"http://127.0.0.1:{port}/ready"):
-        latencies: list[float] = []
-        errors: list[str] = []
-        per_client = requests // clients
+def number_pngs(count: int = 50) -> list[bytes]:
+    """Numbers of 3 MNIST test digits side by side, black on white, 336x112."""
+    images, _ = load_mnist(DATA_ROOT, train=False)
+    return [
+        png(
+            255 - np.concatenate([im.numpy() for im in images[i : i + NUMBER_DIGITS]], 1),
+            (336, 112),
+        )
+        for i in range(0, count * NUMBER_DIGITS, NUMBER_DIGITS)
+    ]
 
-        def client(offset: int) -> None:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            for index in range(per_client):
-                body = pngs[(offset * per_client + index) % len(pngs)]
-                start = time.perf_counter()
-                connection.request("POST", "/predict", body, {"Content-Type": "image/png"})
-                response = connection.getresponse()
-                answer = response.read()
-                latencies.append((time.perf_counter() - start) * 1000)
-                if response.status != 200 or "digit" not in json.loads(answer):
-                    errors.append(f"{response.status} {answer[:200]!r}")
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - start
+def singles(pngs: list[bytes], count: int) -> list[Request]:
+    return [
+        Request("single", "/predict", pngs[i % len(pngs)], "image/png", 1) for i in range(count)
+    ]
+
+
+def mixed(pngs: list[bytes], numbers: list[bytes], count: int) -> list[Request]:
+    """Single digits, batches of BATCH and numbers, taking turns."""
+    requests = []
+    for i in range(count):
+        if i % 3 == 0:
+            requests.append(Request("single", "/predict", pngs[i % len(pngs)], "image/png", 1))
+        elif i % 3 == 1:
+            files = [("images", (f"{j}.png", pngs[(i + j) % len(pngs)])) for j in range(BATCH)]
+            body, content_type = encode_multipart_formdata(files)
+            requests.append(Request("batch", "/predict/batch", body, content_type, BATCH))
+        else:
+            number = numbers[i % len(numbers)]
+            requests.append(Request("number", "/predict?mode=number", number, "image/png", 3))
+    return requests
+
+
+def load_test(port: int, requests: list[Request], clients: int) -> dict:
+    """Requests/s and latency (per kind of request) of the server on `port`, with `clients`
+    concurrent keep-alive clients sharing `requests`."""
+    latencies: dict[str, list[float]] = {request.kind: [] for request in requests}
+    errors: list[str] = []
+
+    def client(offset: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for request in requests[offset::clients]:
+            start = time.perf_counter()
+            connection.request("POST", request.path, request.body, request.headers)
+            response = connection.getresponse()
+            answer = response.read()
+            latencies[request.kind].append((time.perf_counter() - start) * 1000)
+            if not request.answered(response.status, answer):
+                errors.append(f"{request.kind}: {response.status} {answer[:200]!r}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    every = [latency for kind in latencies.values() for latency in kind]
     return {
-        "requests": len(latencies),
+        "requests": len(every),
         "clients": clients,
-        "requests_per_s": round(len(latencies) / seconds, 1),
-        "latency_ms_p50": round(statistics.median(latencies), 1),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "requests_per_s": round(len(every) / seconds, 1),
+        "images_per_s": round(sum(request.images for request in requests) / seconds, 1),
+        "latency_ms_p50": round(statistics.median(every), 1),
+        "latency_ms_p99": round(percentile(every, 0.99), 1),
+        "kinds": {
+            kind: {
+                "requests": len(values),
+                "latency_ms_p50": round(statistics.median(values), 1),
+                "latency_ms_p99": round(percentile(values, 0.99), 1),
+            }
+            for kind, values in latencies.items()
+        },
         "errors": len(errors),
         "first_errors": errors[:3],
     }
+
+
+def load_tests(
+    model_file: Path, pngs: list[bytes], numbers: list[bytes], requests: int, clients: int
+) -> tuple[dict, dict]:
+    """`digits.serve` with the model: single digits, then the mixed load."""
+    port = free_port()
+    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}", f"port={port}"]
+    with serving(command, f"http://127.0.0.1:{port}/ready"):
+        single = load_test(port, singles(pngs, requests), clients)
+        return single, load_test(port, mixed(pngs, numbers, requests), clients)
 
 
 def main(args: dict[str, str]) -> None:
     models = args.get("models", "mlp,lenet,cnn").split(",")
     requests, clients = int(args.get("requests", 2000)), int(args.get("clients", 8))
     console = Console()
-    pngs = digit_pngs()
+    pngs, numbers = digit_pngs(), number_pngs()
     result: dict = {
         "date": datetime.now().isoformat(timespec="seconds"),
         "cpu_threads": torch.get_num_threads(),
         "runtimes": {},
         "load": {},
+        "mixed_load": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             onnx_path = Path(tmp) / f"{model}.onnx"
             result["runtimes"][model] = runtimes(model, onnx_path)
             console.print(model, result["runtimes"][model])
-            result["load"][model] = load_test(onnx_path, pngs, requests, clients)
-            console.print(model, result["load"][model])
+            loads = load_tests(onnx_path, pngs, numbers, requests, clients)
+            result["load"][model], result["mixed_load"][model] = loads
+            console.print(model, *loads)
     print_tables(console, result)
     out = REPO / "outputs" / "bench" / f"serving-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +274,34 @@ def print_tables(console: Console, result: dict) -> None:
             str(row["errors"]),
         )
     console.print(load)
+    mixed_table = Table(
+        title=f"digits.serve, mixed: 1 digit, a batch of {BATCH}, a {NUMBER_DIGITS}-digit number, in turn",
+        header_style="bold",
+    )
+    for column in (
+        "model",
+        "kind",
+        "requests",
+        "p50 ms",
+        "p99 ms",
+        "all: requests/s",
+        "images/s",
+        "errors",
+    ):
+        mixed_table.add_column(column, justify="right")
+    for model, row in result["mixed_load"].items():
+        for kind, stats in row["kinds"].items():
+            mixed_table.add_row(
+                model,
+                kind,
+                str(stats["requests"]),
+                f"{stats['latency_ms_p50']:.1f}",
+                f"{stats['latency_ms_p99']:.1f}",
+                f"{row['requests_per_s']:.1f}",
+                f"{row['images_per_s']:.1f}",
+                str(row["errors"]),
+            )
+    console.print(mixed_table)
 
 
 if __name__ == "__main__":
