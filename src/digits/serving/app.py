@@ -321,7 +321,7 @@ def batch_item(upload: Upload, answer: Answer) -> dict[str, Any]:
 def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> ModelAnswer:
     """/model's answer from an exported model's metadata (digits.exported.formats.metadata)."""
     accuracy = metadata.get("test_accuracy")
-    first_line = (PREPROCESSORS[preprocess].__doc__ or "").strip().splitlines()[0]
+    first_sentence = " ".join((PREPROCESSORS[preprocess].__doc__ or "").split()).split(". ")[0]
     return ModelAnswer(
         name=metadata.get("model", "unknown"),
         file=source,
@@ -331,7 +331,7 @@ def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> Mode
         temperature=float(metadata.get("temperature", 1.0)),
         input=metadata.get("input", ""),
         preprocessing=metadata.get("preprocessing", ""),
-        server_preprocess=f"preprocess={preprocess}: {first_line}",
+        server_preprocess=f"preprocess={preprocess}: {first_sentence.rstrip('.')}.",
         digits_version=metadata.get("digits_version", ""),
         commit=metadata.get("commit") or None,
     )
