@@ -187,7 +187,7 @@ BAD_REQUESTS = [
     ("too large, chunked", {"content": chunks(LIMIT + 1)}, "", 413, "request body over 1 MB"),
     ("form without file", {"data": {"image": "text"}}, "", 400, "the form holds no file"),
     ("form, empty file", {"files": {"image": ("a.png", b"")}}, "", 400, "a.png: empty"),
-    ("form, two files", {"files": [("a", ("a.png", b"1")), ("b", ("b.png", b"2"))]}, "", 400, "many files"),
+    ("form, two files", {"files": [("a", ("a.png", b"1")), ("b", ("b.png", b"2"))]}, "", 413, "more than 1 image: send one (or use /predict/batch)"),
     ("top_k=0", {"content": b"x"}, "?top_k=0", 422, "query.top_k: Input should be greater than or equal to 1"),
     ("top_k=abc", {"content": b"x"}, "?top_k=abc", 422, "query.top_k: Input should be a valid integer"),
     ("min_confidence=2", {"content": b"x"}, "?min_confidence=2", 422, "query.min_confidence: Input should be less than or equal to 1"),
@@ -278,6 +278,7 @@ BAD_BATCHES = [
     ("not multipart", {"data": {"images": "text"}}, 400, "send the images as the files of a multipart/form-data"),
     ("no file", {"content": b'--x\r\nContent-Disposition: form-data; name="images"\r\n\r\ntext\r\n--x--\r\n', "headers": MULTIPART}, 400, "the form holds no file"),
     ("too many", {"files": [("images", ("a.png", b"1"))] * 6}, 413, "more than 5 images in one request (max_batch_images)"),
+    ("far too many", {"files": [("images", ("a.png", b"1"))] * 40}, 413, "more than 5 images in one request (max_batch_images)"),
     ("body too large", {"content": b"\0" * (5 * LIMIT + 1), "headers": MULTIPART}, 413, "request body over 5 MB (max_upload_mb)"),
     ("body too large, chunked", {"content": chunks(5 * LIMIT + 1), "headers": MULTIPART}, 413, "request body over 5 MB (max_upload_mb)"),
 ]  # fmt: skip

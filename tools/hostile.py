@@ -174,6 +174,8 @@ HTTP_CASES = [
     ("POST", "/predict", "image/png", "{truncated_png}", False),
     ("POST", "/predict", "image/png", "{not_image}", False),
     ("POST", "/predict", "image/png", "{huge_png}", False),
+    ("POST", "/predict/batch", "image/png", "{digit}", False),
+    ("POST", "/predict/batch", "multipart/form-data; boundary=xx", b"--xx--\r\n", False),
     ("POST", "/predict", "image/png", "{digit}", True),
     ("POST", "/predict?mode=number", "image/png", "{number}", True),
     ("POST", "/predict?image=true&top_k=10", "image/png", "{tiny_png}", True),

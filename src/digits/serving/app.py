@@ -109,13 +109,19 @@ Upload = tuple[str, bytes]  # an uploaded image's file name and bytes
 Answer = dict[str, Any] | HTTPException  # an image's record, or why it has none
 
 
-async def uploads_of(request: Request, max_files: int) -> list[Upload]:
-    """The images a request sends: a form's files, in order (at most `max_files`; a form with more
-    is refused by Starlette), or the raw body as one image."""
+async def uploads_of(request: Request, max_files: int, too_many: str) -> list[Upload]:
+    """The images a request sends: a form's files, in order (more than `max_files`: 413 saying
+    `too_many`), or the raw body as one image."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         return [(UPLOAD, await request.body())]
-    form = await request.form(max_files=max_files, max_fields=max_files + 10)
+    try:
+        form = await request.form(max_files=max_files, max_fields=max_files + 10)
+    except StarletteHTTPException as error:
+        # Starlette stops at the file past `max_files` with its own words: name the setting.
+        if str(error.detail).startswith("Too many files"):
+            raise HTTPException(413, too_many) from error
+        raise
     files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
     if not files:
         raise HTTPException(400, "the form holds no file: send the image as a file field")
@@ -201,8 +207,10 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         """Classify one image (a photo, a scan or a drawing); answers the record
         `digits.predict output=json` prints (with the same `mode`)."""
         ready_predictor()  # before reading a body that cannot be answered
-        uploads = await uploads_of(request, max_files=1)
-        (answer,) = await run_in_threadpool(answers, uploads[:1], asked)
+        uploads = await uploads_of(
+            request, 1, "more than 1 image: send one (or use /predict/batch)"
+        )
+        (answer,) = await run_in_threadpool(answers, uploads, asked)
         if isinstance(answer, HTTPException):
             raise answer
         return answer
@@ -221,12 +229,9 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         ready_predictor()
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(400, "send the images as the files of a multipart/form-data form")
-        uploads = await uploads_of(request, max_files=options.max_batch_images + 1)
-        if len(uploads) > options.max_batch_images:
-            raise HTTPException(
-                413, f"more than {options.max_batch_images} images in one request "
-                "(max_batch_images); send them in several",
-            )  # fmt: skip
+        too_many = (f"more than {options.max_batch_images} images in one request "
+                    "(max_batch_images); send them in several")  # fmt: skip
+        uploads = await uploads_of(request, options.max_batch_images, too_many)
         results = await run_in_threadpool(answers, uploads, asked)
         items = zip(uploads, results, strict=True)
         return {"results": [batch_item(upload, result) for upload, result in items]}
