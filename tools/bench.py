@@ -1,12 +1,15 @@
 """`make bench`: how fast digits trains and predicts, against what the hardware allows.
 
-    python tools/bench.py [steps=N] [models=mlp,lenet,cnn] [batches=64,256] [tta=true]
+    python tools/bench.py [steps=N] [workloads=mlp,fast,cnn] [tta=true]
 
-One process per measurement, all with the same model, Adam, batch size and number of steps (default:
-one epoch, ceil(55,000 / batch size) steps):
-  digits     `python -m digits.train` for `steps` steps (Trainer, LightningModule, DataModule,
-             TensorBoard logging, checkpointing), timed by Lightning's Timer over the training loop
+Workloads: mlp at batch 64 (the t0 tutorial's), `experiment=fast` (its LeNet, one-cycle Adam, batch
+128) and cnn at batch 64. One process per measurement, all with the workload's model, optimizer,
+schedule, batch size and number of steps (default: one epoch, ceil(55,000 / batch size) steps):
   raw        a hand-written loop over the training set preloaded as one normalised tensor
+  lightning  the same model, optimizer, schedule and tensors in a bare LightningModule and Trainer
+             (no logger, metrics, callbacks, checkpoints or progress bar), timed by Lightning's Timer
+  digits     `python -m digits.train` with its defaults (TensorBoard logging, metrics, checkpoints,
+             progress bar, ...), timed by the same Timer over the training loop
   tutorial   a hand-written loop over torchvision's MNIST DataLoader (PIL -> ToTensor -> Normalize)
 plus the time for `experiment=fast` and for `model=cnn` to reach 99.0% test accuracy from scratch,
 side by side, and predict latency.
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +46,85 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = os.environ.get("DIGITS_DATA_DIR", "data")
 
 
+# Each workload's options, as `digits.train` takes them; the raw and bare-Lightning twins are built
+# from the same composed config.
+WORKLOADS = {
+    "mlp": ["model=mlp", "data.batch_size=64"],
+    "fast": ["experiment=fast"],
+    "cnn": ["model=cnn", "data.batch_size=64"],
+}
+
+
 def config(*overrides: str):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 
-def hand_loop(model_name: str, batch_size: int, steps: int, pipeline: str) -> float:
+def optimizer_and_schedule(cfg, model: nn.Module, steps: int) -> tuple:
+    """The workload's optimizer, and its per-step schedule (or None), as digits builds them."""
+    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    if not cfg.get("scheduler"):  # scheduler=none: an empty group
+        return optimizer, None
+    schedule = {k: v for k, v in cfg.scheduler.items() if k != "interval"}
+    schedule["total_steps"] = steps
+    return optimizer, instantiate(schedule)(optimizer)
+
+
+def normalised_mnist(cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images as one normalised float tensor (N, 1, 28, 28), and the labels."""
+    dataset = MNIST(DATA_ROOT, train=True)
+    images = dataset.data.unsqueeze(1).float().div(255).sub(cfg.module.mean).div(cfg.module.std)
+    return images, dataset.targets
+
+
+def bare_lightning(workload: str, steps: int) -> float:
+    """Images/s of the workload in a bare LightningModule and Trainer over the raw loop's tensors."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Timer
+
+    from digits.data.loading import TensorImages, keep_batch
+
+    cfg = config(*WORKLOADS[workload])
+    L.seed_everything(cfg.seed, verbose=False)
+    images, labels = normalised_mnist(cfg)
+
+    class Bare(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = instantiate(cfg.model)
+
+        def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+            return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            optimizer, schedule = optimizer_and_schedule(cfg, self.net, steps)
+            if schedule is None:
+                return optimizer
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step"},
+            }
+
+    loader = DataLoader(TensorImages(images, labels), batch_size=cfg.data.batch_size, shuffle=True,
+                        collate_fn=keep_batch)  # fmt: skip
+    timer = Timer()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
+                        callbacks=[timer], enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer.fit(Bare(), loader)
+    return steps * cfg.data.batch_size / timer.time_elapsed("train")
+
+
+def hand_loop(workload: str, steps: int, pipeline: str) -> float:
     """Images/s of a plain PyTorch training loop; pipeline 'raw' or 'tutorial'."""
-    cfg = config(f"model={model_name}")
+    cfg = config(*WORKLOADS[workload])
     torch.manual_seed(cfg.seed)
     model = instantiate(cfg.model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optimizer.lr)
+    optimizer, schedule = optimizer_and_schedule(cfg, model, steps)
     loss_fn = nn.CrossEntropyLoss()
-    mean, std = cfg.module.mean, cfg.module.std
+    mean, std, batch_size = cfg.module.mean, cfg.module.std, cfg.data.batch_size
     if pipeline == "raw":
-        dataset = MNIST(DATA_ROOT, train=True)
-        images = dataset.data.unsqueeze(1).float().div(255).sub(mean).div(std)
-        labels = dataset.targets
+        images, labels = normalised_mnist(cfg)
 
         def batches():
             order = torch.randperm(len(labels))
@@ -84,6 +150,8 @@ def hand_loop(model_name: str, batch_size: int, steps: int, pipeline: str) -> fl
             optimizer.zero_grad()
             loss_fn(model(x), y).backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             done += 1
             if done == steps:
                 break
@@ -97,15 +165,13 @@ def run_quietly(command: list[str], **kwargs: Any) -> None:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
 
-def digits_train(model_name: str, batch_size: int, steps: int, run_dir: Path) -> float:
+def digits_train(workload: str, steps: int, run_dir: Path) -> float:
     """Images/s of the real `python -m digits.train` path, from its metrics.json."""
     command = [
         sys.executable,
         "-m",
         "digits.train",
-        f"model={model_name}",
-        "optimizer=adam",
-        f"data.batch_size={batch_size}",
+        *WORKLOADS[workload],
         "trainer.accelerator=cpu",
         "trainer.max_epochs=1",
         f"trainer.limit_train_batches={steps}",
@@ -191,29 +257,24 @@ def measure(kind: str, *args: str) -> float:
 
 def main(args: dict[str, str]) -> None:
     epoch_steps = "steps" not in args  # default: one epoch of the 55,000 training images
-    steps = int(args.get("steps", 0))
-    models = args.get("models", "mlp,lenet,cnn").split(",")
-    batches = [int(b) for b in args.get("batches", "64,256").split(",")]
+    workloads = args.get("workloads", ",".join(WORKLOADS)).split(",")
     console = Console()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model_name in models:
-            for batch_size in batches:
-                if epoch_steps:
-                    steps = -(-55_000 // batch_size)
-                run_dir = Path(tmp) / f"{model_name}-{batch_size}"
-                row = {
-                    "model": model_name,
-                    "batch_size": batch_size,
-                    "steps": steps,
-                    "digits": digits_train(model_name, batch_size, steps, run_dir),
-                    "raw": measure("raw", model_name, str(batch_size), str(steps)),
-                    "tutorial": measure("tutorial", model_name, str(batch_size), str(steps)),
-                }
-                row["digits/raw"] = round(row["digits"] / row["raw"], 3)
-                row["digits/tutorial"] = round(row["digits"] / row["tutorial"], 3)
-                rows.append(row)
-                console.print(row)
+        for workload in workloads:
+            batch_size = config(*WORKLOADS[workload]).data.batch_size
+            steps = -(-55_000 // batch_size) if epoch_steps else int(args["steps"])
+            row = {"workload": workload, "batch_size": batch_size, "steps": steps}
+            for kind in ("raw", "lightning", "tutorial"):
+                row[kind] = measure(kind, workload, str(steps))
+            row["digits"] = digits_train(workload, steps, Path(tmp) / workload)
+            for kind in ("raw", "lightning", "digits", "tutorial"):  # per-step cost
+                row[f"{kind}_ms_per_step"] = round(1000 * batch_size / row[kind], 3)
+            for top, bottom in (("digits", "raw"), ("digits", "lightning"), ("lightning", "raw"),
+                                ("digits", "tutorial")):  # fmt: skip
+                row[f"{top}/{bottom}"] = round(row[top] / row[bottom], 3)
+            rows.append(row)
+            console.print(row)
         result = {
             "date": datetime.now().isoformat(timespec="seconds"),
             "cpu_threads": torch.get_num_threads(),
@@ -228,29 +289,7 @@ def main(args: dict[str, str]) -> None:
                 Path(tmp) / "model-cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
             )
 
-    shown_steps = "one epoch of" if epoch_steps else f"{steps}"
-    table = Table(title=f"training images/s (Adam, {shown_steps} steps, CPU)", header_style="bold")
-    for column in (
-        "model",
-        "batch",
-        "digits",
-        "raw loop",
-        "tutorial",
-        "digits/raw",
-        "digits/tutorial",
-    ):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(
-            r["model"],
-            str(r["batch_size"]),
-            f"{r['digits']:.0f}",
-            f"{r['raw']:.0f}",
-            f"{r['tutorial']:.0f}",
-            f"{r['digits/raw']:.2f}",
-            f"{r['digits/tutorial']:.2f}",
-        )
-    console.print(table)
+    console.print(throughput_table(rows, "one epoch of" if epoch_steps else str(rows[0]["steps"])))
     if "time_to_99" in result:
         console.print(time_to_99_table(result["time_to_99"]))
         console.print(f"predict: {result['predict']}")
@@ -258,6 +297,25 @@ def main(args: dict[str, str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"written to {out}")
+
+
+def throughput_table(rows: list[dict], steps: str) -> Table:
+    table = Table(
+        title=f"training images/s and ms per step ({steps} steps, CPU)", header_style="bold"
+    )
+    columns = ("workload", "batch", "raw", "lightning", "digits", "tutorial", "ms/step raw",
+               "lightning", "digits", "digits/raw", "digits/lightning", "lightning/raw")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(
+            r["workload"],
+            str(r["batch_size"]),
+            *(f"{r[kind]:.0f}" for kind in ("raw", "lightning", "digits", "tutorial")),
+            *(f"{r[f'{kind}_ms_per_step']:.2f}" for kind in ("raw", "lightning", "digits")),
+            *(f"{r[ratio]:.2f}" for ratio in ("digits/raw", "digits/lightning", "lightning/raw")),
+        )
+    return table
 
 
 def time_to_99_table(runs: dict[str, dict]) -> Table:
@@ -274,7 +332,8 @@ def time_to_99_table(runs: dict[str, dict]) -> Table:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["_measure"]:
-        kind, model_name, batch_size, steps = sys.argv[2:6]
-        print(hand_loop(model_name, int(batch_size), int(steps), kind))
+        kind, workload, steps = sys.argv[2:5]
+        measured = bare_lightning if kind == "lightning" else partial(hand_loop, pipeline=kind)
+        print(measured(workload, int(steps)))
     else:
         main(dict(arg.split("=", 1) for arg in sys.argv[1:]))
