@@ -1,6 +1,6 @@
 """`make bench`: how fast digits trains and predicts, against what the hardware allows.
 
-    python tools/bench.py [steps=N] [workloads=mlp,fast,cnn] [tta=true]
+    python tools/bench.py [steps=N] [workloads=mlp,fast,cnn] [repeats=3] [tta=true]
 
 Workloads: mlp at batch 64 (the t0 tutorial's), `experiment=fast` (its LeNet, one-cycle Adam, batch
 128) and cnn at batch 64. One process per measurement, all with the workload's model, optimizer,
@@ -12,7 +12,8 @@ schedule, batch size and number of steps (default: one epoch, ceil(55,000 / batc
              progress bar, ...), timed by the same Timer over the training loop
   tutorial   a hand-written loop over torchvision's MNIST DataLoader (PIL -> ToTensor -> Normalize)
 plus the time for `experiment=fast` and for `model=cnn` to reach 99.0% test accuracy from scratch,
-side by side, and predict latency.
+side by side, and predict latency. Each throughput is the median of `repeats` runs, the kinds
+taking turns.
 Prints a table and writes outputs/bench/<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
 """
 
@@ -53,6 +54,9 @@ WORKLOADS = {
     "fast": ["experiment=fast"],
     "cnn": ["model=cnn", "data.batch_size=64"],
 }
+
+
+KINDS = ("raw", "lightning", "digits", "tutorial")
 
 
 def config(*overrides: str):
@@ -258,16 +262,24 @@ def measure(kind: str, *args: str) -> float:
 def main(args: dict[str, str]) -> None:
     epoch_steps = "steps" not in args  # default: one epoch of the 55,000 training images
     workloads = args.get("workloads", ",".join(WORKLOADS)).split(",")
-    console = Console()
+    repeats = int(args.get("repeats", 3))
+    console = Console(width=150)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for workload in workloads:
             batch_size = config(*WORKLOADS[workload]).data.batch_size
             steps = -(-55_000 // batch_size) if epoch_steps else int(args["steps"])
             row = {"workload": workload, "batch_size": batch_size, "steps": steps}
-            for kind in ("raw", "lightning", "tutorial"):
-                row[kind] = measure(kind, workload, str(steps))
-            row["digits"] = digits_train(workload, steps, Path(tmp) / workload)
+            runs: dict[str, list[float]] = {kind: [] for kind in KINDS}
+            for repeat in range(repeats):  # interleaved: a slow spell of the machine hits all kinds
+                for kind in KINDS:
+                    if kind == "digits":
+                        run_dir = Path(tmp) / f"{workload}-{repeat}"
+                        runs[kind].append(digits_train(workload, steps, run_dir))
+                    else:
+                        runs[kind].append(measure(kind, workload, str(steps)))
+            row |= {kind: statistics.median(values) for kind, values in runs.items()}
+            row["runs"] = runs
             for kind in ("raw", "lightning", "digits", "tutorial"):  # per-step cost
                 row[f"{kind}_ms_per_step"] = round(1000 * batch_size / row[kind], 3)
             for top, bottom in (("digits", "raw"), ("digits", "lightning"), ("lightning", "raw"),
