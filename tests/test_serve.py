@@ -35,7 +35,7 @@ from digits.serving.app import PAGE, ServeOptions, create_app
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
-                       max_batch_images=5, body_timeout_s=5)  # fmt: skip
+                       max_batch_images=5, body_timeout_s=5, cors_origins=())  # fmt: skip
 
 
 def png(image: Image.Image) -> bytes:

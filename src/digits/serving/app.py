@@ -92,7 +92,7 @@ class ServeOptions:
     max_upload_bytes: int  # one image (and the body of /predict)
     max_batch_images: int  # images in one /predict/batch request
     body_timeout_s: float
-    cors_origins: tuple[str, ...] = ()  # none: no CORS headers, other sites' pages cannot call
+    cors_origins: tuple[str, ...]  # none: no CORS headers, other sites' pages cannot call
 
 
 @dataclass(frozen=True)
