@@ -20,6 +20,7 @@ from digits.models.classifier import DigitClassifier
 from digits.models.outputs import Logits
 from digits.runs import RunDir
 from digits.runs.per_image import PerImageResults
+from digits.training.callbacks import ProgressBar
 from digits.training.checks import check_loggers
 from digits.training.fit import run
 from digits.training.tuning import lr_key
@@ -270,3 +271,22 @@ def test_test_logits_of_several_processes_come_back_in_dataset_order() -> None:
     logits, labels = collected.in_dataset_order(trainer, size=5)
     assert labels.tolist() == [0, 1, 2, 3, 4]
     assert logits.argmax(dim=1).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_progress_bar_updates_every_refresh_rate_batches_and_ends_complete() -> None:
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    updated_at: list[int] = []
+
+    class Watched(ProgressBar):
+        def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+            updated_at.append(trainer.global_step)
+            return super().get_metrics(trainer, pl_module)
+
+    bar = Watched(refresh_rate=5)
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=23, limit_val_batches=0, logger=False,
+                        callbacks=[bar], enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(BoringModel())
+    assert set(updated_at) == {5, 10, 15, 20, 23}
+    assert bar.progress.tasks[bar.train_progress_bar_id].completed == 23

@@ -18,7 +18,10 @@ from matplotlib.figure import Figure
 def confusion_matrix_figure(matrix: torch.Tensor, title: str = "confusion matrix") -> Figure:
     """Counts with true labels as rows and predictions as columns."""
     counts = matrix.cpu().numpy()
+    # Fixed margins rather than tight_layout, which took a third of the time of a figure that
+    # training draws after every validation.
     figure, axes = plt.subplots(figsize=(6.5, 5.5))
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
     shown = axes.imshow(np.log1p(counts), cmap="Blues")
     figure.colorbar(shown, ax=axes, label="log(1 + count)")
     threshold = np.log1p(counts).max() / 2
@@ -28,7 +31,6 @@ def confusion_matrix_figure(matrix: torch.Tensor, title: str = "confusion matrix
             axes.text(col, row, str(count), ha="center", va="center", fontsize=7, color=color)
     classes = range(counts.shape[0])
     axes.set(xticks=classes, yticks=classes, xlabel="predicted", ylabel="true", title=title)
-    figure.tight_layout()
     return figure
 
 
@@ -51,20 +53,35 @@ def image_grid_figure(
     cell: float = 1.2,
     fontsize: float = 7,
 ) -> Figure:
-    """A grid of grayscale images (N, H, W), each with an optional caption; `cell` inches each."""
+    """A grid of grayscale images (N, H, W), each scaled to its own range, with an optional caption
+    above it; `cell` inches per image. One axes holding one montage, not an axes per image: drawn
+    after every validation, 16 axes took 0.2 s to lay out and render, one takes 0.04 s."""
     images = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    height, width = images.shape[-2:]
     rows = max(1, math.ceil(len(images) / columns))
-    size = (columns * cell, rows * (cell + fontsize / 45) + 0.4)  # room for captions and title
-    figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < len(images):
-            axis.imshow(images[index], cmap="gray")
-            if index < len(titles):
-                axis.set_title(titles[index], fontsize=fontsize)
+    # Each cell: a band for its caption (the font's height in image pixels), the image, a gap.
+    band = math.ceil(1.3 * fontsize / 72 * width / cell) if titles else 0
+    gap = max(1, width // 14)
+    cell_height, cell_width = band + height + gap, width + gap
+    montage = np.full((rows * cell_height, columns * cell_width), np.nan)  # NaN: blank (white)
+    for index, image in enumerate(images.astype(float)):
+        row, column = divmod(index, columns)
+        low, high = image.min(), image.max()
+        top, left = row * cell_height + band, column * cell_width + gap // 2
+        montage[top : top + height, left : left + width] = (image - low) / max(high - low, 1e-12)
+    heading = 0.4 if title else 0.0  # inches
+    size = (columns * cell_width / width * cell, rows * cell_height / width * cell + heading)
+    figure = plt.figure(figsize=size)
+    axes = figure.add_axes((0, 0, 1, 1 - heading / size[1]))
+    axes.imshow(montage, cmap=plt.get_cmap("gray").with_extremes(bad="white"),
+                interpolation="nearest", vmin=0, vmax=1)  # fmt: skip
+    axes.axis("off")
+    for index, caption in enumerate(titles[: len(images)]):
+        row, column = divmod(index, columns)
+        axes.text((column + 0.5) * cell_width - 0.5, row * cell_height + band - 1, caption,
+                  ha="center", va="bottom", fontsize=fontsize)  # fmt: skip
     if title:
-        figure.suptitle(title, fontsize=max(fontsize, 10))
-    figure.tight_layout()
+        figure.suptitle(title, fontsize=max(fontsize, 10), y=1 - 0.1 / size[1], va="top")
     return figure
 
 

@@ -1,5 +1,6 @@
 """Lightning callbacks of our own: pictures in TensorBoard (training samples, validation confusion
-matrix), keeping last.ckpt current, saving on Ctrl-C or SIGTERM, stopping a diverged run."""
+matrix), a progress bar that redraws only when it moves, keeping last.ckpt current, saving on
+Ctrl-C or SIGTERM, stopping a diverged run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.tensorboard import SummaryWriter
@@ -117,6 +118,26 @@ class TrainingFigures(L.Callback):
             figure = image_grid_figure(images[order].squeeze(1), captions, title=title, **self.GRID)
             writer.add_figure("val/mistakes", figure, trainer.global_step)
         self.wrong = []
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, brought up to date every `refresh_rate` training batches.
+
+    Why not Lightning's as it is: its on_train_batch_end gathers the progress-bar metrics and
+    redraws on every batch, whatever refresh_rate says (0.07 ms a step in a terminal, 3% of an
+    mlp step at batch 64); the bar itself only moves every refresh_rate batches anyway."""
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        done = batch_idx + 1
+        if done % max(self.refresh_rate, 1) == 0 or done >= self.total_train_batches:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class InterruptCheckpoint(L.Callback):
