@@ -252,6 +252,8 @@ BAD_INPUT = [
     (S, [*SERVE, "preprocess=bogus"], "preprocess=bogus: use one of mnist, mnist_v1, naive"),
     (S, [*SERVE, "top_k=11"], "top_k=11: out of range, must be in [1, 10]"),
     (S, [*SERVE, "max_batch_images=0"], "max_batch_images=0: out of range, must be in [1, 256]"),
+    (S, [*SERVE, "batch_images=0"], "batch_images=0: out of range, must be in [1, 1024]"),
+    (S, [*SERVE, "batch_wait_ms=-1"], "batch_wait_ms=-1: out of range, must be in [0, 100]"),
     (S, [*SERVE, "cors_origins=https://a.example"], "cors_origins=https://a.example: must be a list of strings"),
     (S, [*SERVE, "root_path=digits/"], "root_path=digits/: a path prefix starts with / and does not end with one"),
     (S, [*SERVE, "access_log=maybe"], "access_log=maybe: must be true or false"),

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from digits.serving.app import PAGE, ServeOptions, create_app
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
-                       max_batch_images=5, body_timeout_s=5, cors_origins=())  # fmt: skip
+                       max_batch_images=5, body_timeout_s=5, cors_origins=(), batch_images=32,
+                       batch_wait_s=0.002)  # fmt: skip
 
 
 def png(image: Image.Image) -> bytes:
@@ -79,6 +81,31 @@ def test_answers_are_digits_predicts(
         assert record["confidence"] == pytest.approx(prediction.confidence, abs=1e-4)
         assert [t["digit"] for t in record["top"]] == [d for d, _ in prediction.top]
         assert set(record) == set(prediction.record())
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_answers(
+    client: TestClient, trained_run: Path, digit_files: list[Path]
+) -> None:
+    alone = [client.post("/predict", content=path.read_bytes()).json() for path in digit_files]
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    calls: list[int] = []
+    run_model = model.probabilities
+
+    def counted(images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        calls.append(len(images))
+        return run_model(images, batch_size)
+
+    model.probabilities = counted  # type: ignore[method-assign]
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_s=0.5))
+    with TestClient(app) as batching, ThreadPoolExecutor(len(digit_files)) as pool:
+        assert app.state.served.wait(60)
+        warm_up = len(calls)
+        together = list(pool.map(
+            lambda path: batching.post("/predict", content=path.read_bytes()).json(), digit_files
+        ))  # fmt: skip
+    assert together == alone
+    assert sum(calls[warm_up:]) == len(digit_files)
+    assert len(calls) - warm_up < len(digit_files)  # some requests shared a model call
 
 
 def test_a_raw_body_answers_as_a_form_upload(client: TestClient, digit_files: list[Path]) -> None:

@@ -2,6 +2,7 @@
 `digits.serve` under load.
 
     python tools/bench_serving.py [models=mlp,lenet,cnn] [requests=2000] [clients=8]
+        [batching_model=cnn] [batching_clients=8,200]
 
 1. Per model (weights as initialised: speed does not depend on them), on the CPU, in this process:
    single-image latency (median and p99 of 1,000 calls) and batch-256 throughput, for the model's
@@ -12,6 +13,9 @@
 3. Mixed load, on the same server: the same clients send `requests` requests that take turns being
    one digit (POST /predict), a batch of 8 digits (POST /predict/batch) and a 3-digit number
    (POST /predict?mode=number); per kind p50/p99 latency and errors, and images/s overall.
+4. Batching, for `batching_model`: POST /predict with `batching_clients` concurrent clients, the
+   model called by every request alone (batch_images=1) and with concurrent requests batched (the
+   defaults of conf/serve.yaml), a fresh server each, taking turns.
 Prints tables and writes outputs/bench/serving-<date>.json. Needs real MNIST (DIGITS_DATA_DIR).
 """
 
@@ -217,9 +221,30 @@ def load_tests(
         return single, load_test(port, mixed(pngs, numbers, requests), clients)
 
 
+# How digits.serve runs the model: every request calling it alone (as before batching), and with
+# conf/serve.yaml's defaults (concurrent requests' images batched into one call).
+BATCHING = {"alone": ["batch_images=1"], "batched": []}
+
+
+def batching_load(model_file: Path, pngs: list[bytes], requests: int, clients: list[int]) -> dict:
+    """POST /predict under each number of `clients`, the model called per request and batched
+    (the two taking turns, a fresh server each)."""
+    result: dict[str, dict[str, dict]] = {name: {} for name in BATCHING}
+    for count in clients:
+        for name, settings in BATCHING.items():
+            port = free_port()
+            command = [sys.executable, "-m", "digits.serve", f"ckpt_path={model_file}",
+                       f"port={port}", *settings]  # fmt: skip
+            with serving(command, f"http://127.0.0.1:{port}/ready"):
+                result[name][str(count)] = load_test(port, singles(pngs, requests), count)
+    return result
+
+
 def main(args: dict[str, str]) -> None:
     models = args.get("models", "mlp,lenet,cnn").split(",")
     requests, clients = int(args.get("requests", 2000)), int(args.get("clients", 8))
+    batching_model = args.get("batching_model", "cnn")
+    batching_clients = [int(n) for n in args.get("batching_clients", "8,200").split(",")]
     console = Console()
     pngs, numbers = digit_pngs(), number_pngs()
     result: dict = {
@@ -237,6 +262,10 @@ def main(args: dict[str, str]) -> None:
             loads = load_tests(onnx_path, pngs, numbers, requests, clients)
             result["load"][model], result["mixed_load"][model] = loads
             console.print(model, *loads)
+            if model == batching_model:
+                result["batching"] = {"model": model} | batching_load(
+                    onnx_path, pngs, requests, batching_clients
+                )
     print_tables(console, result)
     out = REPO / "outputs" / "bench" / f"serving-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +331,31 @@ def print_tables(console: Console, result: dict) -> None:
                 str(row["errors"]),
             )
     console.print(mixed_table)
+    if "batching" in result:
+        console.print(batching_table(result["batching"]))
+
+
+def batching_table(batching: dict) -> Table:
+    table = Table(
+        title=f"digits.serve, POST /predict, {batching['model']}: the model per request or batched",
+        header_style="bold",
+    )
+    for column in (
+        "model calls",
+        "clients",
+        "requests",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+    ):
+        table.add_column(column, justify="right")
+    for name in BATCHING:
+        for clients, row in batching[name].items():
+            table.add_row(name, clients, str(row["requests"]), f"{row['requests_per_s']:.1f}",
+                          f"{row['latency_ms_p50']:.1f}", f"{row['latency_ms_p99']:.1f}",
+                          str(row["errors"]))  # fmt: skip
+    return table
 
 
 if __name__ == "__main__":

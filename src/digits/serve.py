@@ -45,6 +45,8 @@ def hydra_main(cfg: DictConfig) -> None:
         max_batch_images=cfg.max_batch_images,
         body_timeout_s=cfg.body_timeout_s,
         cors_origins=tuple(cfg.cors_origins),
+        batch_images=cfg.batch_images,
+        batch_wait_s=cfg.batch_wait_ms / 1000,
     )
     app = create_app(load, str(cfg.ckpt_path), options, on_load_failure=stop)
     config = uvicorn.Config(

@@ -384,6 +384,8 @@ class ServeConfig:
     min_confidence: float = setting(CONFIDENCE)
     max_upload_mb: float = setting(Range(gt=0, le=100, note="what one image may be"))
     max_batch_images: int = setting(Range(ge=1, le=256, note="images in one /predict/batch"))
+    batch_images: int = setting(Range(ge=1, le=1024, note="images in one model call"))
+    batch_wait_ms: float = setting(Range(ge=0, le=100))
     body_timeout_s: float = setting(Range(gt=0, le=600))
     cors_origins: list[str] = MISSING
     root_path: str = MISSING

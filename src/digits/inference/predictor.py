@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -66,6 +66,12 @@ def quiet_trainer() -> L.Trainer:
     return L.Trainer(devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
 
 
+class ImageModel(Protocol):
+    """What a Predictor runs: 0-1 images (N, 1, 28, 28) in, class probabilities (N, 10) out."""
+
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor: ...
+
+
 class CheckpointModel:
     """A checkpoint's model, run by a Lightning Trainer's predict loop."""
 
@@ -84,9 +90,7 @@ class CheckpointModel:
 class Predictor:
     """A model loaded once: from a checkpoint (.ckpt) or an exported ONNX file (.onnx), or given."""
 
-    def __init__(
-        self, model: str | Path | OnnxModel | CheckpointModel, trainer: L.Trainer | None = None
-    ) -> None:
+    def __init__(self, model: str | Path | ImageModel, trainer: L.Trainer | None = None) -> None:
         if isinstance(model, str | Path):
             model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
         self.model = model

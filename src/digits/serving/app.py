@@ -38,6 +38,7 @@ from digits.inference.prediction import MODES, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge
 from digits.reading.preprocess import FIELD, PREPROCESSORS
+from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, too_large
 from digits.serving.loading import ServedModel
 from digits.serving.responses import (
@@ -93,6 +94,8 @@ class ServeOptions:
     max_batch_images: int  # images in one /predict/batch request
     body_timeout_s: float
     cors_origins: tuple[str, ...]  # none: no CORS headers, other sites' pages cannot call
+    batch_images: int  # concurrent requests' images per model call (1: a call per request)
+    batch_wait_s: float  # how long the first waits for others to join its call
 
 
 @dataclass(frozen=True)
@@ -131,13 +134,22 @@ async def uploads_of(request: Request, max_files: int, too_many: str) -> list[Up
 def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions,
                on_load_failure: Callable[[], None] | None = None) -> FastAPI:  # fmt: skip
     """The app around the model `load` returns (loaded in the background once the app starts;
-    `source`: the file it comes from), answering as `options` say."""
-    served = ServedModel(load, on_load_failure)
+    `source`: the file it comes from), answering as `options` say: concurrent requests' images
+    classified together (digits.serving.batching) unless options.batch_images is 1."""
+
+    def load_batched() -> Model:
+        model = load()
+        if options.batch_images <= 1:
+            return model
+        return BatchingModel(model, options.batch_images, options.batch_wait_s)
+
+    served = ServedModel(load_batched, on_load_failure)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         served.start()
         yield
+        served.close()
 
     app = FastAPI(
         title="digits",

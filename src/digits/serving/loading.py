@@ -11,9 +11,9 @@ from collections.abc import Callable
 import torch
 
 from digits.errors import DigitsError
-from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
 from digits.reading.preprocess import FIELD
+from digits.serving.batching import Model
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class ServedModel:
     (digits.serve stops the server there)."""
 
     def __init__(
-        self, load: Callable[[], OnnxModel], on_failure: Callable[[], None] | None = None
+        self, load: Callable[[], Model], on_failure: Callable[[], None] | None = None
     ) -> None:
         self._load, self._on_failure = load, on_failure
         self.predictor: Predictor | None = None
@@ -41,6 +41,13 @@ class ServedModel:
         if self._thread is not None:
             self._thread.join(seconds)
         return self.predictor is not None
+
+    def close(self) -> None:
+        """Stop what the model runs in the background (a batching thread), once loaded."""
+        self.wait()
+        close = getattr(self.predictor.model, "close", None) if self.predictor else None
+        if close is not None:
+            close()
 
     def _run(self) -> None:
         try:
