@@ -1,6 +1,6 @@
 """`make bench`: how fast digits trains and predicts, against what the hardware allows.
 
-    python tools/bench.py [steps=N] [workloads=mlp,fast,cnn] [repeats=3] [tta=true] [tta_rounds=3]
+    python tools/bench.py [steps=N] [workloads=mlp,fast,cnn|none] [repeats=3] [tta=true] [tta_rounds=3]
 
 Workloads: mlp at batch 64 (the t0 tutorial's), `experiment=fast` (its LeNet, one-cycle Adam, batch
 128) and cnn at batch 64. One process per measurement, all with the workload's model, optimizer,
@@ -263,7 +263,7 @@ def fast_against_raw_twin(tmp: Path, rounds: int) -> dict[str, dict]:
     runs: dict[str, dict] = {}
     ratios = []
     for round_ in range(rounds):
-        digits = time_to_accuracy(tmp / f"fast-{round_}", TIME_TO_99["experiment=fast"])
+        digits = time_to_accuracy(tmp / f"tta-fast-{round_}", TIME_TO_99["experiment=fast"])
         twin = subprocess.run([sys.executable, __file__, "_measure", "tta-raw", "fast", "0"],
                               check=True, capture_output=True, text=True, cwd=REPO)  # fmt: skip
         raw = json.loads(twin.stdout)
@@ -321,7 +321,7 @@ def measure(kind: str, *args: str) -> float:
 
 def main(args: dict[str, str]) -> None:
     epoch_steps = "steps" not in args  # default: one epoch of the 55,000 training images
-    workloads = args.get("workloads", ",".join(WORKLOADS)).split(",")
+    workloads = [w for w in args.get("workloads", ",".join(WORKLOADS)).split(",") if w != "none"]
     repeats = int(args.get("repeats", 3))
     console = Console(width=150)
     rows = []
@@ -355,13 +355,15 @@ def main(args: dict[str, str]) -> None:
         if args.get("tta", "true") == "true":
             result["time_to_99"] = fast_against_raw_twin(Path(tmp), int(args.get("tta_rounds", 3)))
             result["time_to_99"]["model=cnn"] = time_to_accuracy(
-                Path(tmp) / "model-cnn", TIME_TO_99["model=cnn"]
+                Path(tmp) / "tta-cnn", TIME_TO_99["model=cnn"]
             )
             result["predict"] = predict_speed(
-                Path(tmp) / "model-cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
+                Path(tmp) / "tta-cnn" / "checkpoints" / "last.ckpt", Path(tmp) / "photos"
             )
 
-    console.print(throughput_table(rows, "one epoch of" if epoch_steps else str(rows[0]["steps"])))
+    if rows:
+        steps = "one epoch of" if epoch_steps else str(rows[0]["steps"])
+        console.print(throughput_table(rows, steps))
     if "time_to_99" in result:
         console.print(time_to_99_table(result["time_to_99"]))
         console.print(f"predict: {result['predict']}")
