@@ -43,8 +43,8 @@ class ServedModel:
         return self.predictor is not None
 
     def close(self) -> None:
-        """Stop what the model runs in the background (a batching thread), once loaded."""
-        self.wait()
+        """Stop what a loaded model runs in the background (a batching thread). A model still
+        loading is not waited for: its thread, and any it starts, end with the process."""
         close = getattr(self.predictor.model, "close", None) if self.predictor else None
         if close is not None:
             close()
