@@ -37,21 +37,26 @@ class BatchingModel:
         self.max_images, self.max_wait_s = max_images, max_wait_s
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._closed = False
+        # Checking _closed and queueing happen together, so nothing is queued behind close()'s
+        # stop marker, where no worker would ever answer it.
+        self._lock = threading.Lock()
         self._worker = threading.Thread(target=self._work, name="model-batches", daemon=True)
         self._worker.start()
 
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities (N, 10) for these images, computed with whatever else is queued."""
-        if self._closed:
-            raise RuntimeError("the model's batching thread has stopped")
         answer: Future = Future()
-        self._queue.put((images, answer))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the model's batching thread has stopped")
+            self._queue.put((images, answer))
         return answer.result()
 
     def close(self) -> None:
         """Answer what is queued, then stop the worker thread."""
-        self._closed = True
-        self._queue.put(None)
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
         self._worker.join()
 
     def _work(self) -> None:
