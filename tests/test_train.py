@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from digits.runs import RunDir
 from digits.runs.per_image import PerImageResults
 from digits.training.callbacks import ProgressBar
 from digits.training.checks import check_loggers
+from digits.training.cuda_check import NVML_CHECK, drop_nvml_check_without_driver
 from digits.training.fit import run
 from digits.training.tuning import lr_key
 from digits.uncertainty import accuracy_interval
@@ -290,3 +292,46 @@ def test_the_progress_bar_updates_every_refresh_rate_batches_and_ends_complete()
     trainer.fit(BoringModel())
     assert set(updated_at) == {5, 10, 15, 20, 23}
     assert bar.progress.tasks[bar.train_progress_bar_id].completed == 23
+
+
+def test_without_the_nvidia_driver_adam_steps_stop_trying_to_load_nvml(monkeypatch) -> None:
+    import ctypes
+
+    import lightning  # noqa: F401  (sets the variable, as in every training run)
+
+    if not torch.backends.cuda.is_built():
+        pytest.skip("a CPU-only torch never asks NVML")
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        pytest.skip("NVML loads on this machine: the variable must stay")
+    except OSError:
+        pass
+    monkeypatch.setenv(NVML_CHECK, "1")
+    loads: list[str] = []
+    load = ctypes.CDLL
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, *args: loads.append(name) or load(name, *args))
+    weight = torch.nn.Parameter(torch.zeros(3))
+    adam = torch.optim.Adam([weight])
+
+    def five_steps() -> None:
+        for _ in range(5):
+            weight.grad = torch.ones(3)
+            adam.step()
+
+    five_steps()
+    assert loads.count("libnvidia-ml.so.1") >= 5  # the waste: a failed load per step
+    assert drop_nvml_check_without_driver()
+    assert NVML_CHECK not in os.environ
+    loads.clear()
+    five_steps()
+    assert loads == []
+    assert not torch.cuda.is_available()
+
+
+def test_where_nvml_loads_the_nvml_check_stays(monkeypatch) -> None:
+    import ctypes
+
+    monkeypatch.setenv(NVML_CHECK, "1")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
+    assert not drop_nvml_check_without_driver()
+    assert os.environ[NVML_CHECK] == "1"

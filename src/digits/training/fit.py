@@ -33,6 +33,7 @@ from digits.runs.per_image import PerImageResults
 from digits.runs.writing import write_json
 from digits.search.trial import pruning_callbacks, raise_if_pruned
 from digits.training import reproduce as reproduction
+from digits.training.cuda_check import drop_nvml_check_without_driver
 from digits.training.review import ReviewLogger
 from digits.training.tuning import tune
 
@@ -107,6 +108,7 @@ def keep_test_predictions(
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test as `cfg` says; return the final metrics (also written to metrics.json)."""
     run_dir = RunDir(Path(cfg.paths.output_dir))
+    drop_nvml_check_without_driver()
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
