@@ -1,31 +1,36 @@
 # digits: `make help` lists the targets.
-PYTHON ?= python3
+# The first of these that is Python 3.11, the version digits supports (or PYTHON=/path/to/python3.11).
+PYTHON ?= $(shell for p in python3.11 python3 python; do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && echo $$p && break; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train bench bench-serving photos hostile tensorboard clean
+.PHONY: help install test test-all lint docs format train bench bench-serving photos hostile tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: ## Create .venv and install digits (editable) with its dev tools and MLflow; ONNX Runtime Web (npm) for format=web
+install: ## Create .venv (Python 3.11) and install digits (editable) with every extra: search, slurm, mlflow, docs, dev; ONNX Runtime Web (npm) for format=web
+	@test -n "$(PYTHON)" || { echo "make install: digits needs Python 3.11, and none was found on PATH: install python3.11, or give it as PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e ".[dev,mlflow]"
+	$(BIN)/pip install -e ".[search,slurm,mlflow,docs,dev]"
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --ignore-scripts; \
 	else echo "no npm: digits.export format=web needs ONNX Runtime Web (install Node.js, then npm ci)"; fi
 
-test: ## Run every test on the CPU, one worker per core (synthetic MNIST; real MNIST if DIGITS_DATA_DIR has it)
-	$(BIN)/pytest -n auto
-
-test-fast: ## Tests without the slow (multi-process) ones
+test: ## The fast tier: every test but those marked slow, one worker per core (a few minutes)
 	$(BIN)/pytest -n auto -m "not slow"
+
+test-all: ## The full suite, slow tests included (what CI runs)
+	$(BIN)/pytest -n auto
 
 lint: ## ruff lint and format check; the import layers and no import cycles (import-linter)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
 	$(BIN)/lint-imports
+
+docs: ## Build the docs site into site/ (strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 format: ## ruff autofix and format
 	$(BIN)/ruff check --fix src tests tools
@@ -51,5 +56,5 @@ tensorboard: ## TensorBoard on outputs/
 	$(BIN)/tensorboard --logdir outputs
 
 clean: ## Remove caches and build files (keeps outputs/)
-	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info
+	rm -rf .pytest_cache .ruff_cache build dist site src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

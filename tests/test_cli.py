@@ -65,6 +65,7 @@ def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -
     assert any(b"_hparams_/session_start_info" in p.read_bytes() for p in hparam_runs)
 
 
+@pytest.mark.slow
 def test_multirun_puts_each_job_in_its_own_directory(tmp_path: Path, data_root: Path) -> None:
     result = run_cli(
         "digits.train",
@@ -191,6 +192,7 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     assert fit_temperature(split.logits, split.labels) == pytest.approx(split.temperature, rel=0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_mlp_reaches_95_percent_on_real_mnist_in_one_epoch(real_mnist_run: Path) -> None:
     metrics = json.loads((real_mnist_run / "metrics.json").read_text())
@@ -214,3 +216,24 @@ def test_resume_of_a_run_made_before_settings_moved_uses_their_new_keys(tmp_path
         f"ckpt_path={run.last_checkpoint}",
         f"hydra.run.dir={run.path}",
     ]
+
+
+COMMANDS = ("train", "evaluate", "predict", "explore", "export", "serve", "compare")
+
+
+def test_every_command_has_a_console_script_that_runs_it() -> None:
+    import subprocess
+    import sys
+    from importlib import import_module
+    from importlib.metadata import entry_points
+
+    scripts = {
+        e.name: e.value
+        for e in entry_points(group="console_scripts")
+        if e.name.startswith("digits-")
+    }
+    assert scripts == {f"digits-{name}": f"digits.{name}:main" for name in COMMANDS}
+    assert all(callable(import_module(f"digits.{name}").main) for name in COMMANDS)
+    script = Path(sys.executable).parent / "digits-evaluate"
+    shown = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "evaluate" in shown.stdout

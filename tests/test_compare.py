@@ -35,6 +35,7 @@ def two_runs(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return cwd / "outputs" / "runs" / "a", cwd / "outputs" / "runs" / "b"
 
 
+@pytest.mark.slow
 def test_compare_lists_exactly_the_differing_settings_best_first(
     two_runs: tuple[Path, Path], tmp_path: Path
 ) -> None:

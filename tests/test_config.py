@@ -248,3 +248,32 @@ def test_a_networks_settings_are_its_constructors_arguments_with_their_constrain
         ]
         values = OmegaConf.load(option)
         assert set(values) - {"defaults", "_target_"} == set(arguments), option.name
+
+
+def without_module(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """Make `missing` look not installed to importlib.util.find_spec."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == missing else find_spec(name)
+    )
+
+
+def test_a_launcher_from_a_missing_extra_is_named_with_its_install_command(monkeypatch) -> None:
+    check_command_line(
+        "train", ["-m", "hydra/launcher=slurm", "model=mlp,lenet"], None
+    )  # installed
+    without_module(monkeypatch, "hydra_plugins.hydra_submitit_launcher")
+    with pytest.raises(
+        DigitsError, match=r"hydra/launcher=slurm: needs hydra-submitit-launcher.*digits\[slurm\]"
+    ):
+        check_command_line("train", ["-m", "hydra/launcher=slurm", "model=mlp,lenet"], None)
+
+
+def test_a_postgresql_study_without_its_driver_names_the_search_extra(monkeypatch) -> None:
+    from digits.search.study import StudyRef
+
+    without_module(monkeypatch, "psycopg")
+    with pytest.raises(DigitsError, match=r"hydra.sweeper.storage=postgresql.*digits\[search\]"):
+        StudyRef("postgresql://digits:digits@127.0.0.1:1/digits", "s").storage_with()

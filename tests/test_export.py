@@ -189,6 +189,7 @@ def test_predict_gives_the_same_answers_from_an_onnx_file_as_from_its_checkpoint
     assert [r["digit"] for r in records] == [p.digit for p in from_checkpoint]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_a_compiled_channels_last_model_exports_in_both_formats(
     trained_run: Path, tmp_path: Path
 ) -> None:

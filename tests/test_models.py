@@ -127,6 +127,7 @@ def test_first_format_checkpoints_load_with_their_own_normalisation() -> None:
         assert torch.allclose(model(images), net((images - 0.5) / 0.25), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_first_format_checkpoints_evaluate_and_predict(data_root: Path, tmp_path: Path) -> None:
     checkpoint = shutil.copy(FIRST_FORMAT, tmp_path / "old.ckpt")
     result = run_cli(

@@ -106,6 +106,7 @@ def overlay_inked(page) -> bool:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("size", "name"), [((900, 640), "desktop"), ((390, 844), "phone")])
 def test_drawn_digits_are_recognised(server: str, browser, size, name, tmp_path: Path) -> None:
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
@@ -247,6 +248,7 @@ def on_pad(digit: np.ndarray, scale: int, width: int = 420, height: int = 280) -
     return pad
 
 
+@pytest.mark.slow
 def test_the_static_page_classifies_as_onnxruntime_python_does(static_site, browser) -> None:
     url, folder = static_site
     page, asked = static_page(browser, url)

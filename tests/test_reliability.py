@@ -46,6 +46,7 @@ SHORT = [*FAST, "model=mlp", "trainer.max_epochs=1"]
         ),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_to_every_entry_point_is_one_line_in_a_subprocess(
     trained_run: Path, tmp_path: Path, module: str, args: list[str], expected: str
 ) -> None:
@@ -83,6 +84,7 @@ def test_checkpoint_of_another_project_or_model_is_refused(
         check_command_line("train", [f"ckpt_path={foreign}"], check_train)
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line_exit_2_and_full_trace_on_request(tmp_path: Path) -> None:
     result = run_cli("digits.train", "optimizer.lr=-1", cwd=tmp_path, data_root=None)
     assert result.returncode == 2
@@ -101,6 +103,7 @@ def test_cli_error_is_one_line_exit_2_and_full_trace_on_request(tmp_path: Path) 
     assert full.returncode != 0 and "Traceback" in full.stderr
 
 
+@pytest.mark.slow
 def test_unwritable_output_folder_fails_at_start(tmp_path: Path, data_root: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -203,6 +206,7 @@ def test_damaged_data_stops_the_cli_before_training(damaged_raw: Path, tmp_path:
     assert not list((tmp_path / "outputs").rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("optimizer", "lr", "problem"),
     [("sgd", "1e12", "training loss is nan"), ("adam", "1e6", "over 100 times its first value")],
@@ -315,6 +319,7 @@ def test_training_onto_a_full_disk_stops_with_one_line(
     assert not list(small_disk.rglob("*.partial"))
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_changes_nothing_and_training_longer_continues(
     tmp_path: Path, data_root: Path
 ) -> None:

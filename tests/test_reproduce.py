@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import FAST, run_cli
 from digits.runs import RunDir
 
@@ -23,6 +25,7 @@ def new_runs(cwd: Path) -> list[RunDir]:
     return [RunDir(p) for p in sorted((cwd / "outputs" / "runs").iterdir()) if p.name != "original"]
 
 
+@pytest.mark.slow
 def test_reproduce_reruns_to_the_same_metrics_and_names_what_differs(
     tmp_path: Path, data_root: Path
 ) -> None:

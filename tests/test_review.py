@@ -55,6 +55,7 @@ def sweep(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cwd / "sweep"
 
 
+@pytest.mark.slow
 def test_a_sweeps_runs_are_named_by_what_they_vary(sweep: Path) -> None:
     names = [next((sweep / job / "tensorboard").iterdir()).name for job in ("0", "1", "2")]
     assert names == ["mlp-adam lr=0.01", "mlp-adam lr=0.003", "mlp-adam lr=0.001"]

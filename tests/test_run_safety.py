@@ -88,6 +88,7 @@ def test_two_trainings_started_at_once_into_one_directory_leave_the_winners_file
     assert run.manifest()["seed"] == winner and run.manifest()["settings"] == run.settings()
 
 
+@pytest.mark.slow
 def test_reproduce_warns_when_the_hydra_folder_no_longer_matches_the_manifest(
     tmp_path: Path, data_root: Path
 ) -> None:

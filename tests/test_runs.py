@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import FAST, run_cli
@@ -58,6 +59,7 @@ def test_a_checkpoint_knows_its_run_and_a_multirun_lists_its_jobs(
     assert runs_in(trained_run) == [run]
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_current_every_epoch_and_records_the_best(
     tmp_path: Path, data_root: Path
 ) -> None:

@@ -195,6 +195,7 @@ def open_storage_at(url: str, start: float, answers: multiprocessing.Queue) -> N
         answers.put(str(error))
 
 
+@pytest.mark.slow
 def test_workers_started_together_on_an_empty_database_both_open_it(tmp_path: Path) -> None:
     # Without the retry most rounds fail here ('table trials already exists').
     context = multiprocessing.get_context("fork")

@@ -475,6 +475,7 @@ def live_server(
             server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_stalled_upload_is_answered_408_within_the_body_timeout(
     live_server: tuple[int, Path],
 ) -> None:

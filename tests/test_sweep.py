@@ -52,6 +52,7 @@ def test_tutorial_experiments_match_the_tutorials(make_cfg) -> None:
     assert (t3.module.mean, t3.module.std, t3.model.hidden) == (0.5, 0.5, 1024)
 
 
+@pytest.mark.slow
 def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     tmp_path: Path, data_root: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_multirun_summary_lists_jobs_by_val_accuracy_and_failed_ones(
     assert "sweep" in result.stdout and "failed" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_seed_multirun_is_summarised_as_one_group_then_its_runs(
     tmp_path: Path, data_root: Path
 ) -> None:

@@ -1,6 +1,7 @@
 """The configuration: where conf/ is, the schema every option is checked against (schema.py), the
 check of a composed config against it (validate.py), and the up-front check of a command line and
-this machine shared by every command (checks.py, hydra_flags.py).
+this machine shared by every command (checks.py, hydra_flags.py), and the optional extras a
+command may need (extras.py).
 
 Importing this package registers the schema (Hydra's ConfigStore) and the `${run:...}` resolver,
 which composing conf/ needs."""

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.config import config_dir, group_options
+from digits.config.extras import EXTRA_LAUNCHERS, require_extra
 from digits.config.hydra_flags import hydra_flags
 from digits.config.schema import MOVED
 from digits.config.validate import (
@@ -156,6 +157,15 @@ def _check_group_choices(overrides: list[Override], base: DictConfig) -> None:
                 )
 
 
+def _check_launcher_installed(parsed: list[Override]) -> None:
+    """A Hydra launcher from an optional extra (hydra/launcher=slurm) needs that extra."""
+    for override in parsed:
+        if override.key_or_group == "hydra/launcher" and not override.is_delete():
+            extra = EXTRA_LAUNCHERS.get(str(override.value()))
+            if extra:
+                require_extra(extra, override.input_line)
+
+
 def check_command_line(
     config_name: str,
     args: Sequence[str],
@@ -172,6 +182,7 @@ def check_command_line(
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return None
     parsed = _parse(args)
+    _check_launcher_installed(parsed)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_hydra_sweeps(parsed)
     _check_moved(overrides)

@@ -26,6 +26,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from digits.config.extras import require_extra
 from digits.errors import DigitsError
 from digits.runs.run_dir import SweepDir
 
@@ -61,6 +62,8 @@ class StudyRef:
     ) -> RDBStorage:
         """Optuna's RDB storage; with a heartbeat, trials of a worker that died are failed after
         `grace_period` seconds and queued again (Optuna's RetryHeartbeatStaleTrialCallback)."""
+        if self.storage.startswith("postgresql"):
+            require_extra("search", f"hydra.sweeper.storage={self.storage}")
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 return self._rdb(heartbeat_interval, grace_period)

@@ -4,7 +4,6 @@ something to train, MNIST itself and enough batches, a writable folder."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from digits.config.checks import check_writable
+from digits.config.extras import require_extra
 from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 from digits.runs.run_dir import RunDir
@@ -142,19 +142,16 @@ def check_pipeline(data: DictConfig) -> None:
         )
 
 
-# Loggers whose library is an optional extra of digits: the module, and the extra that installs it.
-OPTIONAL_LOGGERS = {"lightning.pytorch.loggers.MLFlowLogger": ("mlflow", "mlflow")}
+# Loggers whose library is an optional extra of digits.
+OPTIONAL_LOGGERS = {"lightning.pytorch.loggers.MLFlowLogger": "mlflow"}
 
 
 def check_loggers(cfg: DictConfig) -> None:
     """A logger from an optional extra needs that extra installed."""
     for name, entry in (cfg.get("logger") or {}).items():
-        module, extra = OPTIONAL_LOGGERS.get(str((entry or {}).get("_target_")), (None, None))
-        if module and importlib.util.find_spec(module) is None:
-            raise DigitsError(
-                f"logger.{name}: needs {module}, not installed here: pip install -e '.[{extra}]' "
-                "(or pick another logger, e.g. logger=tensorboard)"
-            )
+        extra = OPTIONAL_LOGGERS.get(str((entry or {}).get("_target_")))
+        if extra:
+            require_extra(extra, f"logger.{name}", "pick another logger, e.g. logger=tensorboard")
 
 
 def check_tune(cfg: DictConfig) -> None:
