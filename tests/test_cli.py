@@ -85,6 +85,7 @@ def test_multirun_puts_each_job_in_its_own_directory(tmp_path: Path, data_root: 
         assert json.loads((sweep / job / "metrics.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_resume_from_last_checkpoint_continues_at_the_right_epoch(
     tmp_path: Path, data_root: Path
 ) -> None:
@@ -132,6 +133,7 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
     assert "scheduler: cosine, none, onecycle, step" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "groups"),
     [

@@ -138,6 +138,7 @@ SELECTIONS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selection", SELECTIONS)
 def test_every_range_and_choice_of_the_schema_is_checked_in_its_own_words(selection: str) -> None:
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

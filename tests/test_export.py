@@ -76,6 +76,7 @@ def assert_same_answers(exported: torch.Tensor, expected: torch.Tensor) -> None:
     assert (exported - expected).abs().max() < MAX_DIFFERENCE
 
 
+@pytest.mark.slow
 def test_onnx_and_torch_agree_on_1000_images(checkpoint: Path, tmp_path: Path) -> None:
     images, _ = synthetic_test_images()
     path = tmp_path / "model.onnx"
@@ -123,6 +124,7 @@ def test_onnx_and_torch_agree_on_1000_real_mnist_test_images(
     )
 
 
+@pytest.mark.slow
 def test_export_of_a_run_writes_its_best_model_with_where_it_came_from(
     trained_run: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import FAST, run_cli, start_training
+from conftest import FAST, VAL_SIZE, run_cli, start_training
 from digits.config.checks import check_command_line
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
@@ -63,11 +63,13 @@ def test_bad_input_to_every_entry_point_is_one_line_in_a_subprocess(
     assert line.startswith("error: ") and expected.format(**names) in line
 
 
-def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu() -> None:
+def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu(data_root: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(DigitsError, match=r"no CUDA GPU is visible.*trainer=cpu"):
-        check_command_line("train", ["trainer=gpu"], check_train)
+        check_command_line(
+            "train", ["trainer=gpu", f"data.root={data_root}", f"data.val_size={VAL_SIZE}"], check_train
+        )
 
 
 def test_checkpoint_of_another_project_or_model_is_refused(

@@ -178,6 +178,7 @@ def test_every_value_of_a_search_dimension_is_checked_against_the_model() -> Non
         check_dimensions(space, "mlp", lambda combo: compose("train", overrides=combo))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["cnn", "lenet", "mlp", "lstm"])
 def test_the_shipped_search_has_a_space_for_each_model(model: str) -> None:
     args = ["-m", "hparams_search=optuna", f"model={model}"]
