@@ -68,7 +68,9 @@ def test_gpu_trainer_without_a_gpu_says_how_to_use_the_cpu(data_root: Path) -> N
         pytest.skip("this machine has a GPU")
     with pytest.raises(DigitsError, match=r"no CUDA GPU is visible.*trainer=cpu"):
         check_command_line(
-            "train", ["trainer=gpu", f"data.root={data_root}", f"data.val_size={VAL_SIZE}"], check_train
+            "train",
+            ["trainer=gpu", f"data.root={data_root}", f"data.val_size={VAL_SIZE}"],
+            check_train,
         )
 
 
