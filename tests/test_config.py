@@ -278,3 +278,31 @@ def test_a_postgresql_study_without_its_driver_names_the_search_extra(monkeypatc
     without_module(monkeypatch, "psycopg")
     with pytest.raises(DigitsError, match=r"hydra.sweeper.storage=postgresql.*digits\[search\]"):
         StudyRef("postgresql://digits:digits@127.0.0.1:1/digits", "s").storage_with()
+
+
+# The packages that only the extras bring (pyproject.toml's optional-dependencies).
+EXTRA_MODULES = ("psycopg", "optuna_dashboard", "hydra_plugins.hydra_submitit_launcher", "mlflow",
+                 "mkdocs")  # fmt: skip
+HIDE_EXTRAS = f"""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith({EXTRA_MODULES!r}):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Missing())
+"""
+
+
+def test_every_command_imports_and_checks_without_the_extras() -> None:
+    """A lean install (`pip install .`): no command needs an extra to start."""
+    program = HIDE_EXTRAS + (
+        "import digits.train, digits.evaluate, digits.predict, digits.explore, digits.export,"
+        " digits.serve, digits.compare\n"
+        "from digits.config.checks import check_command_line\n"
+        "check_command_line('train', ['-m', 'hparams_search=optuna', 'model=mlp'], None)\n"
+        "import mlflow\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    # Everything ran up to the last line, whose import the hiding refused (so it does hide).
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: mlflow", done.stderr
