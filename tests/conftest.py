@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import subprocess
@@ -160,3 +161,24 @@ def real_mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "outputs" / "run"
+
+
+def hiding_modules(*prefixes: str) -> str:
+    """Python code that, run first in a fresh interpreter, makes every module under `prefixes`
+    fail to import (ModuleNotFoundError naming it), as if it were not installed."""
+    return f"""
+import importlib.abc, sys
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == p or name.startswith(p + ".") for p in {prefixes!r}):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Hidden())
+"""
+
+
+def without_module(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """Make `missing` look not installed to importlib.util.find_spec, in this process."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == missing else find_spec(name)
+    )

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import ListConfig
 
+from conftest import hiding_modules, without_module
 from digits.config import config_dir
 from digits.config.checks import check_command_line
 from digits.config.validate import schema_nodes
@@ -251,16 +252,6 @@ def test_a_networks_settings_are_its_constructors_arguments_with_their_constrain
         assert set(values) - {"defaults", "_target_"} == set(arguments), option.name
 
 
-def without_module(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
-    """Make `missing` look not installed to importlib.util.find_spec."""
-    import importlib.util
-
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == missing else find_spec(name)
-    )
-
-
 def test_a_launcher_from_a_missing_extra_is_named_with_its_install_command(monkeypatch) -> None:
     check_command_line(
         "train", ["-m", "hydra/launcher=slurm", "model=mlp,lenet"], None
@@ -283,19 +274,11 @@ def test_a_postgresql_study_without_its_driver_names_the_search_extra(monkeypatc
 # The packages that only the extras bring (pyproject.toml's optional-dependencies).
 EXTRA_MODULES = ("psycopg", "optuna_dashboard", "hydra_plugins.hydra_submitit_launcher", "mlflow",
                  "mkdocs")  # fmt: skip
-HIDE_EXTRAS = f"""
-import importlib.abc, sys
-class Missing(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith({EXTRA_MODULES!r}):
-            raise ModuleNotFoundError(name)
-sys.meta_path.insert(0, Missing())
-"""
 
 
 def test_every_command_imports_and_checks_without_the_extras() -> None:
     """A lean install (`pip install .`): no command needs an extra to start."""
-    program = HIDE_EXTRAS + (
+    program = hiding_modules(*EXTRA_MODULES) + (
         "import digits.train, digits.evaluate, digits.predict, digits.explore, digits.export,"
         " digits.serve, digits.compare\n"
         "from digits.config.checks import check_command_line\n"

@@ -7,17 +7,27 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 from digits.compare import main as compare_main
+from digits.config import config_dir
 from digits.config.checks import check_command_line
 from digits.errors import DigitsError
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-HYDRA_COMMANDS = ("train", "evaluate", "predict", "explore", "export", "serve")
+# The commands, as their console scripts name them; the Hydra ones have a conf/<command>.yaml.
+COMMANDS_NAMED = {
+    e.name.removeprefix("digits-")
+    for e in entry_points(group="console_scripts")
+    if e.name.startswith("digits-")
+}
+HYDRA_COMMANDS = {
+    name for name in COMMANDS_NAMED if (Path(config_dir()) / f"{name}.yaml").is_file()
+}
 # `python -m digits.train ...`, `.venv/bin/python -m digits.train ...`, `.venv/bin/digits-train ...`
 DIGITS = re.compile(r"^(?:\S*python3? -m digits\.|\S*digits-)(\w+)(?:\s+(.*))?$")
 MAKE = re.compile(r"^make ([\w-]+)")
@@ -59,7 +69,7 @@ def arguments(text: str | None) -> list[str]:
 
 def test_the_pages_show_commands_of_every_kind() -> None:
     commands = {DIGITS.match(c)[1] for _, c in COMMANDS if DIGITS.match(c)}
-    assert set(HYDRA_COMMANDS) | {"compare"} <= commands
+    assert commands == COMMANDS_NAMED and "compare" not in HYDRA_COMMANDS
     assert any(MAKE.match(c) for _, c in COMMANDS)
     assert len(COMMANDS) > 60
 
@@ -71,7 +81,7 @@ def test_a_shown_command_passes_the_up_front_checks(where: str, command: str) ->
         assert dry_run.returncode == 0, f"{where}: {command}: {dry_run.stderr.strip()}"
         return
     name, rest = DIGITS.match(command).groups()
-    assert name in (*HYDRA_COMMANDS, "compare"), f"{where}: no command digits.{name}"
+    assert name in COMMANDS_NAMED, f"{where}: no command digits.{name}"
     if rest is None:  # the command's name alone, as in the README's table of commands
         return
     args = arguments(rest)

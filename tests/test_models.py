@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import run_cli
+from conftest import hiding_modules, run_cli
 from digits.data.idx import load_mnist
 from digits.evaluation.scoring import calibration
 from digits.models.calibration import fit_temperature
@@ -26,15 +26,9 @@ from digits.runs import RunDir
 FIRST_FORMAT = Path(__file__).parent / "fixtures" / "checkpoint-v0.1-mlp.ckpt"
 
 # Classify with nothing but the checkpoint: digits' config and data packages may not even load.
-CLASSIFY = """
-import sys
-
-class NoConfigNoData:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[:2] in (["digits", "config"], ["digits", "data"]):
-            raise ImportError(name + " must not be needed to classify")
-
-sys.meta_path.insert(0, NoConfigNoData())
+CLASSIFY = (
+    hiding_modules("digits.config", "digits.data")
+    + """
 import torch
 from digits.models.checkpoint import load_classifier
 
@@ -44,6 +38,7 @@ with torch.no_grad():
     predicted = model.predict_step(images, 0).argmax(dim=1)
 print((predicted == labels).float().mean().item())
 """
+)
 
 
 def test_the_model_normalises_its_0_1_input_itself(make_cfg) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import TEST_SIZE
+from conftest import TEST_SIZE, without_module
 from digits.data.idx import load_mnist, split_md5
 from digits.errors import DigitsError
 from digits.models.checkpoint import load_classifier
@@ -190,10 +189,7 @@ def test_a_logger_from_a_missing_extra_is_named_with_its_install_command(
     make_cfg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = make_cfg("logger=mlflow")
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == "mlflow" else real_find_spec(name)
-    )
+    without_module(monkeypatch, "mlflow")
     with pytest.raises(
         DigitsError, match=r"logger.mlflow: needs mlflow, .*pip install -e '.\[mlflow\]'"
     ):
