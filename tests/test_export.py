@@ -19,9 +19,10 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import HAS_REAL_DATA, REAL_DATA, run_cli, synthetic_digits
+from conftest import HAS_REAL_DATA, REAL_DATA, onnx_classifier, run_cli, synthetic_digits
 from digits.config import config_dir
 from digits.data.idx import load_mnist
+from digits.errors import DigitsError
 from digits.exported.formats import export
 from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
@@ -240,3 +241,24 @@ def test_predict_of_an_onnx_file_never_imports_lightning(trained_run: Path, tmp_
     record, loaded = result.stdout.strip().splitlines()
     assert json.loads(record)["digit"] is not None
     assert loaded == "[]"
+
+
+@pytest.mark.parametrize(
+    ("shape", "refusal"),
+    [
+        ({"batch": 4}, "not a digits model"),  # a fixed batch size: requests batched otherwise fail
+        ({"outputs": 784}, "not a digits model"),  # would answer "digit 655"
+        ({"count": 3}, "not a digits model"),
+        ({"dtype": onnx.TensorProto.DOUBLE}, "not a digits model"),
+        ({"nan": True}, "with NaN or infinite values for two images"),
+    ],
+)
+def test_an_onnx_model_not_shaped_as_a_digits_export_is_refused_on_load(
+    tmp_path: Path, shape: dict, refusal: str
+) -> None:
+    good = OnnxModel(onnx_classifier(tmp_path / "good.onnx"))  # the helper's own shape loads
+    assert good.probabilities(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    path = onnx_classifier(tmp_path / "odd.onnx", **shape)
+    with pytest.raises(DigitsError, match=refusal) as raised:
+        OnnxModel(path)
+    assert str(raised.value).startswith(f"ckpt_path={path}: ") and "\n" not in str(raised.value)

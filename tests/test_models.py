@@ -13,8 +13,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import hiding_modules, run_cli
+from conftest import hiding_modules, rewritten_checkpoint, run_cli, running_code
 from digits.data.idx import load_mnist
+from digits.errors import DigitsError
 from digits.evaluation.scoring import calibration
 from digits.models.calibration import fit_temperature
 from digits.models.checkpoint import load_classifier
@@ -150,3 +151,51 @@ def test_first_format_checkpoints_evaluate_and_predict(data_root: Path, tmp_path
     )
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert '"digit": ' in predicted.stdout
+
+
+@pytest.mark.parametrize("where", ["net", "net.channels", "optimizer"])
+@pytest.mark.parametrize("callable_name", ["os.system", "subprocess.run", "builtins.eval"])
+def test_a_crafted_checkpoint_runs_nothing_and_is_refused_in_one_line(
+    trained_run: Path, tmp_path: Path, where: str, callable_name: str
+) -> None:
+    marker = tmp_path / "ran"
+    crafted = running_code(marker)[callable_name]
+
+    def craft(checkpoint: dict) -> None:
+        hparams = checkpoint["hyper_parameters"]
+        if where == "net.channels":
+            hparams["net"] = {"_target_": "digits.models.LeNet", **hparams["net"]}
+            hparams["net"]["channels"] = crafted
+        else:
+            hparams[where] = crafted
+
+    path = rewritten_checkpoint(RunDir(trained_run).last_checkpoint, tmp_path / "evil.ckpt", craft)
+    with pytest.raises(DigitsError, match=r"refused: .*(not one of digits' own|names)") as raised:
+        load_classifier(path)
+    assert callable_name in str(raised.value) and "\n" not in str(raised.value)
+    assert not marker.exists()
+
+
+def test_a_checkpoint_holding_an_interpolation_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    def craft(checkpoint: dict) -> None:
+        checkpoint["hyper_parameters"]["net"]["dropout"] = "${oc.env:HOME}"
+
+    path = rewritten_checkpoint(RunDir(trained_run).last_checkpoint, tmp_path / "i.ckpt", craft)
+    with pytest.raises(DigitsError, match=r"net\.dropout holds an interpolation"):
+        load_classifier(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_of_nan_or_infinite_weights_is_refused(
+    trained_run: Path, tmp_path: Path, value: float
+) -> None:
+    def damage(checkpoint: dict) -> None:
+        name = next(key for key in checkpoint["state_dict"] if key.endswith("weight"))
+        checkpoint["state_dict"][name][0, 0] = value
+
+    path = rewritten_checkpoint(RunDir(trained_run).last_checkpoint, tmp_path / "n.ckpt", damage)
+    with pytest.raises(DigitsError, match=r"refused: NaN or infinite weights in net\.\S*weight"):
+        load_classifier(path)
+    assert load_classifier(RunDir(trained_run).last_checkpoint) is not None  # the original loads

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from awkward_images import dot_grid, heavy_family  # tools/awkward_images.py
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from conftest import REAL_DATA, run_cli
+from digits.reading import segment
 from digits.reading.preprocess import BlankImage
-from digits.reading.segment import _best_reading, digits_in
+from digits.reading.segment import (
+    MAX_CANDIDATES,
+    Deadline,
+    ReadingTimeout,
+    TooMuchInk,
+    _best_reading,
+    digits_in,
+)
 from digits.runs import RunDir
 
 
@@ -240,3 +250,46 @@ def test_predict_mode_number_reports_each_digit_and_annotates(
         assert annotated.size == Image.open(tmp_path / "sheet.jpg").size
         coloured = np.asarray(annotated.convert("RGB")).astype(int)
         assert (np.abs(coloured[..., 0] - coloured[..., 1]) > 60).any()  # boxes on the gray photo
+
+
+def random_classifier(images: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(
+        torch.randn(len(images), 10, generator=torch.Generator().manual_seed(0)), 1
+    )
+
+
+def test_reading_any_ink_is_bounded_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scribbles of 100-2,000 strokes, dot grids and noise: each is read or refused as too much
+    ink, and no image makes more than MAX_CANDIDATES candidate digits (a 400-stroke scribble once
+    made enough to run for minutes)."""
+    made: list[int] = []
+    centre = segment.box_and_centre
+    monkeypatch.setattr(segment, "box_and_centre", lambda d: made.append(1) or centre(d))
+    outcomes = {}
+    for name, image in heavy_family().items():
+        made.clear()
+        try:
+            outcomes[name] = len(digits_in(gray(image), classify=random_classifier))
+        except TooMuchInk as error:
+            assert "too much ink to read as a number" in str(error)
+            outcomes[name] = "refused"
+        except BlankImage:
+            outcomes[name] = "blank"
+        assert len(made) <= MAX_CANDIDATES, name
+    assert "refused" in outcomes.values() and any(isinstance(v, int) for v in outcomes.values())
+
+
+def test_too_many_pieces_of_ink_are_refused_before_any_is_read() -> None:
+    with pytest.raises(TooMuchInk, match=r"\d+ separate pieces \(at most \d+\)"):
+        digits_in(gray(dot_grid(20)))
+
+
+def test_reading_past_its_time_limit_stops_with_one_line() -> None:
+    image = gray(written(["2026", "1234"]))
+    assert len(digits_in(image, deadline=Deadline(60))) == 8
+    with pytest.raises(ReadingTimeout, match=r"reading took longer than its limit \(1e-06 s\)"):
+        digits_in(image, deadline=Deadline(1e-6))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ReadingTimeout, match="the server is shutting down"):
+        digits_in(image, deadline=Deadline(60, stop))

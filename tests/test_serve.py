@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from awkward_images import damaged_files, dot_grid, encoded, scribble  # tools/awkward_images.py
 from fastapi.testclient import TestClient
 from PIL import Image
 from servers import free_port, wait_until_answered  # tools/servers.py
@@ -37,7 +38,7 @@ from digits.serving.app import PAGE, ServeOptions, create_app
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
                        max_batch_images=5, body_timeout_s=5, cors_origins=(), batch_images=32,
-                       batch_wait_s=0.002)  # fmt: skip
+                       batch_wait_s=0.002, read_timeout_s=10)  # fmt: skip
 
 
 def png(image: Image.Image) -> bytes:
@@ -208,7 +209,7 @@ def chunks(size: int) -> Iterator[bytes]:
 BAD_REQUESTS = [
     ("empty body", {"content": b""}, "", 400, "upload: empty"),
     ("not an image", {"content": b"hello"}, "", 400, "upload: not an image"),
-    ("truncated", {"content": truncated()}, "", 400, "upload: unreadable or truncated image"),
+    ("truncated", {"content": truncated()}, "", 400, "upload: unreadable or damaged image"),
     ("decompression bomb", {"content": bomb()}, "", 413, "upload: image too large"),
     ("too large", {"content": b"\0" * (LIMIT + 1)}, "", 413, "request body over 1 MB"),
     ("too large, chunked", {"content": chunks(LIMIT + 1)}, "", 413, "request body over 1 MB"),
@@ -297,6 +298,63 @@ def test_a_batch_reads_numbers_too(client: TestClient, digit_files: list[Path]) 
     results = client.post("/predict/batch?mode=number", files=[("images", ("a.png", data))] * 2)
     single = client.post("/predict?mode=number", content=data).json()
     assert [r["text"] for r in results.json()["results"]] == [single["text"]] * 2
+
+
+def test_every_damaged_image_is_a_4xx_json_line_or_an_answer(client: TestClient) -> None:
+    """A seeded corpus of damaged PNG, JPEG, GIF, TIFF, WebP and BMP files (cut short, bytes
+    flipped, headers overwritten): never a 5xx, and one bad file in a batch leaves the others'
+    answers as they were."""
+    statuses = set()
+    for name, data in damaged_files(300):
+        answer = client.post("/predict?mode=auto", files={"image": (name, data)})
+        statuses.add(answer.status_code)
+        assert answer.status_code in (200, 400, 413, 422), (name, answer.text)
+        if answer.status_code != 200:
+            assert set(answer.json()) == {"error"} and name in answer.json()["error"]
+    assert {200, 400} <= statuses
+    bad_idat = png(Image.new("L", (8, 8), 0))  # a PNG whose image data is damaged
+    at = bad_idat.index(b"IDAT") + 6
+    bad_idat = bad_idat[:at] + bytes(8) + bad_idat[at + 8 :]
+    good = png(Image.new("L", (64, 64), 255))
+    files = [("images", ("a.png", good)), ("images", ("bad.png", bad_idat)),
+             ("images", ("b.png", good))]  # fmt: skip
+    results = client.post("/predict/batch", files=files).json()["results"]
+    assert [r.get("status") for r in results] == [None, 400, None]
+    assert "bad.png: unreadable or damaged image" in results[1]["error"]
+
+
+def test_too_much_ink_is_a_422_and_a_slow_reading_a_503_within_its_limit(
+    client: TestClient, trained_run: Path
+) -> None:
+    scribbled = encoded(scribble(2000), "PNG")
+    dots = png(dot_grid(20))
+    answer = client.post("/predict?mode=number", content=dots)
+    assert answer.status_code == 422
+    assert "too much ink to read as a number" in answer.json()["error"]
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, read_timeout_s=1e-6))
+    with TestClient(app) as hurried:
+        assert app.state.served.wait(60)
+        answer = hurried.post("/predict?mode=number", content=scribbled)
+        assert answer.status_code == 503
+        assert "reading took longer than its limit (1e-06 s)" in answer.json()["error"]
+        one_digit = hurried.post("/predict", content=scribbled)  # mode=digit: no segmentation
+        assert one_digit.status_code == 200
+
+
+def test_a_405_says_which_methods_are_allowed(client: TestClient) -> None:
+    for path, allowed in [("/predict", "POST"), ("/predict/batch", "POST"), ("/health", "GET")]:
+        answer = client.put(path)
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == allowed and set(answer.json()) == {"error"}
+
+
+def test_the_schema_requires_the_image_fields_it_is_refused_without(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    single = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    batch = spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]
+    assert single["schema"]["required"] == ["image"]
+    assert batch["multipart/form-data"]["schema"]["required"] == ["images"]
 
 
 MULTIPART = {"content-type": "multipart/form-data; boundary=x"}
@@ -529,3 +587,50 @@ def test_the_access_log_has_a_line_per_request(live_server: tuple[int, Path]) ->
         assert answer.status == 200
     time.sleep(0.5)
     assert '"GET /health?from=access-log-test HTTP/1.1" 200' in log.read_text()
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_long_request_in_flight_stops_the_server_within_seconds(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A batch of scribbles keeps a worker busy for many seconds (read_timeout_s=120): SIGTERM
+    still ends the server within 10 s, the request answered 503 in JSON, and Ctrl+C on an idle
+    server is one line, no traceback."""
+    import urllib3
+
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={RunDir(trained_run).last_checkpoint}",
+               f"port={port}", "read_timeout_s=120", "max_batch_images=16"]  # fmt: skip
+    with log.open("w+b") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        wait_until_answered(server, output, f"http://127.0.0.1:{port}/ready", 120)
+        fields = [
+            ("images", (f"s{i}.png", encoded(scribble(400, seed=i), "PNG"))) for i in range(16)
+        ]
+        answered: dict = {}
+
+        def send() -> None:
+            url = f"http://127.0.0.1:{port}/predict/batch?mode=number"
+            answer = urllib3.request("POST", url, fields=fields, timeout=120)
+            answered.update(status=answer.status, body=answer.data)
+
+        request = threading.Thread(target=send)
+        request.start()
+        time.sleep(2)  # the upload is in, the reading under way
+        assert request.is_alive()
+        stopping = time.monotonic()
+        server.terminate()
+        server.wait(timeout=30)
+        assert time.monotonic() - stopping < 10
+        request.join(30)
+    assert answered["status"] == 503
+    assert json.loads(answered["body"]) == {"error": "the server is shutting down: try again later"}
+
+    port = free_port()
+    command[-3] = f"port={port}"
+    with log.open("w+b") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        wait_until_answered(server, output, f"http://127.0.0.1:{port}/ready", 120)
+        server.send_signal(2)  # Ctrl+C
+        assert server.wait(timeout=30) == 0
+    assert "Traceback" not in log.read_text() and "digits: stopped" in log.read_text()

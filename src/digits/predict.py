@@ -135,7 +135,14 @@ def hydra_main(cfg: DictConfig) -> None:
     trainer = instantiate(cfg.trainer, **quiet) if cfg.trainer is not None else None
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
     predictions = Predictor(cfg.ckpt_path, trainer)(
-        files, cfg.preprocess, cfg.top_k, cfg.batch_size, save_dir, cfg.min_confidence, cfg.mode
+        files,
+        cfg.preprocess,
+        cfg.top_k,
+        cfg.batch_size,
+        save_dir,
+        cfg.min_confidence,
+        cfg.mode,
+        cfg.read_timeout_s,
     )
     if cfg.annotate:
         for p in predictions:

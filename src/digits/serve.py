@@ -24,6 +24,8 @@ from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.serving.app import ServeOptions, create_app
 
+SHUTDOWN_GRACE_S = 3
+
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="serve")
 @reports_user_errors
@@ -44,6 +46,7 @@ def hydra_main(cfg: DictConfig) -> None:
         max_upload_bytes=int(cfg.max_upload_mb * 2**20),
         max_batch_images=cfg.max_batch_images,
         body_timeout_s=cfg.body_timeout_s,
+        read_timeout_s=cfg.read_timeout_s,
         cors_origins=tuple(cfg.cors_origins),
         batch_images=cfg.batch_images,
         batch_wait_s=cfg.batch_wait_ms / 1000,
@@ -56,6 +59,9 @@ def hydra_main(cfg: DictConfig) -> None:
         root_path=cfg.root_path,
         log_level="warning",
         access_log=cfg.access_log,
+        # On SIGTERM or Ctrl+C, requests in flight get this long; then they are cancelled and
+        # their readings stop at their next step (ServedModel.close), so the process ends soon.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     if cfg.access_log:  # uvicorn logs each request at INFO, under its warning level above
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
@@ -64,7 +70,10 @@ def hydra_main(cfg: DictConfig) -> None:
         f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ "
         "(ready once /ready answers 200; Ctrl+C stops)"
     )
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises Ctrl+C again once it has shut down: done
+        print("digits: stopped")
     if app.state.served.failure is not None:
         raise DigitsError(app.state.served.failure)
 

@@ -66,6 +66,7 @@ def setting(allowed: Range | OneOf | Nested | None = None, default: Any = MISSIN
 
 TOP_K = Range(ge=1, le=NUM_CLASSES)
 CONFIDENCE = Range(ge=0, le=1)
+READ_TIMEOUT = Range(gt=0, le=600, note="seconds reading one image as a number may take")
 
 
 def schema_of(function: Any, leave_out: tuple[str, ...] = (), target: bool = False) -> type:
@@ -362,6 +363,7 @@ class PredictConfig:
     batch_size: int = setting(AT_LEAST_ONE)
     mode: str = setting(OneOf(MODES))
     annotate: str | None = MISSING
+    read_timeout_s: float = setting(READ_TIMEOUT)
 
 
 @dataclass
@@ -387,6 +389,7 @@ class ServeConfig:
     batch_images: int = setting(Range(ge=1, le=1024, note="images in one model call"))
     batch_wait_ms: float = setting(Range(ge=0, le=100))
     body_timeout_s: float = setting(Range(gt=0, le=600))
+    read_timeout_s: float = setting(READ_TIMEOUT)
     cors_origins: list[str] = MISSING
     root_path: str = MISSING
     access_log: bool = MISSING

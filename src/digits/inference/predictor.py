@@ -20,7 +20,7 @@ from digits.inference.prediction import Prediction, none_or_list
 from digits.models.networks import NUM_CLASSES
 from digits.reading.images import load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
-from digits.reading.segment import Classifier, digits_in
+from digits.reading.segment import Classifier, Deadline, digits_in
 
 if TYPE_CHECKING:
     import lightning as L
@@ -40,14 +40,20 @@ def preprocessed(
 
 
 def read_number(
-    path: Path, gray: np.ndarray, preprocess: str, classify: Classifier | None, auto: bool = False
+    path: Path,
+    gray: np.ndarray,
+    preprocess: str,
+    classify: Classifier | None,
+    auto: bool = False,
+    deadline: Deadline | None = None,
 ) -> tuple[Prediction, list[torch.Tensor]]:
     """mode=number on one image (grayscale 0-255): its Prediction, holding one per digit found,
     and the digits' 28x28 images, in the same order (`classify` decides where touching digits
     are cut, see digits.reading.segment; preprocess=mnist_v1 leaves the strokes as they are).
     `auto`: an image in which no more than one digit is found is read as mode=digit reads it (a
-    Prediction with no `digits`, and its one image). Raises BlankImage."""
-    found = digits_in(gray, normalise_strokes=preprocess == "mnist", classify=classify)
+    Prediction with no `digits`, and its one image). Raises BlankImage, or DigitsError where the
+    image holds too much ink or its reading passes the `deadline` (digits.reading.segment)."""
+    found = digits_in(gray, preprocess == "mnist", classify, deadline)
     if auto and len(found) <= 1:
         return Prediction(path), [PREPROCESSORS[preprocess](gray)]
     digits = [Prediction(path, box=d.box, row=d.row) for d in found]
@@ -110,13 +116,17 @@ class Predictor:
         save_dir: Path | None = None,
         min_confidence: float = 0.0,
         mode: str = "digit",
+        read_timeout_s: float | None = None,
     ) -> list[Prediction]:
         """Preprocess and classify every file (mode=number: every digit in it; auto: every digit
-        of the files holding several); failures are recorded on their Prediction."""
+        of the files holding several, each file read within `read_timeout_s`); failures are
+        recorded on their Prediction."""
         predictions, images = [], []
         for path in files:
             try:
-                prediction, found = self.read(path, preprocess, mode)
+                prediction, found = self.read(
+                    path, preprocess, mode, deadline=Deadline(read_timeout_s)
+                )
             except DigitsError as error:
                 prediction = Prediction(path, digits=none_or_list(mode), error=str(error))
                 found = []
@@ -132,16 +142,22 @@ class Predictor:
         return predictions
 
     def read(
-        self, path: Path, preprocess: str, mode: str, stream: BinaryIO | None = None
+        self,
+        path: Path,
+        preprocess: str,
+        mode: str,
+        stream: BinaryIO | None = None,
+        deadline: Deadline | None = None,
     ) -> tuple[Prediction, list[torch.Tensor]]:
         """An image file (or an upload's `stream`, named `path`): its Prediction (for a number, one
         per digit found) and the 28x28 images to classify, in the same order; a blank image is a
-        Prediction marked blank. Raises DigitsError naming the file."""
+        Prediction marked blank. Raises DigitsError naming the file (a number whose reading
+        passes the `deadline`: ReadingTimeout)."""
         try:
             if mode == "digit":
                 return Prediction(path), [preprocessed(path, PREPROCESSORS[preprocess], stream)]
             gray = preprocessed(path, np.asarray, stream)
-            return read_number(path, gray, preprocess, self.probabilities, mode == "auto")
+            return read_number(path, gray, preprocess, self.probabilities, mode == "auto", deadline)
         except BlankImage:
             return Prediction(path, digits=none_or_list(mode), blank=True), []
 

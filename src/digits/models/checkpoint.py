@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,22 @@ import torch
 
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
+from digits.models.networks import NETWORKS
 from digits.runs import RunDir
 
 # Checkpoints written before the model carried its normalisation (digits 0.1, first format) keep it
 # in the data module's settings; these are MNIST's statistics, its default there.
 FIRST_FORMAT_NORMALISATION = ("mean", "std")
+# What a checkpoint's settings may name for Hydra to build. A checkpoint is a shared file and its
+# settings are data: weights-only loading guards the pickle, but a `_target_` naming anything else
+# (os.system, builtins.eval) would be called while the model is built. So: digits' own networks,
+# and torch's optimizers and schedules (built only to train on).
+NETWORK_TARGETS = {
+    name: network
+    for network in NETWORKS
+    for name in (f"digits.models.{network.__name__}", f"{network.__module__}.{network.__name__}")
+}
+OPTIMIZER_TARGETS = ("torch.optim.",)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -52,7 +64,60 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if "net" not in hparams or "state_dict" not in checkpoint:
         raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")
     checkpoint["path"] = str(path)
+    check_builds_nothing_else(hparams, path)
     return upgrade(checkpoint)
+
+
+def _targets(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every `_target_` in nested settings, with where it is (e.g. net.channels._target_)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "_target_":
+                yield f"{where}._target_", item
+            else:
+                yield from _targets(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _targets(item, f"{where}.{index}")
+
+
+def _interpolations(value: Any, where: str) -> Iterator[str]:
+    """Where nested settings hold an OmegaConf interpolation (saved settings are resolved)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _interpolations(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _interpolations(item, f"{where}.{index}")
+    elif isinstance(value, str) and "${" in value:
+        yield where
+
+
+def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
+    """Refuse a checkpoint whose settings would make Hydra build anything but a digits network
+    (and torch's optimizers and schedules): see NETWORK_TARGETS."""
+    net = hparams["net"]
+    target = net.get("_target_") if isinstance(net, dict) else None
+    if not isinstance(target, str) or target not in NETWORK_TARGETS:
+        known = ", ".join(sorted({f"digits.models.{n.__name__}" for n in NETWORKS}))
+        raise DigitsError(
+            f"ckpt_path={path}: refused: its network is {target!r}, not one of digits' own "
+            f"({known}); a checkpoint's settings are never run as code"
+        )
+    settings = {key: hparams.get(key) for key in ("net", "optimizer", "scheduler")}
+    for where, value in _targets(settings, "hyper_parameters"):
+        if where == "hyper_parameters.net._target_":
+            continue  # the network, checked above
+        if not (isinstance(value, str) and value.startswith(OPTIMIZER_TARGETS)):
+            raise DigitsError(
+                f"ckpt_path={path}: refused: {where} names {value!r} to build; a checkpoint may "
+                "name only digits' networks and torch.optim's classes"
+            )
+    for where in _interpolations(settings, "hyper_parameters"):
+        raise DigitsError(
+            f"ckpt_path={path}: refused: {where} holds an interpolation (${{...}}); a digits "
+            "checkpoint's settings are plain values"
+        )
 
 
 def is_torchscript(path: Path) -> bool:
@@ -98,6 +163,19 @@ def model_from(checkpoint: dict[str, Any], **settings: Any) -> DigitClassifier:
     if broken:
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: weights do not fit the network ({', '.join(broken[:3])})"
+        )
+    not_finite = [
+        name
+        for name, tensor in model.state_dict().items()
+        if name.startswith(("net.", "ema.", "temperature"))
+        and tensor.is_floating_point()
+        and not bool(tensor.isfinite().all())
+    ]
+    if not_finite:
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: refused: NaN or infinite weights in "
+            f"{', '.join(not_finite[:3])}{' ...' if len(not_finite) > 3 else ''} (a run that "
+            "diverged, or a damaged file)"
         )
     return model.eval()
 

@@ -46,16 +46,25 @@ def load_grayscale(path: Path, stream: BinaryIO | None = None) -> np.ndarray:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Pillow on damaged metadata: the
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # image still reads
             with Image.open(stream or path) as image:
-                image = ImageOps.exif_transpose(image)
-                image.load()
+                return _grayscale(ImageOps.exif_transpose(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageTooLarge(f"{path}: image too large ({error})".split(". ")[0]) from error
     except UnidentifiedImageError as error:
         raise DigitsError(f"{path}: not an image (or a format PIL cannot read)") from error
-    except OSError as error:
-        raise DigitsError(f"{path}: unreadable or truncated image ({error})") from error
+    except MemoryError:
+        raise
+    # Pillow's decoders raise what they meet on a damaged or crafted file (OSError, SyntaxError,
+    # ValueError, TypeError, NotImplementedError, struct.error, ...): each is the file's fault.
+    except Exception as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise DigitsError(f"{path}: unreadable or damaged image ({reason})") from error
+
+
+def _grayscale(image: Image.Image) -> np.ndarray:
+    image.load()
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float32)
         return array * (255.0 / max(float(array.max()), 1.0))

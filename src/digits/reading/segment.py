@@ -17,13 +17,17 @@ MNIST would have it (28x28, strokes at MNIST's width)."""
 from __future__ import annotations
 
 import itertools
+import math
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy import ndimage
 
+from digits.errors import DigitsError
 from digits.reading.preprocess import (
     MIN_CONTRAST,
     MNIST_STROKE,
@@ -53,9 +57,48 @@ DROPPED = float(np.log(0.5))  # which scores as a digit read with probability 0.
 CUT_COST = 0.5  # a cut loses this much log probability per stroke it crosses beyond the first:
 # touching digits meet at one stroke; a cut through two or three is through one digit (a 0, an 8)
 SHAPE_BONUS = 0.4  # without a classifier, each digit scores this more (else fewer, wider ones win)
+# The reading's work is bounded by these, whatever the image (a scribble of 400 strokes once made
+# 10^5 candidates and ran for minutes). On the photo benchmark's numbers and sheets (make photos:
+# 490 images) a row has at most 17 parts and 35 candidates, an image 16 pieces, and a candidate
+# joins at most 7 parts.
+MAX_PIECES = 200  # pieces of ink (specks left out) in one image: more is no number or sheet
+MAX_RUN = 8  # parts one candidate digit may join
+MAX_CANDIDATES = 1000  # candidate digits in one image, each preprocessed and classified
 
 # Class probabilities (N, 10) of 28x28 digit images (N, 28, 28), 0-1, white ink on black.
 Classifier = Callable[[torch.Tensor], torch.Tensor]
+
+
+class TooMuchInk(DigitsError):
+    """More ink pieces or candidate digits than a number or a sheet of numbers holds."""
+
+
+class ReadingTimeout(DigitsError):
+    """Reading an image took longer than its time limit."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When reading must stop: `seconds` after it was made, or once `stop` is set (a server
+    shutting down). Checked between steps of the reading, each bounded by the limits above."""
+
+    seconds: float | None = None
+    stop: threading.Event | None = None
+    at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        at = time.monotonic() + self.seconds if self.seconds is not None else math.inf
+        object.__setattr__(self, "at", at)
+
+    def check(self) -> None:
+        """Raise ReadingTimeout once past the deadline or stopped."""
+        if self.stop is not None and self.stop.is_set():
+            raise ReadingTimeout("reading stopped: the server is shutting down")
+        if time.monotonic() > self.at:
+            raise ReadingTimeout(
+                f"reading took longer than its limit ({self.seconds:g} s): too much ink to read "
+                "as a number; crop the image to the number, or read it as one digit (mode=digit)"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,11 +199,12 @@ def _stacked(a: Ink, b: Ink) -> bool:
     )
 
 
-def _merge_stacked(pieces: list[Ink]) -> list[Ink]:
+def _merge_stacked(pieces: list[Ink], deadline: Deadline) -> list[Ink]:
     """Pieces stacked into one digit (see `_stacked`) joined."""
     pieces = list(pieces)
     merged = True
     while merged:
+        deadline.check()
         merged = False
         for i in range(len(pieces)):
             partner = next(
@@ -219,7 +263,7 @@ def _candidates(
     """(first, end, ink) for each run parts[first:end] of a row's parts (its pieces cut, see
     `_parts`; `owned` pairs each part with its piece) that could be one digit: no wider than
     MAX_ASPECT of its height, no gap wider than MAX_GAP of it, holding at most one piece that is
-    not a fragment (see FRAGMENT) and ink in enough of its rows to be a digit (see ALONE;
+    not a fragment (see FRAGMENT), at most MAX_RUN parts, and ink in enough of its rows to be a digit (see ALONE;
     `tallest`: the image's tallest piece's height; two specks far apart are no digit). And the
     parts with too few such rows, which may be left out (specks, or a broken-off end no digit
     takes)."""
@@ -229,7 +273,7 @@ def _candidates(
     for first in range(len(parts)):
         if first not in short:
             candidates.append((first, first + 1, parts[first]))
-        for end in range(first + 2, len(parts) + 1):
+        for end in range(first + 2, min(len(parts), first + MAX_RUN) + 1):
             joined = Ink.union(parts[first:end])
             gap = parts[end - 1].cols.start - max(p.cols.stop for p in parts[first : end - 1])
             digit_sized = {id(o) for o in owners[first:end] if o.height >= FRAGMENT * tallest}
@@ -310,13 +354,17 @@ def _best_reading(
 
 
 def digits_in(
-    gray: np.ndarray, normalise_strokes: bool = True, classify: Classifier | None = None
+    gray: np.ndarray,
+    normalise_strokes: bool = True,
+    classify: Classifier | None = None,
+    deadline: Deadline | None = None,
 ) -> list[Digit]:
     """The digits of a photo of a number or a sheet (grayscale 0-255), in reading order, strokes
     brought to MNIST's width unless `normalise_strokes` is false (the first recipe's way, for
     comparison). Where to cut touching digits and whether side-by-side pieces are one digit is
     decided by `classify` when given (see the module's docstring). Raises BlankImage when there
-    is no ink."""
+    is no ink, TooMuchInk past the limits above, ReadingTimeout past the `deadline`."""
+    deadline = deadline or Deadline()
     ink = clean_ink(gray)
     if float(ink.max()) < MIN_CONTRAST:
         raise BlankImage("no ink found (blank image)")
@@ -329,10 +377,23 @@ def digits_in(
         return box_and_centre(normalise_stroke(digit) if normalise_strokes else digit)
 
     found: list[Digit] = []
-    pieces = _merge_stacked(_pieces(mask))
+    pieces = _pieces(mask)
+    if len(pieces) > MAX_PIECES:
+        raise TooMuchInk(
+            f"too much ink to read as a number: {len(pieces)} separate pieces (at most "
+            f"{MAX_PIECES}); crop the image to the number, or read it as one digit (mode=digit)"
+        )
+    pieces = _merge_stacked(pieces, deadline)
     tallest = max(piece.height for piece in pieces)
-    for in_row in _rows(pieces):
-        read = _read_row(in_row, tallest, image, classify)
+    rows = [(in_row, [(part, p) for p in in_row for part in _parts(p)]) for in_row in _rows(pieces)]
+    candidates = [_candidates(parts, tallest) for _, parts in rows]
+    if sum(len(made) for made, _ in candidates) > MAX_CANDIDATES:
+        raise TooMuchInk(
+            f"too much ink to read as a number: over {MAX_CANDIDATES} possible digits; crop "
+            "the image to the number, or read it as one digit (mode=digit)"
+        )
+    for (in_row, parts), row_candidates in zip(rows, candidates, strict=True):
+        read = _read_row(in_row, tallest, parts, row_candidates, image, classify, deadline)
         row = len({d.row for d in found})
         for c, digit in read:
             box = (c.rows.start, c.cols.start, c.rows.stop, c.cols.stop)
@@ -343,16 +404,19 @@ def digits_in(
 def _read_row(
     pieces: list[Ink],
     tallest: int,
+    parts: list[tuple[Ink, Ink]],
+    found: tuple[list[tuple[int, int, Ink]], set[int]],
     image: Callable[[Ink], torch.Tensor],
     classify: Classifier | None,
+    deadline: Deadline,
 ) -> list[tuple[Ink, torch.Tensor]]:
-    """A row's digits, left to right, each as its ink and the 28x28 `image` made of it."""
-    parts = [(part, piece) for piece in pieces for part in _parts(piece)]
-    candidates, droppable = _candidates(parts, tallest)
+    """A row's digits, left to right, each as its ink and the 28x28 `image` made of it (`parts`:
+    the row's pieces cut, each with its piece; `found`: their candidates, see `_candidates`)."""
+    candidates, droppable = found
     if not candidates:
         return []  # nothing but specks
     inks = [c for _, _, c in candidates]
-    images = torch.stack([image(c) for c in inks])
+    images = torch.stack([_checked(deadline, image, c) for c in inks])
     if classify is None:
         scores = _shape_scores(inks)
     else:
@@ -362,3 +426,8 @@ def _read_row(
     spans = [(first, end) for first, end, _ in candidates]
     scores = scores - _cut_costs(parts)[[first for first, _ in spans]]
     return [(inks[i], images[i]) for i in _best_reading(len(parts), spans, scores, droppable)]
+
+
+def _checked(deadline: Deadline, image: Callable[[Ink], torch.Tensor], c: Ink) -> torch.Tensor:
+    deadline.check()
+    return image(c)

@@ -9,6 +9,7 @@ being a 4xx (503 before the model is ready) with a one-line JSON body `{"error":
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import logging
@@ -38,6 +39,7 @@ from digits.inference.prediction import MODES, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge
 from digits.reading.preprocess import FIELD, PREPROCESSORS
+from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, too_large
 from digits.serving.loading import ServedModel
@@ -62,7 +64,11 @@ PREDICT_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"image": IMAGE_FILE}}
+                "schema": {
+                    "type": "object",
+                    "properties": {"image": IMAGE_FILE},
+                    "required": ["image"],
+                }
             },
             "image/*": {"schema": IMAGE_FILE},
         },
@@ -75,7 +81,8 @@ BATCH_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"images": {"type": "array", "items": IMAGE_FILE}},
+                    "properties": {"images": {"type": "array", "items": IMAGE_FILE, "minItems": 1}},
+                    "required": ["images"],
                 }
             }
         },
@@ -93,6 +100,7 @@ class ServeOptions:
     max_upload_bytes: int  # one image (and the body of /predict)
     max_batch_images: int  # images in one /predict/batch request
     body_timeout_s: float
+    read_timeout_s: float  # reading one image as a number; past it: 503, and its work stops
     cors_origins: tuple[str, ...]  # none: no CORS headers, other sites' pages cannot call
     batch_images: int  # concurrent requests' images per model call (1: a call per request)
     batch_wait_s: float  # how long the first waits for others to join its call
@@ -197,7 +205,8 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
     def answers(uploads: list[Upload], asked: Asked) -> list[Answer]:
         """Each upload's record (its digits classified together, in one batch), or its refusal."""
         predictor = ready_predictor()
-        read = [read_upload(predictor, upload, asked.mode, options) for upload in uploads]
+        deadline = Deadline(options.read_timeout_s, served.stopping)  # for the whole request
+        read = [read_upload(predictor, upload, asked.mode, options, deadline) for upload in uploads]
         found = [item for item in read if not isinstance(item, HTTPException)]
         images = [image for _, item_images in found for image in item_images]
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
@@ -206,6 +215,14 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
             to_classify(predictions), stacked, asked.top_k, min_confidence=asked.min_confidence
         )
         return [item if isinstance(item, HTTPException) else record(*item, asked) for item in read]
+
+    async def answered(uploads: list[Upload], asked: Asked) -> list[Answer]:
+        """`answers`, in a worker thread; a request still running when the server stops (after
+        its grace period) is answered 503, not cut off."""
+        try:
+            return await run_in_threadpool(answers, uploads, asked)
+        except asyncio.CancelledError:
+            raise HTTPException(503, "the server is shutting down: try again later") from None
 
     @app.post(
         "/predict",
@@ -222,7 +239,7 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         uploads = await uploads_of(
             request, 1, "more than 1 image: send one (or use /predict/batch)"
         )
-        (answer,) = await run_in_threadpool(answers, uploads, asked)
+        (answer,) = await answered(uploads, asked)
         if isinstance(answer, HTTPException):
             raise answer
         return answer
@@ -244,7 +261,7 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         too_many = (f"more than {options.max_batch_images} images in one request "
                     "(max_batch_images); send them in several")  # fmt: skip
         uploads = await uploads_of(request, options.max_batch_images, too_many)
-        results = await run_in_threadpool(answers, uploads, asked)
+        results = await answered(uploads, asked)
         items = zip(uploads, results, strict=True)
         return {"results": [batch_item(upload, result) for upload, result in items]}
 
@@ -291,7 +308,13 @@ def handle_errors(app: FastAPI) -> None:
         message = str(error.detail)
         if error.status_code == 413 and message == "Content Too Large":  # FastAPI's body limit
             message = too_large(request.scope[MAX_BODY_SIZE_SCOPE_KEY])
-        return error_response(error.status_code, message)
+        return error_response(error.status_code, message, error.headers)
+
+    # A fault of ours: logged with its traceback, answered in the same JSON shape as a refusal.
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+        return error_response(500, "internal error (logged by the server)")
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -301,18 +324,25 @@ def handle_errors(app: FastAPI) -> None:
 
 
 def read_upload(
-    predictor: Predictor, upload: Upload, mode: str, options: ServeOptions
+    predictor: Predictor, upload: Upload, mode: str, options: ServeOptions, deadline: Deadline
 ) -> tuple[Prediction, list[torch.Tensor]] | HTTPException:
-    """An upload's Prediction and the 28x28 images to classify for it, or its refusal."""
+    """An upload's Prediction and the 28x28 images to classify for it, or its refusal (too much
+    ink: 422; its reading past the request's `deadline`: 503)."""
     name, data = upload
     if not data:
         return HTTPException(400, f"{name}: empty; send an image (a file field or a raw body)")
     if len(data) > options.max_upload_bytes:  # one image of a batch: the body's limit per image
         return HTTPException(413, too_large(options.max_upload_bytes, f"{name}: image"))
     try:
-        return predictor.read(Path(name), options.preprocess, mode, io.BytesIO(data))
+        if mode != "digit":
+            deadline.check()
+        return predictor.read(Path(name), options.preprocess, mode, io.BytesIO(data), deadline)
     except ImageTooLarge as error:
         return HTTPException(413, str(error))
+    except TooMuchInk as error:
+        return HTTPException(422, f"{name}: {error}")
+    except ReadingTimeout as error:
+        return HTTPException(503, f"{name}: {error}")
     except DigitsError as error:
         return HTTPException(400, str(error))
 

@@ -31,6 +31,7 @@ class ServedModel:
         self.metadata: dict[str, str] = {}
         self.failure: str | None = None
         self._thread: threading.Thread | None = None
+        self.stopping = threading.Event()  # set at shutdown: readings in progress stop
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="load-model", daemon=True)
@@ -43,8 +44,10 @@ class ServedModel:
         return self.predictor is not None
 
     def close(self) -> None:
-        """Stop what a loaded model runs in the background (a batching thread). A model still
-        loading is not waited for: its thread, and any it starts, end with the process."""
+        """Stop the readings in progress and what a loaded model runs in the background (a
+        batching thread). A model still loading is not waited for: its thread, and any it starts,
+        end with the process."""
+        self.stopping.set()
         close = getattr(self.predictor.model, "close", None) if self.predictor else None
         if close is not None:
             close()

@@ -5,6 +5,8 @@ a record leaves out (`blank`, `unsure`, `error`, `image`) stay out of the answer
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -101,8 +103,11 @@ class ModelAnswer(BaseModel):
     )
 
 
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse(ErrorAnswer(error=message).model_dump(), status_code=status)
+def error_response(
+    status: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A refusal as `{"error": message}`, with the refusal's own headers (Allow on a 405)."""
+    return JSONResponse(ErrorAnswer(error=message).model_dump(), status, headers=headers)
 
 
 ERRORS = {status: {"model": ErrorAnswer} for status in (400, 408, 413, 422, 503)}
