@@ -19,9 +19,11 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from awkward_images import dot_grid  # tools/awkward_images.py
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
+from conftest import onnx_classifier, rewritten_checkpoint, running_code
 from digits.runs import RunDir
 from digits.serving.static_site import RUNTIME_FILES
 
@@ -33,6 +35,8 @@ SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
     (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
+    (T, ["run_name=../../../escape"], "run_name=../../../escape: names the run's folder inside its run directory"),
+    (T, ["run_name=" + "x" * 300], "run_name=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...: 300 characters, at most 150"),
     (T, ["-m", "model=mlp,resnet"], "model=resnet: no such model option"),
     (T, ["model=null"], "model=null: no such model option"),
     (T, ["scheduler=null"], "scheduler=null: no such scheduler option; available: cosine"),
@@ -215,7 +219,7 @@ BAD_INPUT = [
     (P, ["ckpt_path={notes_onnx}", "images=[{image}]"], "ckpt_path={notes_onnx}: not a readable ONNX model"),
     (P, ["ckpt_path={other_onnx}", "images=[{image}]", "trainer=cpu"], "an .onnx file runs on onnxruntime (CPU), not through Lightning's Trainer; leave out the trainer settings"),
     (P, [*PREDICT, "trainer=ddp"], "trainer.devices=4: predict runs on one device; use trainer.devices=1"),
-    (P, ["ckpt_path={other_onnx}", "images=[{image}]"], "ckpt_path={other_onnx}: not a digits model (wants input images"),
+    (P, ["ckpt_path={other_onnx}", "images=[{image}]"], "ckpt_path={other_onnx}: not a digits model (wants one input images"),
     (P, ["ckpt_path={torchscript}", "images=[{image}]"], "ckpt_path={torchscript}: a TorchScript export (digits.export format=torchscript)"),
     # --- export ---
     (EX, [], "give run=<run or multirun directory> or ckpt_path=<checkpoint file>"),
@@ -235,6 +239,16 @@ BAD_INPUT = [
     (EX, ["run={run}", "format=web", "web_runtime={empty}"], "web_runtime={empty}: no ONNX Runtime Web there"),
     (EX, ["run={run}", "format=web", "web_runtime={web_runtime}", "output={notes}"], "output={notes}: a file; format=web writes a folder"),
     (EX, ["run={run}", "format=web", "web_runtime={web_runtime}", "output={run}"], "output={run}: a folder holding other files"),
+    # --- checkpoints and models are data: nothing in them runs, damaged ones are refused ---
+    (E, ["ckpt_path={evil_ckpt}"], "ckpt_path={evil_ckpt}: refused: its network is 'os.system', not one of digits' own"),
+    (P, ["ckpt_path={evil_ckpt}", "images=[{image}]"], "ckpt_path={evil_ckpt}: refused: its network is 'os.system'"),
+    (EX, ["ckpt_path={evil_ckpt}"], "ckpt_path={evil_ckpt}: refused: its network is 'os.system'"),
+    (S, ["ckpt_path={evil_ckpt}", "port={free_port}"], "ckpt_path={evil_ckpt}: refused: its network is 'os.system'"),
+    (E, ["ckpt_path={nan_ckpt}"], "ckpt_path={nan_ckpt}: refused: NaN or infinite weights in net."),
+    (S, ["ckpt_path={nan_ckpt}", "port={free_port}"], "ckpt_path={nan_ckpt}: refused: NaN or infinite weights in net."),
+    (P, ["ckpt_path={fixed_batch_onnx}", "images=[{image}]"], "ckpt_path={fixed_batch_onnx}: not a digits model (wants one input images, float (N, 1, 28, 28) for any N"),
+    (S, ["ckpt_path={wide_onnx}", "port={free_port}"], "ckpt_path={wide_onnx}: not a digits model"),
+    (P, ["ckpt_path={ckpt}", "images=[{dots}]", "mode=number"], "{dots}: too much ink to read as a number"),
     # --- serve ---
     (S, [], "ckpt_path: required, must be a string"),
     (S, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file; give a checkpoint (.ckpt) or an exported .onnx"),
@@ -322,11 +336,28 @@ def places(
     metrics["test/set"] = {"images": 10000, "md5": "0" * 32}
     other_test_set.metrics_file.write_text(json.dumps(metrics))
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "model.pt"))
+    evil = running_code(tmp_path / "work" / "ran")["os.system"]  # the test's work folder
+
+    def nan_weight(checkpoint: dict) -> None:
+        weights = checkpoint["state_dict"]
+        weights[next(key for key in weights if key.startswith("net."))].fill_(float("nan"))
+
+    rewritten_checkpoint(run.last_checkpoint, tmp_path / "evil.ckpt",
+                         lambda c: c["hyper_parameters"].update(net=evil))  # fmt: skip
+    rewritten_checkpoint(run.last_checkpoint, tmp_path / "nan.ckpt", nan_weight)
+    onnx_classifier(tmp_path / "fixed.onnx", batch=4)
+    onnx_classifier(tmp_path / "wide.onnx", outputs=784)
+    dot_grid(20).save(tmp_path / "dots.png")
     truncated = tmp_path / "truncated-data"
     shutil.copytree(data_root, truncated)
     test_images = truncated / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     test_images.write_bytes(test_images.read_bytes()[:1000])
     return {
+        "evil_ckpt": tmp_path / "evil.ckpt",
+        "nan_ckpt": tmp_path / "nan.ckpt",
+        "fixed_batch_onnx": tmp_path / "fixed.onnx",
+        "wide_onnx": tmp_path / "wide.onnx",
+        "dots": tmp_path / "dots.png",
         "damaged_hydra": damaged_hydra.path,
         "torchscript": tmp_path / "model.pt",
         "truncated_data": truncated,

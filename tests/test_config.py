@@ -18,6 +18,7 @@ from omegaconf import ListConfig
 from conftest import hiding_modules, without_module
 from digits.config import config_dir
 from digits.config.checks import check_command_line
+from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
 from digits.errors import DigitsError
@@ -289,3 +290,10 @@ def test_every_command_imports_and_checks_without_the_extras() -> None:
     # Everything ran up to the last line, whose import the hiding refused (so it does hide).
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "ModuleNotFoundError: mlflow", done.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["/a b/ü/x", "it's", "c:\\dir\\", "a\\b", "a,b=c [x] {y}", "/tmp/résultats 結果"]
+)
+def test_an_override_digits_writes_reads_back_as_the_value_it_was(value: str) -> None:
+    assert override_value(override("hydra.run.dir", value)) == value

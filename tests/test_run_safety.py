@@ -190,3 +190,34 @@ def test_evaluate_with_missing_data_names_data_root_and_leaves_no_folders(
     assert f"MNIST not found: {missing}/MNIST/raw lacks" in line
     assert "point data.root (or DIGITS_DATA_DIR)" in line and "data_root" not in line
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.slow
+def test_any_path_a_user_can_type_works_for_training_resuming_and_exporting(
+    tmp_path: Path, data_root: Path
+) -> None:
+    """An output root with spaces, accents and CJK (DIGITS_OUTPUT_DIR), a quoted run directory
+    and export output like it: digits adds them to Hydra's command line quoted."""
+    cwd = tmp_path / "dossier é 結果"
+    cwd.mkdir()
+    by_env = run_cli("digits.train", *SHORT, cwd=cwd, data_root=data_root)
+    assert by_env.returncode == 0, by_env.stderr[-3000:]
+    (run,) = (cwd / "outputs" / "runs").iterdir()
+    assert RunDir(run).metrics() is not None
+
+    quoted = cwd / "a b ü" / "run, one"
+    args = [*FAST, "trainer.limit_train_batches=5", "logger=tensorboard"]
+    first = run_cli("digits.train", *args, "trainer.max_epochs=1", f'hydra.run.dir="{quoted}"',
+                    cwd=cwd, data_root=data_root)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_cli("digits.train", "trainer.max_epochs=2", f"resume='{quoted}'", cwd=cwd,
+                      data_root=data_root)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert RunDir(quoted).metrics()["epochs"] == 2
+    assert len(list(RunDir(quoted).tensorboard.iterdir())) == 1  # one run name, continued
+
+    exported = cwd / "modèle é" / "m 1.onnx"
+    export = run_cli("digits.export", f"run='{quoted}'", f'output="{exported}"', cwd=cwd,
+                     data_root=data_root)  # fmt: skip
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert exported.is_file()

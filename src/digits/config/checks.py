@@ -20,16 +20,15 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
-from hydra.errors import ConfigCompositionException, HydraException
+from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.config import config_dir, group_options
 from digits.config.extras import EXTRA_LAUNCHERS, require_extra
-from digits.config.hydra_flags import hydra_flags
+from digits.config.hydra_flags import hydra_flags, parse_overrides
 from digits.config.schema import MOVED
 from digits.config.validate import (
     check_schema,
@@ -91,25 +90,6 @@ def _overrides_and_flags(args: Sequence[str]) -> tuple[list[str], argparse.Names
                 "Hydra's: -m (a sweep), --cfg job (show the config), --help"
             )
     return flags.overrides, flags
-
-
-def _parse(args: Sequence[str]) -> list[Override]:
-    """Hydra's parse of each override; a malformed one is named with the grammar's complaint."""
-    parser = OverridesParser.create()
-    overrides = []
-    for arg in args:
-        try:
-            overrides += parser.parse_overrides([arg])
-        except HydraException as error:
-            lines = str(error).splitlines()
-            reason = (
-                lines[1] if lines[0].startswith("Error parsing") and len(lines) > 1 else lines[0]
-            )
-            raise DigitsError(
-                f"{arg}: not a valid override ({reason.split(' expecting ')[0]}); write "
-                "key=value, e.g. optimizer.lr=0.01, and quote values holding , [ ] { } = ~ or spaces"
-            ) from error
-    return overrides
 
 
 def _check_hydra_sweeps(parsed: list[Override]) -> None:
@@ -181,7 +161,7 @@ def check_command_line(
     args, flags = _overrides_and_flags(args)
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return None
-    parsed = _parse(args)
+    parsed = parse_overrides(args)
     _check_launcher_installed(parsed)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_hydra_sweeps(parsed)

@@ -1,4 +1,5 @@
-"""Hydra's command-line flags, read before Hydra starts (to check the overrides first).
+"""Hydra's command line: its flags, read before Hydra starts (to check the overrides first), and
+overrides parsed and written in its grammar.
 
 Hydra's own parser is private (hydra._internal); its flags are public, listed by `--hydra-help` and
 in Hydra's docs. This parser reads the same flags; tests/test_config.py pins it against Hydra's, so
@@ -7,6 +8,15 @@ a Hydra upgrade that adds a flag fails a test rather than a user's command line.
 from __future__ import annotations
 
 import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+
+from digits.errors import DigitsError
 
 INFO = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
@@ -24,3 +34,36 @@ def hydra_flags() -> argparse.ArgumentParser:
     parser.add_argument("--info", "-i", const="all", nargs="?", choices=INFO)
     parser.add_argument("overrides", nargs="*")
     return parser
+
+
+def parse_overrides(args: Sequence[str]) -> list[Override]:
+    """Hydra's parse of each override; a malformed one is named with the grammar's complaint."""
+    parser = OverridesParser.create()
+    overrides = []
+    for arg in args:
+        try:
+            overrides += parser.parse_overrides([arg])
+        except HydraException as error:
+            lines = str(error).splitlines()
+            reason = (
+                lines[1] if lines[0].startswith("Error parsing") and len(lines) > 1 else lines[0]
+            )
+            raise DigitsError(
+                f"{arg}: not a valid override ({reason.split(' expecting ')[0]}); write "
+                "key=value, e.g. optimizer.lr=0.01, and quote values holding , [ ] { } = ~ or spaces"
+            ) from error
+    return overrides
+
+
+def override_value(argument: str) -> str:
+    """The value of an override (`key=value`) as Hydra reads it: quotes taken off."""
+    (parsed,) = parse_overrides([argument])
+    return str(parsed.value())
+
+
+def override(key: str, value: str | Path) -> str:
+    """`key=value` in Hydra's grammar, the value quoted so that any path reads back as it is
+    (spaces, accents, commas, =): a quote, and backslashes before one or at the end, escaped."""
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"{key}='{escaped}'"

@@ -20,7 +20,7 @@ from digits.inference.prediction import Prediction, none_or_list
 from digits.models.networks import NUM_CLASSES
 from digits.reading.images import load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
-from digits.reading.segment import Classifier, Deadline, digits_in
+from digits.reading.segment import Classifier, Deadline, ReadingTimeout, TooMuchInk, digits_in
 
 if TYPE_CHECKING:
     import lightning as L
@@ -53,7 +53,10 @@ def read_number(
     `auto`: an image in which no more than one digit is found is read as mode=digit reads it (a
     Prediction with no `digits`, and its one image). Raises BlankImage, or DigitsError where the
     image holds too much ink or its reading passes the `deadline` (digits.reading.segment)."""
-    found = digits_in(gray, preprocess == "mnist", classify, deadline)
+    try:
+        found = digits_in(gray, preprocess == "mnist", classify, deadline)
+    except (TooMuchInk, ReadingTimeout) as error:
+        raise type(error)(f"{path}: {error}") from error
     if auto and len(found) <= 1:
         return Prediction(path), [PREPROCESSORS[preprocess](gray)]
     digits = [Prediction(path, box=d.box, row=d.row) for d in found]

@@ -11,7 +11,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from digits.errors import DigitsError
 from digits.runs.run_dir import RunDir, SweepDir
+
+# The run name is a folder of the run directory (TensorBoard's version): one name, of a length
+# every file system takes with room for the files inside.
+MAX_NAME = 150
 
 
 def hydra_config() -> DictConfig | None:
@@ -63,7 +68,24 @@ def run_name(output_dir: str) -> str:
     swept = [k.lstrip("+~") for k in swept_keys(hydra) if k.lstrip("+~") not in named_already]
     shown = short_names(swept)
     parts = [f"{shown[key]}={values[key]}" for key in swept if key in values]
-    return " ".join([name, *parts])
+    return folder_name(" ".join([name, *parts]))
+
+
+def folder_name(name: str) -> str:
+    """A made-up run name as one folder's name: path separators replaced (a swept data.root=/a/b
+    would nest folders), cut to MAX_NAME characters."""
+    return name.replace("/", "_").replace("\\", "_")[:MAX_NAME]
+
+
+def check_run_name(name: str) -> None:
+    """A run name the user gives must name one folder inside the run directory."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise DigitsError(
+            f"run_name={name}: names the run's folder inside its run directory, so it cannot be "
+            "empty, . or .., nor hold / or \\"
+        )
+    if len(name) > MAX_NAME:
+        raise DigitsError(f"run_name={name[:40]}...: {len(name)} characters, at most {MAX_NAME}")
 
 
 def register_resolver() -> None:

@@ -334,15 +334,13 @@ def read_upload(
     if len(data) > options.max_upload_bytes:  # one image of a batch: the body's limit per image
         return HTTPException(413, too_large(options.max_upload_bytes, f"{name}: image"))
     try:
-        if mode != "digit":
-            deadline.check()
         return predictor.read(Path(name), options.preprocess, mode, io.BytesIO(data), deadline)
     except ImageTooLarge as error:
         return HTTPException(413, str(error))
     except TooMuchInk as error:
-        return HTTPException(422, f"{name}: {error}")
+        return HTTPException(422, str(error))
     except ReadingTimeout as error:
-        return HTTPException(503, f"{name}: {error}")
+        return HTTPException(503, str(error))
     except DigitsError as error:
         return HTTPException(400, str(error))
 

@@ -16,6 +16,7 @@ from digits.config.checks import check_writable
 from digits.config.extras import require_extra
 from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
+from digits.runs.naming import check_run_name
 from digits.runs.run_dir import RunDir
 
 
@@ -30,6 +31,8 @@ def check_train(cfg: DictConfig) -> None:
     check_pipeline(cfg.data)
     check_folds(cfg.data.folds, cfg.data.fold)
     check_loggers(cfg)
+    if not OmegaConf.is_interpolation(cfg, "run_name"):  # given by the user (else made safe)
+        check_run_name(str(cfg.run_name))
     check_tune(cfg)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming

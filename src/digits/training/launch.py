@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from digits.config.checks import check_writable, is_multirun
+from digits.config.hydra_flags import override, override_value
 from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.runs import RunDir, SweepDir
@@ -28,7 +29,7 @@ def resume_arguments(args: list[str]) -> list[str]:
     given = [a for a in args if a.startswith("resume=")]
     if not given:
         return args
-    run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
+    run = RunDir(Path(override_value(given[-1])).expanduser().resolve())
     if not run.overrides_file.is_file() or not run.last_checkpoint.is_file():
         raise DigitsError(f"resume={run.path}: not a run directory with checkpoints/last.ckpt")
     if any(a.startswith("overwrite=") for a in args):
@@ -37,7 +38,11 @@ def resume_arguments(args: list[str]) -> list[str]:
         )
     previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_CONTINUED)]
     rest = [a for a in args if not a.startswith("resume=")]
-    ours = [f"resume={run.path}", f"ckpt_path={run.last_checkpoint}", f"hydra.run.dir={run.path}"]
+    ours = [
+        override("resume", run.path),
+        override("ckpt_path", run.last_checkpoint),
+        override("hydra.run.dir", run.path),
+    ]
     return [*previous, *rest, *ours]
 
 
@@ -45,7 +50,7 @@ def check_dir_writable(args: list[str]) -> None:
     """A run (or sweep) directory given on the command line (or by resume=) must be writable."""
     multirun = "-m" in args or "--multirun" in args
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    given = [override_value(a) for a in args if a.startswith(f"{key}=")]
     if given:
         check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
 
@@ -67,7 +72,7 @@ def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[li
         aside = sweep.claim(continuing=search, overwrite=overwrite)
         if aside is not None:
             print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
-        yield with_override(args, f"hydra.sweep.dir={sweep.path}")
+        yield with_override(args, override("hydra.sweep.dir", sweep.path))
         return
     run_dir = RunDir(Path(OmegaConf.select(composed, "hydra.run.dir")))
     ckpt = composed.get("ckpt_path")
@@ -78,7 +83,7 @@ def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[li
     with run_dir.claimed(continuing, overwrite) as aside:
         if aside is not None:
             print(f"overwrite=true: moved the run that was in {run_dir.path} to {aside}")
-        yield with_override(args, f"hydra.run.dir={run_dir.path}")
+        yield with_override(args, override("hydra.run.dir", run_dir.path))
 
 
 def with_override(args: list[str], override: str) -> list[str]:
@@ -91,7 +96,7 @@ def with_override(args: list[str], override: str) -> list[str]:
 def failed_jobs(composed: DictConfig | None, args: list[str]) -> None:
     """A multirun whose jobs failed exits 1 after its summary, naming them. (In a search a failed
     trial is a result its study records.)"""
-    given = [a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")]
+    given = [override_value(a) for a in args if a.startswith("hydra.sweep.dir=")]
     if composed is None or not is_multirun(composed) or not given:
         return
     if composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna":

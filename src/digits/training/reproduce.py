@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
+from digits.config.hydra_flags import override, override_value
 from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.runs import manifest
@@ -34,14 +35,14 @@ def reproduce_arguments(args: list[str]) -> list[str]:
         raise DigitsError(
             "reproduce= and resume= together: give one (resume continues a run in place)"
         )
-    run = RunDir(Path(given[-1].split("=", 1)[1]).expanduser().resolve())
+    run = RunDir(Path(override_value(given[-1])).expanduser().resolve())
     if not run.overrides_file.is_file() or run.metrics() is None:
         raise DigitsError(
             f"reproduce={run.path}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"
         )
     previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_REPEATED)]
     rest = [a for a in args if not a.startswith("reproduce=")]
-    return [*previous, *rest, f"reproduce={run.path}"]
+    return [*previous, *rest, override("reproduce", run.path)]
 
 
 def metric_rows(then: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str, float]]:
