@@ -214,9 +214,9 @@ def test_resume_of_a_run_made_before_settings_moved_uses_their_new_keys(tmp_path
         "module.label_smoothing=0.1",
         "module.mean=0.5",
         "trainer.max_epochs=5",
-        f"resume={run.path}",
-        f"ckpt_path={run.last_checkpoint}",
-        f"hydra.run.dir={run.path}",
+        f"resume='{run.path}'",
+        f"ckpt_path='{run.last_checkpoint}'",
+        f"hydra.run.dir='{run.path}'",
     ]
 
 

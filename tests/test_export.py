@@ -262,3 +262,31 @@ def test_an_onnx_model_not_shaped_as_a_digits_export_is_refused_on_load(
     with pytest.raises(DigitsError, match=refusal) as raised:
         OnnxModel(path)
     assert str(raised.value).startswith(f"ckpt_path={path}: ") and "\n" not in str(raised.value)
+
+
+def test_format_web_replaces_only_a_folder_it_wrote_itself(tmp_path: Path) -> None:
+    from digits.serving.static_site import MARKER, RUNTIME_FILES, write_static_site
+
+    runtime = tmp_path / "onnxruntime-web" / "dist"
+    runtime.mkdir(parents=True)
+    for name in RUNTIME_FILES:
+        (runtime / name).write_text("runtime")
+    (runtime.parent / "package.json").write_text('{"version": "0"}')
+    info = {"model": "MLP", "test_accuracy": "0.9", "temperature": "1.0", "digits_version": "0",
+            "commit": "", "input": "images"}  # fmt: skip
+    site = tmp_path / "site"
+    write_static_site(b"model", site, info, runtime)
+    assert (site / MARKER).is_file() and "model.onnx" in (site / MARKER).read_text()
+    write_static_site(b"model 2", site, info, runtime)  # its own page: replaced
+    assert (site / "model.onnx").read_bytes() == b"model 2"
+
+    (site / "notes.txt").write_text("mine")  # a file of the user's beside the page
+    mine = tmp_path / "mine"  # the user's own site, with files of the same names
+    mine.mkdir()
+    for name in ("index.html", "page.js", "model.json"):
+        (mine / name).write_text("mine")
+    for folder in (site, mine):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        with pytest.raises(DigitsError, match="a folder holding other files"):
+            write_static_site(b"model", folder, info, runtime)
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before

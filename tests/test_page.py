@@ -287,3 +287,37 @@ def test_a_digit_drawn_on_the_static_page_is_read(static_site, browser, tmp_path
     page.screenshot(path=tmp_path / "static-page.png", full_page=True)
     page.click("#clear")
     assert page.locator("#digit").text_content() == "?"
+
+
+@pytest.mark.slow
+def test_the_static_page_opened_as_a_file_says_how_to_serve_it(static_site, browser) -> None:
+    _, folder = static_site
+    page = browser.new_page()
+    page.goto((folder / "index.html").as_uri())
+    error = page.locator("#error").text_content()
+    assert "cannot load its model from a file" in error and "python -m http.server" in error
+
+
+@pytest.mark.slow
+def test_strokes_made_while_the_model_loads_are_read_once_it_has(static_site, browser) -> None:
+    url, _ = static_site
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    held: list = []
+    page.route("**/model.onnx", held.append)  # the model's download waits for the test
+    page.goto(url)
+    page.wait_for_function("document.getElementById('confidence').textContent.includes('loading')")
+    draw(page, SEVEN)
+    assert held and page.locator("#digit").text_content() == "?"
+    held[0].continue_()
+    page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=60_000)
+    assert page.locator("#digit").text_content() == "7"
+
+
+@pytest.mark.slow
+def test_a_malformed_min_confidence_falls_back_with_a_note(server: str, browser) -> None:
+    page = browser.new_page(viewport={"width": 900, "height": 640})
+    page.goto(f"{server}/?min_confidence=0,9")
+    assert "?min_confidence=0,9 is not a number from 0 to 1" in page.locator("#note").text_content()
+    draw(page, SEVEN)
+    assert answer(page) == "7"
+    assert page.locator("#error").text_content() == ""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, run_cli, start_training
-from digits.runs import RunDir
+from digits.runs import RunDir, SweepDir
 
 SHORT = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=5", "logger=none"]
 
@@ -221,3 +221,63 @@ def test_any_path_a_user_can_type_works_for_training_resuming_and_exporting(
                      data_root=data_root)  # fmt: skip
     assert export.returncode == 0, export.stderr[-3000:]
     assert exported.is_file()
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder a finished one-epoch run was trained in (its run directory: outputs/run)."""
+    cwd = tmp_path_factory.mktemp("finished")
+    done = run_cli("digits.train", *SHORT, "hydra.run.dir=outputs/run", cwd=cwd,
+                   data_root=data_root)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (cwd / "more-conf").mkdir()  # a --config-dir adding its own experiment option
+    (cwd / "more-conf" / "experiment").mkdir()
+    (cwd / "more-conf" / "experiment" / "mine.yaml").write_text("# @package _global_\nseed: 7\n")
+    return cwd
+
+
+ROUTES_INTO_A_FINISHED_RUN = [
+    (["--config-dir", "{cwd}/more-conf", "experiment=mine", "hydra.run.dir={run}"],
+     "hydra.run.dir={run}: holds a run already"),
+    (["--config-name", "train", "hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already"),
+    (["-m", "seed=1,2", "hydra.sweep.subdir=same"], "hydra.sweep.subdir=same: each job needs a folder of its own"),
+    (["-m", "seed=1,2", "hydra.sweep.subdir={run}"], "hydra.sweep.subdir={run}: each job needs a folder of its own"),
+    (["-m", "seed=1,2", "hydra.sweep.dir={run}"], "hydra.sweep.dir={run}: a single run's directory, not a sweep's"),
+]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("route", "refusal"), ROUTES_INTO_A_FINISHED_RUN)
+def test_no_route_writes_into_a_finished_run(
+    finished_run: Path, data_root: Path, route: list[str], refusal: str
+) -> None:
+    run = finished_run / "outputs" / "run"
+    before = file_digests(run)
+    args = [a.replace("{run}", str(run)).replace("{cwd}", str(finished_run)) for a in route]
+    refused = run_cli("digits.train", *args, *SHORT, cwd=finished_run, data_root=data_root)
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: ") and refusal.replace("{run}", str(run)) in line
+    assert file_digests(run) == before  # byte for byte, the lock file too
+    assert not (finished_run / "outputs" / "multiruns").exists()
+
+
+@pytest.mark.slow
+def test_two_multiruns_into_one_sweep_folder_one_wins_the_other_writes_nothing(
+    tmp_path: Path, data_root: Path
+) -> None:
+    processes = [
+        start_training(tmp_path, data_root, "-m", *SHORT, f"seed={a},{b}", "hydra.sweep.dir=sweep")
+        for a, b in ((1, 2), (3, 4))
+    ]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    codes = [process.returncode for process in processes]
+    assert sorted(codes) == [0, 2], outputs
+    loser = outputs[codes.index(2)]
+    assert [line for line in loser.splitlines() if line.startswith("error: ")] == [
+        "error: hydra.sweep.dir=sweep: another multirun is writing there; give another "
+        "hydra.sweep.dir, or wait for it to end"
+    ] or "holds a multirun's jobs already" in loser
+    winner_seeds = {1, 2} if codes[0] == 0 else {3, 4}
+    jobs = SweepDir(tmp_path / "sweep").jobs()
+    assert {int(job.settings()["seed"]) for job in jobs} == winner_seeds

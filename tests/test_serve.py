@@ -634,3 +634,75 @@ def test_sigterm_with_a_long_request_in_flight_stops_the_server_within_seconds(
         server.send_signal(2)  # Ctrl+C
         assert server.wait(timeout=30) == 0
     assert "Traceback" not in log.read_text() and "digits: stopped" in log.read_text()
+
+
+def metric_samples(client: TestClient) -> dict[tuple[str, tuple], float]:
+    """GET /metrics parsed: (sample name, its labels sorted) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_by_route_and_status_and_say_ready(
+    client: TestClient, digit_files: list[Path]
+) -> None:
+    before = metric_samples(client)
+    predicted = ("digits_requests_total", (("route", "/predict"), ("status", "200")))
+    client.post("/predict", content=digit_files[0].read_bytes())
+    client.post("/predict", content=b"not an image")
+    client.get("/no/such/page")
+    after = metric_samples(client)
+    assert after[predicted] == before.get(predicted, 0) + 1
+    assert after[("digits_requests_total", (("route", "/predict"), ("status", "400")))] >= 1
+    assert after[("digits_requests_total", (("route", "other"), ("status", "404")))] >= 1
+    assert after[("digits_ready", ())] == 1.0 and after[("digits_model_load_seconds", ())] > 0
+    assert after[("digits_request_seconds_count", (("route", "/predict"),))] >= 2
+
+
+def test_eight_requests_arriving_together_are_one_model_call(
+    trained_run: Path, digit_files: list[Path]
+) -> None:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_s=0.5))
+    calls = "digits_model_call_images_bucket"
+    with TestClient(app) as batching, ThreadPoolExecutor(8) as pool:
+        assert app.state.served.wait(60)
+        before = metric_samples(batching)
+        bodies = [digit_files[i % len(digit_files)].read_bytes() for i in range(8)]
+        answers = list(pool.map(lambda body: batching.post("/predict", content=body), bodies))
+        after = metric_samples(batching)
+    assert all(answer.status_code == 200 for answer in answers)
+
+    def between(low: str, high: str) -> float:  # calls of more than `low` images, up to `high`
+        return (after[(calls, (("le", high),))] - after[(calls, (("le", low),))]) - (
+            before[(calls, (("le", high),))] - before[(calls, (("le", low),))]
+        )
+
+    assert between("4.0", "8.0") == 1  # all eight in one call
+    assert (
+        after[("digits_model_call_images_sum", ())] - before[("digits_model_call_images_sum", ())]
+        == 8
+    )
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_nor_a_break_of_the_schema(
+    live_server: tuple[int, Path],
+) -> None:
+    """Schemathesis (`st run`) against the live server's /openapi.json: every check but
+    positive_data_acceptance (a schema can say "bytes", not "bytes that decode as an image": bytes
+    that are no image are refused 400 by design), a bounded number of examples, a fixed seed."""
+    port, _ = live_server
+    st = Path(sys.executable).parent / "st"
+    command = [str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
+               "--exclude-checks", "positive_data_acceptance", "--max-examples", "30",
+               "--seed", "1", "--workers", "1", "--generation-database", "none"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "Server error" not in result.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
@@ -24,6 +24,7 @@ from digits.config import config_dir
 from digits.config.checks import check_command_line
 from digits.errors import reports_user_errors, user_error
 from digits.runs import RunDir
+from digits.runs.claim import release_claims
 from digits.search.checks import check_search
 from digits.search.trial import TrialPruned
 from digits.training import reproduce as reproduction
@@ -31,8 +32,8 @@ from digits.training.checks import check_train
 from digits.training.fit import owned_and_recorded, run
 from digits.training.launch import (
     check_dir_writable,
-    claimed_run_dir,
     failed_jobs,
+    pinned_run_dir,
     resume_arguments,
 )
 
@@ -79,9 +80,11 @@ def main() -> None:
     args = reports_user_errors(resume_arguments)(args)
     reports_user_errors(check_dir_writable)(args)
     composed = reports_user_errors(check_command_line)("train", args, check_train, check_search)
-    with ExitStack() as stack:
-        sys.argv[1:] = reports_user_errors(stack.enter_context)(claimed_run_dir(composed, args))
+    sys.argv[1:] = pinned_run_dir(composed, args)
+    try:
         hydra_main()
+    finally:
+        release_claims()
     failed_jobs(composed, sys.argv[1:])
 
 

@@ -23,8 +23,9 @@ import torch
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,6 +44,7 @@ from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, too_large
 from digits.serving.loading import ServedModel
+from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
 from digits.serving.responses import (
     ERRORS,
     BatchAnswer,
@@ -146,12 +148,13 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
     classified together (digits.serving.batching) unless options.batch_images is 1."""
 
     def load_batched() -> Model:
-        model = load()
+        model = CountedModel(load(), metrics)
         if options.batch_images <= 1:
             return model
         return BatchingModel(model, options.batch_images, options.batch_wait_s)
 
     served = ServedModel(load_batched, on_load_failure)
+    metrics = ServerMetrics(served)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,6 +175,7 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         app.add_middleware(
             CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"]
         )
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every answer
     handle_errors(app)
 
     def ready_predictor() -> Predictor:
@@ -281,6 +285,12 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         """What model this server answers with: read from its file, nothing typed twice."""
         ready_predictor()
         return model_answer(served.metadata, source, options.preprocess)
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics_page() -> PlainTextResponse:
+        """Prometheus' text format: requests by route and status, latency, images per model
+        call (batching), model load time, readiness."""
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

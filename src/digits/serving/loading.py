@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import torch
@@ -32,6 +33,7 @@ class ServedModel:
         self.failure: str | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()  # set at shutdown: readings in progress stop
+        self.load_seconds: float | None = None  # once loaded: how long it took
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="load-model", daemon=True)
@@ -53,11 +55,13 @@ class ServedModel:
             close()
 
     def _run(self) -> None:
+        start = time.perf_counter()
         try:
             model = self._load()
             predictor = Predictor(model)
             predictor.probabilities(torch.zeros(1, FIELD, FIELD))  # the first inference is slow
             self.metadata = model.metadata
+            self.load_seconds = time.perf_counter() - start
             self.predictor = predictor
         except DigitsError as error:
             self.failure = str(error)

@@ -17,6 +17,9 @@ RUNTIME = "onnxruntime-web"  # the folder of the export holding ONNX Runtime Web
 # Its single-threaded WebAssembly build: the module (the wasm glue bundled in) and the wasm.
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 MODEL_FACTS = ("model", "test_accuracy", "temperature", "digits_version", "commit", "input")
+# Written last into an exported page's folder: the files the export wrote, one per line. Only a
+# folder holding this file and no other files is ever replaced.
+MARKER = ".digits-web-export"
 
 
 def check_runtime(runtime: Path) -> str:
@@ -33,16 +36,23 @@ def check_runtime(runtime: Path) -> str:
     return json.loads(package.read_text())["version"]
 
 
+def files_in(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if not path.is_dir()}
+
+
 def check_site_folder(folder: Path) -> None:
-    """The page goes into a new folder, an empty one, or one holding a page written before (which
-    it replaces): never over other files."""
+    """The page goes into a new folder, an empty one, or one holding only a page digits exported
+    before (its MARKER lists every file there; that page is replaced): never over other files."""
     if folder.exists() and not folder.is_dir():
         raise DigitsError(f"output={folder}: a file; format=web writes a folder, give its name")
-    ours = all((folder / name).is_file() for name in ("index.html", "page.js", "model.json"))
-    if folder.is_dir() and any(folder.iterdir()) and not ours:
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    marker = folder / MARKER
+    written = set(marker.read_text().splitlines()) if marker.is_file() else set()
+    if not written or not files_in(folder) <= written | {MARKER}:
         raise DigitsError(
             f"output={folder}: a folder holding other files; give a new or empty folder (a page "
-            "exported before is replaced)"
+            "exported before, and nothing else, is replaced)"
         )
 
 
@@ -69,6 +79,7 @@ def write_static_site(model: bytes, folder: Path, info: dict[str, str], runtime:
             f"ONNX Runtime Web {version} (npm package onnxruntime-web), MIT License, "
             "Copyright (c) Microsoft Corporation.\n"
         )
+        (partial / MARKER).write_text("\n".join(sorted(files_in(partial))) + "\n")
         if folder.exists():
             shutil.rmtree(folder)
         partial.rename(folder)

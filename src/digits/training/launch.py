@@ -1,12 +1,10 @@
 """Starting training from the command line: `resume=` and `reproduce=` turned into overrides, the run
-(or sweep) directory resolved and held before Hydra writes into it, and a multirun's failed jobs
-said at its end."""
+(or sweep) directory resolved before Hydra starts (digits.runs.claim holds it when Hydra does), and
+a multirun's failed jobs said at its end."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
@@ -55,35 +53,14 @@ def check_dir_writable(args: list[str]) -> None:
         check_writable(given[-1], key, f"choose a writable folder for the {key.split('.')[1]}")
 
 
-@contextmanager
-def claimed_run_dir(composed: DictConfig | None, args: list[str]) -> Iterator[list[str]]:
-    """A single run holds its directory from before Hydra writes into it (.hydra/, the log) to its
-    end: the directory Hydra would choose is resolved now and given to Hydra. A directory that
-    holds a run is refused, but by the run that continues it (resume=, or ckpt_path= in its
-    checkpoints/), or moved aside with overwrite=true. A multirun's sweep directory is resolved
-    and checked the same way (its jobs each hold theirs: hydra_main). Yields the command line."""
-    if composed is None or rank_zero_only.rank != 0:  # DDP's other ranks write nothing
-        yield args
-        return
-    overwrite = bool(composed.get("overwrite"))
-    if is_multirun(composed):
-        sweep = SweepDir(Path(OmegaConf.select(composed, "hydra.sweep.dir")))
-        search = composed.hydra.runtime.choices.get("hydra/sweeper") == "optuna"
-        aside = sweep.claim(continuing=search, overwrite=overwrite)
-        if aside is not None:
-            print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
-        yield with_override(args, override("hydra.sweep.dir", sweep.path))
-        return
-    run_dir = RunDir(Path(OmegaConf.select(composed, "hydra.run.dir")))
-    ckpt = composed.get("ckpt_path")
-    continuing = bool(composed.get("resume")) or (
-        ckpt is not None
-        and RunDir.of_checkpoint(Path(ckpt).absolute()) == RunDir(run_dir.path.absolute())
-    )
-    with run_dir.claimed(continuing, overwrite) as aside:
-        if aside is not None:
-            print(f"overwrite=true: moved the run that was in {run_dir.path} to {aside}")
-        yield with_override(args, override("hydra.run.dir", run_dir.path))
+def pinned_run_dir(composed: DictConfig | None, args: list[str]) -> list[str]:
+    """The command line with the run (or sweep) directory Hydra would choose resolved now and
+    given to it, so that the checks, the claim (digits.runs.claim, when Hydra starts) and what
+    this command prints afterwards all name the same folder."""
+    if composed is None or rank_zero_only.rank != 0:  # DDP's other ranks: rank 0's, as given
+        return args
+    key = "hydra.sweep.dir" if is_multirun(composed) else "hydra.run.dir"
+    return with_override(args, override(key, Path(OmegaConf.select(composed, key))))
 
 
 def with_override(args: list[str], override: str) -> list[str]:

@@ -11,14 +11,22 @@ const photo = document.getElementById("photo");
 const copy = document.getElementById("copy");
 const DEBOUNCE_MS = 600; // long enough to lift the pen between the digits of a number
 // Below this confidence a digit is "unsure": the server answers no digit and its top two, and the
-// page marks it. 0.6 unless the page's address says (/?min_confidence=0.9); the API's own default
-// is never unsure.
-const UNSURE_BELOW = new URLSearchParams(location.search).get("min_confidence") ?? "0.6";
+// page marks it. 0.6 unless the page's address says (/?min_confidence=0.9: a number from 0 to 1; any
+// other value falls back to 0.6, with a note); the API's own default is never unsure.
+const UNSURE_BELOW = unsureBelow(new URLSearchParams(location.search).get("min_confidence"));
 let pending = null;
 let lastSent = null; // [blob, name]: what the current answer is about
 let asked = 0; // requests sent: an answer to an older one than the last is stale
 // Where the image sent lies on the canvas: its pixel (x, y) is at (left + x * scale, top + y * scale).
 let placed = { left: 0, top: 0, scale: 1 };
+
+function unsureBelow(asked) {
+  const value = asked === null ? NaN : Number(asked.trim());
+  if (asked === null || (asked.trim() !== "" && value >= 0 && value <= 1)) return asked ?? "0.6";
+  document.getElementById("note").textContent =
+    `?min_confidence=${asked} is not a number from 0 to 1 (e.g. 0.9): using 0.6.`;
+  return "0.6";
+}
 
 function clearPage() {
   clearPad(pad, ink);

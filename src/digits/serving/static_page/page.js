@@ -142,7 +142,7 @@ function show(input, probabilities = []) {
   document.getElementById("digit").textContent = input ? String(best) : "?";
   document.getElementById("confidence").textContent = input
     ? `${(probabilities[best] * 100).toFixed(1)}% sure`
-    : "draw to start";
+    : session ? "draw to start" : "loading the model…";
   document.querySelector("figure").hidden = !input;
   if (input) document.getElementById("seen").src = seenImage(input);
   document.getElementById("bars").replaceChildren(...probabilities.map((p, digit) => {
@@ -157,11 +157,11 @@ function show(input, probabilities = []) {
 
 followStrokes(pad, ink, {
   start() {
-    if (!session) return false; // the model is still loading
     clearTimeout(pending);
   },
   end() {
-    pending = setTimeout(readPad, DEBOUNCE_MS);
+    // Strokes made while the model loads are kept, and read once it has loaded.
+    if (session) pending = setTimeout(readPad, DEBOUNCE_MS);
   },
 });
 document.getElementById("clear").addEventListener("click", () => {
@@ -186,6 +186,8 @@ try {
   session = loaded;
   describe(info);
   document.body.dataset.state = "ready";
+  await readPad(); // what was drawn while it loaded, if anything
+
 } catch (error) {
   document.getElementById("error").textContent = `The model did not load: ${error.message}`;
   document.body.dataset.state = "failed";
