@@ -35,6 +35,11 @@ SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
     (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
+    (T, ["~seed"], "seed: Key 'seed' not in 'TrainConfig'"),
+    (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
+    (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),
+    (T, ["data.batch_size=${optimizer.lr}"], "data.batch_size: While dereferencing interpolation '${optimizer.lr}'"),
+    (T, ["seed=${seed}"], "seed: Recursive interpolation detected"),
     (T, ["run_name=../../../escape"], "run_name=../../../escape: names the run's folder inside its run directory"),
     (T, ["run_name=" + "x" * 300], "run_name=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...: 300 characters, at most 150"),
     (T, ["-m", "model=mlp,resnet"], "model=resnet: no such model option"),
@@ -203,6 +208,7 @@ BAD_INPUT = [
     (P, [*PREDICT, "top_k=11"], "top_k=11: out of range, must be in [1, 10]"),
     (P, [*PREDICT, "top_k=abc"], "top_k=abc: must be an integer"),
     (P, [*PREDICT, "batch_size=0"], "batch_size=0: out of range"),
+    (P, [*PREDICT, "read_timeout_s=-1"], "read_timeout_s=-1: out of range, must be in (0, 600]"),
     (P, [*PREDICT, "output=bogus"], "output=bogus: use one of table, json"),
     (P, [*PREDICT, "min_confidence=2"], "min_confidence=2: out of range, must be in [0, 1]"),
     (P, [*PREDICT, "preprocess=bogus"], "preprocess=bogus: use one of mnist, mnist_v1, naive"),
@@ -271,6 +277,9 @@ BAD_INPUT = [
     (S, [*SERVE, "cors_origins=https://a.example"], "cors_origins=https://a.example: must be a list of strings"),
     (S, [*SERVE, "root_path=digits/"], "root_path=digits/: a path prefix starts with / and does not end with one"),
     (S, [*SERVE, "access_log=maybe"], "access_log=maybe: must be true or false"),
+    (S, [*SERVE, "cors_origins=[[a]]"], "cors_origins: ['a'] is no origin; give scheme://host[:port] per site"),
+    (S, [*SERVE, "cors_origins=[example.org]"], "cors_origins: example.org is no origin"),
+    (S, [*SERVE, "read_timeout_s=0"], "read_timeout_s=0: out of range, must be in (0, 600]"),
     (S, [*SERVE, "bogus=1"], "bogus=1: no such key in the config (the top level takes: ckpt_path, host, port"),
     # --- explore ---
     (X, ["out={blocked}/x"], "out={blocked}/x: cannot write there"),

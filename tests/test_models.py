@@ -199,3 +199,22 @@ def test_a_checkpoint_of_nan_or_infinite_weights_is_refused(
     with pytest.raises(DigitsError, match=r"refused: NaN or infinite weights in net\.\S*weight"):
         load_classifier(path)
     assert load_classifier(RunDir(trained_run).last_checkpoint) is not None  # the original loads
+
+
+def test_a_checkpoint_changed_since_its_run_recorded_it_is_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(trained_run, copy.path, ignore=shutil.ignore_patterns(".lock"))
+    recorded = copy.manifest()["checkpoints"]
+    assert set(recorded) == {p.name for p in copy.checkpoints.glob("*.ckpt")}
+    assert load_classifier(copy.last_checkpoint) is not None  # as the run left it
+    data = bytearray(copy.last_checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit flipped
+    copy.last_checkpoint.write_bytes(bytes(data))
+    with pytest.raises(
+        DigitsError, match=r"refused: its MD5 differs from the one its run recorded"
+    ):
+        load_classifier(copy.last_checkpoint)

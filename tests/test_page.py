@@ -303,7 +303,7 @@ def test_strokes_made_while_the_model_loads_are_read_once_it_has(static_site, br
     url, _ = static_site
     page = browser.new_page(viewport={"width": 900, "height": 640})
     held: list = []
-    page.route("**/model.onnx", held.append)  # the model's download waits for the test
+    page.route("**/model.onnx", lambda route: held.append(route))  # waits for the test
     page.goto(url)
     page.wait_for_function("document.getElementById('confidence').textContent.includes('loading')")
     draw(page, SEVEN)

@@ -706,3 +706,19 @@ def test_schemathesis_finds_no_server_error_nor_a_break_of_the_schema(
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "Server error" not in result.stdout
+
+
+def test_a_refused_cors_preflight_is_a_json_line(trained_run: Path) -> None:
+    model = onnx_model_of(RunDir(trained_run).best_checkpoint())
+    options = replace(OPTIONS, cors_origins=("https://digits.example",))
+    with TestClient(create_app(lambda: model, "model.onnx", options)) as client:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        allowed = client.options(
+            "/predict", headers={"Origin": "https://digits.example", **preflight}
+        )
+        refused = client.options(
+            "/predict", headers={"Origin": "https://evil.example", **preflight}
+        )
+    assert allowed.status_code == 200
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "CORS preflight refused: Disallowed CORS origin"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -66,12 +67,13 @@ def hydra_main(cfg: DictConfig) -> None:
     if cfg.access_log:  # uvicorn logs each request at INFO, under its warning level above
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = uvicorn.Server(config)
+    listening = listen(cfg.host, cfg.port)  # before the model loads: a taken port is one line
     print(
         f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ "
         "(ready once /ready answers 200; Ctrl+C stops)"
     )
     try:
-        server.run()
+        server.run(sockets=[listening])
     except KeyboardInterrupt:  # uvicorn raises Ctrl+C again once it has shut down: done
         print("digits: stopped")
     if app.state.served.failure is not None:
@@ -90,20 +92,30 @@ def check_serve(cfg: DictConfig) -> None:
             f"root_path={cfg.root_path}: a path prefix starts with / and does not end with one "
             '(e.g. /digits), or "" for none'
         )
+    for origin in cfg.cors_origins:
+        if not re.fullmatch(r"\*|https?://[^/\s]+", str(origin)):
+            raise DigitsError(
+                f"cors_origins: {origin} is no origin; give scheme://host[:port] per site, e.g. "
+                "'[https://example.org,http://127.0.0.1:3000]', or '[*]' for any"
+            )
     if not Path(cfg.ckpt_path).is_file():
         problem = "a folder" if Path(cfg.ckpt_path).is_dir() else "no such file"
         raise DigitsError(
             f"ckpt_path={cfg.ckpt_path}: {problem}; give a checkpoint (.ckpt) or an exported .onnx"
         )
+    listen(cfg.host, cfg.port).close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one line saying why not (another server there)."""
     try:
-        with socket.create_server((cfg.host, cfg.port)):
-            pass
+        return socket.create_server((host, port))
     except OSError as error:  # socket's own text repeats the address
         reason = (
             os.strerror(error.errno) if (error.errno or 0) > 0 else error.strerror or str(error)
         )
         raise DigitsError(
-            f"host={cfg.host} port={cfg.port}: cannot listen there ({reason}); "
+            f"host={host} port={port}: cannot listen there ({reason}); "
             "choose another port= (or host=)"
         ) from error
 

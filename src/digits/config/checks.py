@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +176,15 @@ def check_command_line(
         configs = []
         for combo in combos:
             cfg = compose_checked(combo, recompose)
-            check_schema(cfg, combo)
-            check_targets(cfg)
-            if check is not None:
-                check(cfg)
+            with settings_named():
+                check_schema(cfg, combo)
+                check_targets(cfg)
+                if check is not None:
+                    check(cfg)
             configs.append(cfg)
         composed = _with_hydra_node(config_name, combos[0], parsed)
         hydra = composed.hydra
+        _check_sweeps_need_multirun(overrides, composed)
         if flags.multirun:
             with open_dict(hydra):
                 hydra.mode = RunMode.MULTIRUN
@@ -193,6 +195,30 @@ def check_command_line(
             check_devices(cfg)
             check_trainer(cfg)
     return composed
+
+
+@contextlib.contextmanager
+def settings_named() -> Iterator[None]:
+    """OmegaConf's errors while checking a composed config (a setting removed with ~key, an
+    interpolation that cannot resolve) said in one line naming the setting."""
+    try:
+        yield
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DigitsError(f"{key}: {reason}" if key else reason) from error
+
+
+def _check_sweeps_need_multirun(overrides: list[Override], composed: DictConfig) -> None:
+    """A sweep (a,b) in a single run: Hydra would stop with several lines; say it in one."""
+    if is_multirun(composed):
+        return
+    for override in overrides:
+        if override.is_sweep_override():
+            raise DigitsError(
+                f"{override.input_line}: several values, for a sweep; add -m to run a job per "
+                f"value, or give one value (a list is [a,b]; a string with a comma is quoted)"
+            )
 
 
 def is_multirun(composed: DictConfig) -> bool:

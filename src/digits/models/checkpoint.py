@@ -14,6 +14,7 @@ from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
 from digits.models.networks import NETWORKS
 from digits.runs import RunDir
+from digits.runs.run_dir import md5
 
 # Checkpoints written before the model carried its normalisation (digits 0.1, first format) keep it
 # in the data module's settings; these are MNIST's statistics, its default there.
@@ -42,6 +43,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise DigitsError(f"ckpt_path={path}: no such file")
     if path.stat().st_size == 0:
         raise DigitsError(f"ckpt_path={path}: an empty file, not a checkpoint")
+    check_recorded_hash(path)
     if is_torchscript(path):
         raise DigitsError(
             f"ckpt_path={path}: a TorchScript export (digits.export format=torchscript), for "
@@ -117,6 +119,20 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
         raise DigitsError(
             f"ckpt_path={path}: refused: {where} holds an interpolation (${{...}}); a digits "
             "checkpoint's settings are plain values"
+        )
+
+
+def check_recorded_hash(path: Path) -> None:
+    """A checkpoint in a run whose manifest recorded its MD5 at the run's end must still have it:
+    a bit flipped on disk or in a copy would otherwise load and answer wrongly, without a word."""
+    run = RunDir.of_checkpoint(path.absolute())
+    if run is None or not run.manifest_file.is_file():
+        return
+    recorded = (run.manifest().get("checkpoints") or {}).get(path.name)
+    if recorded and md5(path) != recorded:
+        raise DigitsError(
+            f"ckpt_path={path}: refused: its MD5 differs from the one its run recorded "
+            f"({run.manifest_file}): damaged or changed since the run ended"
         )
 
 

@@ -214,7 +214,7 @@ class DigitClassifier(L.LightningModule):
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
         if self.hparams.calibrate and self.val_labels.update_called:
             # Every process gets all of the split's logits, so each fits the same temperature.
-            labels = self.val_labels.compute().long()
+            labels = self.val_labels.compute().long().reshape(-1)  # one image: CatMetric gives 0-d
             logits = self.val_logits.compute().view(len(labels), NUM_CLASSES)
             self.temperature.fill_(fit_temperature(logits, labels))
             self.val_logits.reset()

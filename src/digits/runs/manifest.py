@@ -29,7 +29,7 @@ from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
 from digits.errors import user_error
-from digits.runs.run_dir import RunDir, settings_of
+from digits.runs.run_dir import RunDir, md5, settings_of
 
 # The packages whose versions decide a result; requirements.txt holds every installed one.
 KEY_PACKAGES = (
@@ -127,14 +127,6 @@ def machine(accelerator: str) -> dict[str, Any]:
     return info
 
 
-def md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_files(root: str) -> dict[str, Any]:
     """The MD5 of each MNIST file the run reads, and whether it is the official file."""
     raw = raw_folder(root)
@@ -206,6 +198,9 @@ def finish(run_dir: RunDir, manifest: dict[str, Any], error: BaseException | Non
         manifest["error"] = (str(error).splitlines() or [type(error).__name__])[0]
     if not manifest["data"]["md5"]:  # downloaded during the run
         manifest["data"] = data_files(manifest["data"]["root"])
+    # What the run leaves: a checkpoint damaged or changed later no longer matches (checked on load).
+    found = sorted(run_dir.checkpoints.glob("*.ckpt")) if run_dir.checkpoints.is_dir() else []
+    manifest["checkpoints"] = {path.name: md5(path) for path in found}
     write(run_dir, manifest)
 
 

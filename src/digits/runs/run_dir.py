@@ -44,6 +44,7 @@ Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -65,6 +66,15 @@ LAST = "last"  # ModelCheckpoint's file name for the latest checkpoint, without 
 # The run directories this process holds (RunDir.owned): the entry point takes its run's before
 # Hydra writes into it, and the run itself asks again.
 HELD: set[Path] = set()
+
+
+def md5(path: Path) -> str:
+    """The MD5 of a file's bytes (integrity, not security)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 import torch
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,7 +41,7 @@ from digits.reading.images import ImageTooLarge
 from digits.reading.preprocess import FIELD, PREPROCESSORS
 from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.serving.batching import BatchingModel, Model
-from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, too_large
+from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
 from digits.serving.loading import ServedModel
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
 from digits.serving.responses import (
@@ -173,7 +172,9 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
     app.add_middleware(DeclaredSizeLimit, routes_of=app)
     if options.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["GET", "POST"]
+            JSONCORSMiddleware,
+            allow_origins=list(options.cors_origins),
+            allow_methods=["GET", "POST"],
         )
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every answer
     handle_errors(app)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,3 +73,15 @@ class BodyTimeout:
                 ) from None
 
         await self.app(scope, timed, send)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """FastAPI's (Starlette's) CORS, with a refused preflight answered as every other refusal:
+    `{"error": ...}` (Starlette's own answer is plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode(errors="replace").strip()
+        return error_response(response.status_code, f"CORS preflight refused: {reason}")
