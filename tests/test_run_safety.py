@@ -281,3 +281,70 @@ def test_two_multiruns_into_one_sweep_folder_one_wins_the_other_writes_nothing(
     winner_seeds = {1, 2} if codes[0] == 0 else {3, 4}
     jobs = SweepDir(tmp_path / "sweep").jobs()
     assert {int(job.settings()["seed"]) for job in jobs} == winner_seeds
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_the_old_file_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from digits.atomic import save_image, write_atomically
+    from digits.errors import DigitsError
+    from digits.runs.writing import write_json
+
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    for write in (
+        lambda: write_atomically(target, b"new", "the metrics"),
+        lambda: write_json(target, {"new": 1}),
+        lambda: save_image(__import__("PIL.Image").Image.new("L", (4, 4)), target),
+    ):
+        with pytest.raises(DigitsError) as raised:
+            write()
+        assert str(raised.value).startswith(f"{target}: could not write ")
+        assert "(No space left on device); the previous one is kept" in str(raised.value)
+        assert target.read_text() == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # no partial file
+
+
+@pytest.mark.slow
+def test_commands_on_a_full_disk_say_so_in_one_line_and_leave_no_half_file(
+    trained_run: Path, tmp_path: Path, data_root: Path
+) -> None:
+    """A real full disk: a 16 MB tmpfs (root only) holding a copy of a run and a filler file."""
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(full)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        run = full / "run"
+        shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns(".lock"))
+        (full / "filler").write_bytes(b"\0" * (shutil.disk_usage(full).free - 40_000))
+        before = file_digests(run)
+        image = tmp_path / "digit.png"
+        __import__("PIL.Image").Image.new("L", (28, 28), 255).save(image)
+        commands = [
+            ("digits.export", f"run={run}", f"output={full}/m.onnx"),
+            ("digits.predict", f"ckpt_path={RunDir(run).last_checkpoint}", f"images=[{image}]",
+             f"save_preprocessed={full}/seen"),
+            ("digits.evaluate", f"run={run}"),
+        ]  # fmt: skip
+        for index, (module, *args) in enumerate(commands):
+            if index == 1:  # the rest are refused by their up-front check of the folder
+                (full / "filler-2").write_bytes(b"\0" * (shutil.disk_usage(full).free - 1_000))
+            result = run_cli(module, *args, cwd=tmp_path, data_root=data_root)
+            assert result.returncode == 2, (module, result.stderr[-2000:])
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith("error: ") and "No space left on device" in line, line
+            assert not list(full.rglob("*.partial")) and not list(full.rglob(".*.partial"))
+        assert file_digests(run) == before
+    finally:
+        subprocess.run(["umount", str(full)], check=False)

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from omegaconf import OmegaConf
 
+from digits.atomic import write_text
 from digits.config import config_dir
 from digits.config.checks import check_writable
 from digits.errors import DigitsError, reports_user_errors
@@ -91,7 +92,7 @@ def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
         save_csv(folder.groups_csv, GROUP_COLUMNS, summaries)
         markdown += "\n## Groups of replicates\n\n" + markdown_table(GROUP_COLUMNS, summaries)
     markdown += "\n## Is A better than B?\n\n" + "".join(f"- {t['verdict']}\n" for t in tests)
-    folder.markdown.write_text(markdown)
+    write_text(folder.markdown, markdown, "the comparison")
     write_json(folder.tests_json, {"tests": tests})
     points = [
         (row.get("run") or row["configuration"], row["train_time_s"], row["test_acc"],

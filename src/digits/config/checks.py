@@ -184,10 +184,10 @@ def check_command_line(
             configs.append(cfg)
         composed = _with_hydra_node(config_name, combos[0], parsed)
         hydra = composed.hydra
-        _check_sweeps_need_multirun(overrides, composed)
         if flags.multirun:
             with open_dict(hydra):
                 hydra.mode = RunMode.MULTIRUN
+        _check_sweeps_need_multirun(overrides, composed)
         if is_multirun(composed) and check_sweeper is not None:
             check_sweeper(hydra, [o.input_line for o in overrides], recompose)
     if hydra.runtime.choices.get("hydra/launcher", "basic") == "basic":  # runs on this machine
@@ -346,7 +346,7 @@ def check_writable(
     made = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder) as probe:
+        with tempfile.TemporaryFile(dir=folder, buffering=0) as probe:  # no flush at close
             probe.write(b"0" * 4096)
             probe.flush()
             os.fsync(probe.fileno())

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 import digits
+from digits.atomic import write_atomically
 from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
 from digits.models.calibration import calibrated
 from digits.models.checkpoint import load_classifier
@@ -25,7 +26,6 @@ from digits.models.classifier import DigitClassifier
 from digits.models.networks import NUM_CLASSES
 from digits.reading.preprocess import FIELD
 from digits.runs import RunDir
-from digits.runs.writing import write_atomically
 
 PREPROCESSING = (
     f"float32 images (N, 1, {FIELD}, {FIELD}) in 0-1, white ink on black, made like MNIST: the "

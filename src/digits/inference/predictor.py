@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from digits.atomic import save_image
 from digits.errors import DigitsError
 from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.inference.prediction import Prediction, none_or_list
@@ -138,10 +139,13 @@ class Predictor:
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
         ok = self.classify(to_classify(predictions), stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
-            save_dir.mkdir(parents=True, exist_ok=True)
+            taken: set[str] = set()
             for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):
                 name = prediction.path.stem + (f"-{index:03d}" if mode != "digit" else "")
-                to_png(image).save(save_dir / f"{name}.png")
+                if name in taken:  # a/x.png and b/x.png: one file each
+                    name = f"{name}-{index:03d}"
+                taken.add(name)
+                save_image(to_png(image), save_dir / f"{name}.png", "the preprocessed image")
         return predictions
 
     def read(

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from digits.atomic import save_figure
+
 
 def confusion_matrix_figure(matrix: torch.Tensor, title: str = "confusion matrix") -> Figure:
     """Counts with true labels as rows and predictions as columns."""
@@ -136,9 +138,10 @@ def accuracy_vs_time_figure(
 
 
 def save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        save_figure(figure, path, "the figure", dpi=120)
+    finally:
+        plt.close(figure)
     return path
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from digits.atomic import save_image
 from digits.reading.images import load_grayscale
 from digits.reading.segment import Box
 
@@ -26,7 +27,6 @@ def annotate(photo: Path, readings: Sequence[tuple[Box | None, int | None]], out
         label = "?" if digit is None else str(digit)
         font = ImageFont.load_default(size=size)
         draw.text((box.left, max(0, box.top - size - 2)), label, fill=colour, font=font)
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{photo.stem}.png"
-    image.save(path)
+    save_image(image, path, "the annotated image")
     return path

@@ -11,6 +11,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
+from digits.atomic import write_text
+
 
 @rank_zero_only
 def print_final_metrics(title: str, metrics: Mapping[str, Any], run_dir: Path) -> None:
@@ -38,7 +40,7 @@ def save_table(
 ) -> None:
     """The rows, in the order given, as CSV and as a markdown table."""
     save_csv(csv_file, columns, rows)
-    markdown_file.write_text(markdown_table(columns, rows))
+    write_text(markdown_file, markdown_table(columns, rows), "the table")
 
 
 def save_csv(csv_file: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:

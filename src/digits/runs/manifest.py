@@ -27,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 
+from digits.atomic import write_text
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
 from digits.errors import user_error
 from digits.runs.run_dir import RunDir, md5, settings_of
@@ -205,7 +206,7 @@ def finish(run_dir: RunDir, manifest: dict[str, Any], error: BaseException | Non
 
 
 def write(run_dir: RunDir, manifest: dict[str, Any]) -> None:
-    run_dir.manifest_file.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text(run_dir.manifest_file, json.dumps(manifest, indent=2) + "\n", "the manifest")
 
 
 @contextmanager

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from digits.atomic import write_atomically
 from digits.errors import DigitsError
-from digits.runs.writing import write_atomically
 from digits.uncertainty import accuracy_interval
 
 HEADER = "image,label,predicted,confidence"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
-from digits.errors import DigitsError
+from digits.atomic import write_atomically, write_text
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -39,33 +38,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         write_atomically(Path(path), buffer.getbuffer())
 
 
-def write_atomically(path: Path, data: memoryview | bytes, what: str = "the checkpoint") -> None:
-    """`path` becomes `data` whole, or stays as it was (a DigitsError says why, naming `what`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)  # the rename itself reaches the disk
-        finally:
-            os.close(folder)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise DigitsError(
-            f"{path}: could not write {what} ({error.strerror or error}); the previous one is kept"
-        ) from error
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 @rank_zero_only
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """`data` as indented JSON, keys sorted (by the first process only, under DDP)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n", path.name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from digits.atomic import write_text
 from digits.presentation.tables import (
     markdown_table,
     print_groups,
@@ -72,7 +73,7 @@ def summarize(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any
             + "\n## Runs\n\n"
             + markdown
         )
-    sweep.summary_md.write_text(markdown)
+    write_text(sweep.summary_md, markdown, "the sweep summary")
     return rows, groups
 
 

@@ -17,6 +17,7 @@ from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from digits.atomic import save_figure, write_text
 from digits.runs.comparison import INTERVAL, metric_columns
 from digits.runs.run_dir import RunDir, SweepDir
 from digits.search.study import StudyRef, counted
@@ -99,7 +100,7 @@ def write_best(sweep: SweepDir, study: Study, ref: StudyRef, metric: str) -> str
         "command": command,
         "trials": {s.name.lower(): sum(t.state == s for t in counted(study)) for s in STATE_ORDER},
     }
-    sweep.best_file.write_text(yaml.safe_dump(result, sort_keys=False))
+    write_text(sweep.best_file, yaml.safe_dump(result, sort_keys=False), "the best trial")
     return command
 
 
@@ -133,7 +134,7 @@ def save_plots(sweep: SweepDir, study: Study) -> list[str]:
             log.info("no %s plot: %s", name, error)
             continue
         figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
-        figure.savefig(sweep.plot(name), dpi=110, bbox_inches="tight")
+        save_figure(figure, sweep.plot(name), "the search plot", dpi=110, bbox_inches="tight")
         plt.close(figure)
         saved.append(name)
     return saved

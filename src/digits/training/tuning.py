@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf
 
+from digits.atomic import save_figure
 from digits.runs import RunDir
 from digits.runs.writing import write_json
 
@@ -40,7 +41,7 @@ def tune(
         lr = f"{result['suggested_lr']:.3g}"
         figure = found.plot(suggest=True)
         figure.axes[0].set_title(f"Lightning's lr finder: suggested lr {lr} (red dot)")
-        figure.savefig(run_dir.lr_find_plot, dpi=120)
+        save_figure(figure, run_dir.lr_find_plot, "the learning-rate plot", dpi=120)
         advice = f"suggested lr: {lr} (train with {lr_key(cfg)}={lr}); plot: {run_dir.lr_find_plot}"
     else:
         size = tuner.scale_batch_size(model, datamodule=datamodule, **arguments)
