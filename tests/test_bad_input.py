@@ -20,10 +20,10 @@ import onnx
 import pytest
 import torch
 from awkward_images import dot_grid  # tools/awkward_images.py
+from crafted import onnx_classifier, rewritten_checkpoint, running_code  # tools/crafted.py
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from conftest import onnx_classifier, rewritten_checkpoint, running_code
 from digits.runs import RunDir
 from digits.serving.static_site import RUNTIME_FILES
 
@@ -36,6 +36,7 @@ BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
     (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
     (T, ["~seed"], "seed: Key 'seed' not in 'TrainConfig'"),
+    (T, ["--config-dir", "/no/such/conf"], "--config-dir /no/such/conf: no such folder"),
     (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
     (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),
     (T, ["data.batch_size=${optimizer.lr}"], "data.batch_size: While dereferencing interpolation '${optimizer.lr}'"),

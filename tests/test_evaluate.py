@@ -26,6 +26,7 @@ from digits.models.checkpoint import load_classifier
 from digits.models.classifier import shifted_views
 from digits.presentation.figures import confident_mistakes
 from digits.runs import RunDir
+from digits.runs.run_dir import md5
 from digits.uncertainty import accuracy_interval
 
 PNG_MAGIC = b"\x89PNG"
@@ -263,6 +264,9 @@ def test_evaluate_an_ensemble_of_a_multirun_reports_the_committee_and_each_membe
         if name.startswith("net.") and weights.is_floating_point():
             weights += 0.1 * torch.randn(weights.shape, generator=generator)
     torch.save(checkpoint, other)
+    manifest = RunDir(sweep / "1").manifest()  # as if the run had made these weights itself
+    manifest["checkpoints"][other.name] = md5(other)
+    RunDir(sweep / "1").manifest_file.write_text(json.dumps(manifest))
     result = run_cli(
         "digits.evaluate", f"run={sweep}", "ensemble=true", cwd=tmp_path, data_root=data_root
     )

@@ -15,11 +15,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from crafted import onnx_classifier  # tools/crafted.py
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import HAS_REAL_DATA, REAL_DATA, onnx_classifier, run_cli, synthetic_digits
+from conftest import HAS_REAL_DATA, REAL_DATA, run_cli, synthetic_digits
 from digits.config import config_dir
 from digits.data.idx import load_mnist
 from digits.errors import DigitsError

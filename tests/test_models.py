@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from crafted import rewritten_checkpoint, running_code  # tools/crafted.py
 from hydra.utils import instantiate
 
-from conftest import hiding_modules, rewritten_checkpoint, run_cli, running_code
+from conftest import hiding_modules, run_cli
 from digits.data.idx import load_mnist
 from digits.errors import DigitsError
 from digits.evaluation.scoring import calibration

@@ -693,7 +693,7 @@ def test_eight_requests_arriving_together_are_one_model_call(
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error_nor_a_break_of_the_schema(
-    live_server: tuple[int, Path],
+    live_server: tuple[int, Path], tmp_path: Path
 ) -> None:
     """Schemathesis (`st run`) against the live server's /openapi.json: every check but
     positive_data_acceptance (a schema can say "bytes", not "bytes that decode as an image": bytes
@@ -703,7 +703,8 @@ def test_schemathesis_finds_no_server_error_nor_a_break_of_the_schema(
     command = [str(st), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all",
                "--exclude-checks", "positive_data_acceptance", "--max-examples", "30",
                "--seed", "1", "--workers", "1", "--generation-database", "none"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # In a folder of its own: st keeps a cache (.schemathesis/) where it runs.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "Server error" not in result.stdout
 

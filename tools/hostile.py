@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from awkward_images import dot_grid, encoded, scribble
+from crafted import onnx_classifier, rewritten_checkpoint, running_code
 from PIL import Image
 from servers import free_port, wait_until_answered
 
@@ -74,6 +76,11 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "scheduler=cosine scheduler.T_max=0", "scheduler=cosine scheduler.eta_min=-1",
         "scheduler=step scheduler.interval=batch", "-m optimizer.lr=0.1,-1",
         "-m hparams_search=optuna hydra.sweeper.n_jobs=0", "-m model=mlp,bogus",
+        # issue 40: escapes, interpolations, sweeps, and every route into a finished run
+        "run_name=../../../escape", "~seed", "model=cnn,lenet", "optimizer.lr=${{oc.env:NOPE_NOT_SET}}",
+        "seed=${{seed}}", "hydra.run.dir={run}", "--config-name train hydra.run.dir={run}",
+        "-m seed=1,2 hydra.sweep.subdir=same", "-m seed=1,2 hydra.sweep.subdir={run}",
+        "-m seed=1,2 hydra.sweep.dir={run}",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",
@@ -86,7 +93,8 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "run={run} ensemble=maybe", "run={run} split=TEST", "run={run} checkpoint=best2",
         "run={run} data.root={image}", "run={no_best}", "run={run} trainer=gpu",
         "run={run} trainer.accelerator=tpu", "run={run} trainer.devices=abc",
-        "run={run} extra=1",
+        "run={run} extra=1", "ckpt_path={evil_ckpt}", "ckpt_path={nan_ckpt}",
+        "ckpt_path={flipped_ckpt}",
     ]  # fmt: skip
     evaluate_runs = [
         "run={run} split=val",
@@ -107,6 +115,10 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         *predict,
         "ckpt_path={image} images=[{digit}]",
         "ckpt_path={run}/ images=[{digit}]",
+        "ckpt_path={evil_ckpt} images=[{digit}]",
+        "ckpt_path={fixed_onnx} images=[{digit}]",
+        "ckpt_path={wide_onnx} images=[{digit}]",
+        "ckpt_path={ckpt} images=[{dots}] mode=number",
     ]
     predict_runs = [
         "ckpt_path={ckpt} images=[{digit}]", "ckpt_path={ckpt} images=[{digit}] output=json",
@@ -117,13 +129,17 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "run={run} format=ONNX", "run={run} output={empty}", "run={run} output=x.onnx.txt",
         "run={run} checkpoint=middle", "run={multirun}", "ckpt_path={onnx}", "ckpt_path={image}",
         "ckpt_path={torchscript}", "run={run} output={image}/m.onnx", "run={run} bogus=1",
+        "ckpt_path={evil_ckpt}", "run={run} format=web output={fix}",
     ]  # fmt: skip
     export_runs = ["run={run}", "run={run} format=torchscript"]
     serve_refused = [f"ckpt_path={{ckpt}} {a}" for a in (
         "port=-1", "port=70000", "port=abc", "host=", "host=999.1.1.1", "max_upload_mb=-1",
         "max_upload_mb=1000", "top_k=0", "min_confidence=1.5", "preprocess=bogus",
     )] + ["ckpt_path={image} port={port}", "ckpt_path={empty_file} port={port}",
-          "ckpt_path={other_onnx} port={port}"]  # fmt: skip
+          "ckpt_path={other_onnx} port={port}", "ckpt_path={evil_ckpt} port={port}",
+          "ckpt_path={nan_ckpt} port={port}", "ckpt_path={wide_onnx} port={port}",
+          "ckpt_path={fixed_onnx} port={port}", "ckpt_path={ckpt} port={port} cors_origins=[[a]]",
+          "ckpt_path={ckpt} port={port} read_timeout_s=0"]  # fmt: skip
     explore_refused = [
         "samples_per_class=-1", "samples_per_class=abc", "out={image}", "data.root={image}",
         "data.val_size=-1", "data.download=maybe", "model=cnn",
@@ -179,6 +195,12 @@ HTTP_CASES = [
     ("POST", "/predict", "image/png", "{digit}", True),
     ("POST", "/predict?mode=number", "image/png", "{number}", True),
     ("POST", "/predict?image=true&top_k=10", "image/png", "{tiny_png}", True),
+    # issue 40: bounded reading, damaged images, methods, metrics
+    ("POST", "/predict?mode=number", "image/png", "{scribble}", False),
+    ("POST", "/predict?mode=auto", "image/png", "{dots}", False),
+    ("POST", "/predict", "image/png", "{bad_idat}", False),
+    ("PUT", "/predict", None, None, False),
+    ("GET", "/metrics", None, None, True),
 ]
 
 
@@ -208,6 +230,13 @@ def make_fixtures(fix: Path, data: Path) -> dict[str, str]:
         "huge_png": fix / "huge.png", "empty_file": fix / "empty.ckpt",
         "other_onnx": fix / "other.onnx", "no_best": fix / "no-best", "damaged_run": fix / "damaged",
     }  # fmt: skip
+    places |= {
+        "evil_ckpt": fix / "evil.ckpt", "nan_ckpt": fix / "nan.ckpt",
+        "flipped_ckpt": fix / "flipped" / "checkpoints" / "last.ckpt",
+        "fixed_onnx": fix / "fixed.onnx", "wide_onnx": fix / "wide.onnx",
+        "scribble": fix / "scribble.png", "dots": fix / "dots.png", "bad_idat": fix / "bad-idat.png",
+    }  # fmt: skip
+    make_crafted(places, run)
     places["empty"].mkdir()
     digit = Image.new("L", (120, 160), 255)
     for x in range(40, 80):
@@ -231,6 +260,35 @@ def make_fixtures(fix: Path, data: Path) -> dict[str, str]:
     shutil.copytree(run, places["damaged_run"], ignore=shutil.ignore_patterns(".lock"))
     (places["damaged_run"] / "metrics.json").write_text("{cut")
     return {name: str(path) for name, path in places.items()}
+
+
+def make_crafted(places: dict[str, Path], run: Path) -> None:
+    """Issue 40's files: checkpoints that name code or hold NaN weights, a run whose checkpoint
+    changed since its manifest recorded it, odd ONNX models, images costly to read as numbers, a PNG
+    with damaged image data."""
+    ckpt = run / "checkpoints" / "last.ckpt"
+    evil = running_code(places["fix"] / "ran")["os.system"]
+    rewritten_checkpoint(
+        ckpt, places["evil_ckpt"], lambda c: c["hyper_parameters"].update(net=evil)
+    )
+
+    def nan_weights(checkpoint: dict) -> None:
+        weights = checkpoint["state_dict"]
+        weights[next(key for key in weights if key.startswith("net."))].fill_(float("nan"))
+
+    rewritten_checkpoint(ckpt, places["nan_ckpt"], nan_weights)
+    flipped = places["flipped_ckpt"].parents[1]
+    shutil.copytree(run, flipped, ignore=shutil.ignore_patterns(".lock"))
+    data = bytearray(places["flipped_ckpt"].read_bytes())
+    data[len(data) // 2] ^= 1
+    places["flipped_ckpt"].write_bytes(bytes(data))
+    onnx_classifier(places["fixed_onnx"], batch=4)
+    onnx_classifier(places["wide_onnx"], outputs=784)
+    scribble(400).save(places["scribble"])
+    dot_grid(20).save(places["dots"])
+    png = encoded(Image.new("L", (8, 8), 0), "PNG")
+    at = png.index(b"IDAT") + 6
+    places["bad_idat"].write_bytes(png[:at] + bytes(8) + png[at + 8 :])
 
 
 def snapshot(folder: Path) -> set[tuple[str, int, int]]:

@@ -159,6 +159,10 @@ def check_command_line(
     composed with Hydra's node (for a sweep, its first job's), or None where Hydra only shows
     something (--help, --cfg)."""
     args, flags = _overrides_and_flags(args)
+    if flags.config_dir is not None and not Path(flags.config_dir).is_dir():
+        raise DigitsError(
+            f"--config-dir {flags.config_dir}: no such folder; give a folder of configs"
+        )
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return None
     parsed = parse_overrides(args)
