@@ -256,6 +256,7 @@ BAD_INPUT = [
     (P, ["ckpt_path={fixed_batch_onnx}", "images=[{image}]"], "ckpt_path={fixed_batch_onnx}: not a digits model (wants one input images, float (N, 1, 28, 28) for any N"),
     (S, ["ckpt_path={wide_onnx}", "port={free_port}"], "ckpt_path={wide_onnx}: not a digits model"),
     (P, ["ckpt_path={ckpt}", "images=[{dots}]", "mode=number"], "{dots}: too much ink to read as a number"),
+    (P, ["ckpt_path={ckpt}", "images=[/dev/zero]"], "/dev/zero: not a regular file (a device, a pipe or a folder)"),
     # --- serve ---
     (S, [], "ckpt_path: required, must be a string"),
     (S, ["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt: no such file; give a checkpoint (.ckpt) or an exported .onnx"),

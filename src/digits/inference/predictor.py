@@ -36,6 +36,10 @@ def preprocessed(
     digits), or of an upload's `stream`, named `path`. Raises BlankImage, or DigitsError naming
     the file."""
     if stream is None and not path.is_file():
+        if path.is_symlink():
+            raise DigitsError(f"{path}: a link to nothing (or a loop of links), not an image file")
+        if path.exists():
+            raise DigitsError(f"{path}: not a regular file (a device, a pipe or a folder)")
         raise DigitsError(f"{path}: no such file")
     return preprocess(load_grayscale(path, stream))
 
