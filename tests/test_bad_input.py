@@ -36,6 +36,9 @@ BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
     (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
     (T, ["~seed"], "seed: Key 'seed' not in 'TrainConfig'"),
+    (T, ["-m", *SMALL_VAL, "data.split_seed=range(50)", "data.val_size=70000,100"], "data.val_size=70000: out of range"),
+    # the 61st value: past the sweep's full checks, checked against the schema
+    (T, ["-m", *SMALL_VAL, "optimizer.lr=" + ",".join(f"{0.001 * (i + 1):g}" for i in range(60)) + ",-1"], "optimizer.lr=-1: out of range, must be > 0"),
     (T, ["--config-dir", "/no/such/conf"], "--config-dir /no/such/conf: no such folder"),
     (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
     (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import itertools
 import logging
 import os
 import tempfile
@@ -39,6 +41,9 @@ from digits.config.validate import (
 )
 from digits.errors import DigitsError
 
+# A sweep's values are checked up front: the first MAX_SWEEP_CHECKS composed and checked in full
+# (the command's own checks too, ~0.3 s each), every other value against the schema, set on the
+# first composed config (a few ms each; group choices are checked by name already).
 MAX_SWEEP_CHECKS = 50
 SweeperCheck = Callable[[DictConfig, list[str], Callable[[list[str]], DictConfig]], None]
 # Hydra flags that show something instead of running, or pick other configs: left to Hydra.
@@ -53,15 +58,17 @@ HYDRA_OWN_WORK = (
 
 def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
     """Override lists to compose: the plain ones (unless every sweep lists its values, choice or
-    range: then no job runs with a swept key at its default), plus each value of each such sweep."""
+    range: then no job runs with a swept key at its default), plus each value of each such sweep,
+    the sweeps taking turns (so that the first checks reach every sweep)."""
     plain = [o.input_line for o in overrides if not o.is_sweep_override()]
     sweeps = [o for o in overrides if o.is_sweep_override()]
     listed = [o for o in sweeps if o.is_choice_sweep() or o.is_range_sweep()]
     combos = [] if sweeps and len(listed) == len(sweeps) else [plain]
-    for override in listed:
-        key = override.get_key_element()
-        combos += [[*plain, f"{key}={value}"] for value in _swept_values(override)]
-    return combos[:MAX_SWEEP_CHECKS]
+    each = [
+        [[*plain, f"{o.get_key_element()}={value}"] for value in _swept_values(o)] for o in listed
+    ]
+    turns = itertools.zip_longest(*each)
+    return combos + [combo for turn in turns for combo in turn if combo is not None]
 
 
 def _swept_values(override: Override) -> list[Any]:
@@ -178,7 +185,7 @@ def check_command_line(
 
         combos = _expand_sweeps(overrides)
         configs = []
-        for combo in combos:
+        for combo in combos[:MAX_SWEEP_CHECKS]:
             cfg = compose_checked(combo, recompose)
             with settings_named():
                 check_schema(cfg, combo)
@@ -186,6 +193,13 @@ def check_command_line(
                 if check is not None:
                     check(cfg)
             configs.append(cfg)
+        for combo in combos[MAX_SWEEP_CHECKS:]:
+            key, value = combo[-1].split("=", 1)
+            if not group_options(key):
+                cfg = copy.deepcopy(configs[0])
+                with settings_named():
+                    OmegaConf.update(cfg, key, value, merge=True)
+                    check_schema(cfg, combo)
         composed = _with_hydra_node(config_name, combos[0], parsed)
         hydra = composed.hydra
         if flags.multirun:
