@@ -23,11 +23,11 @@ FIRST_FORMAT_NORMALISATION = ("mean", "std")
 # settings are data: weights-only loading guards the pickle, but a `_target_` naming anything else
 # (os.system, builtins.eval) would be called while the model is built. So: digits' own networks,
 # and torch's optimizers and schedules (built only to train on).
-NETWORK_TARGETS = {
-    name: network
+NETWORK_TARGETS = frozenset(
+    name
     for network in NETWORKS
     for name in (f"digits.models.{network.__name__}", f"{network.__module__}.{network.__name__}")
-}
+)
 OPTIMIZER_TARGETS = ("torch.optim.",)
 
 
@@ -70,29 +70,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return upgrade(checkpoint)
 
 
-def _targets(value: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """Every `_target_` in nested settings, with where it is (e.g. net.channels._target_)."""
+def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every plain value in nested settings, with where it is (e.g. hyper_parameters.net.hidden.0)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == "_target_":
-                yield f"{where}._target_", item
-            else:
-                yield from _targets(item, f"{where}.{key}")
+            yield from _leaves(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _targets(item, f"{where}.{index}")
-
-
-def _interpolations(value: Any, where: str) -> Iterator[str]:
-    """Where nested settings hold an OmegaConf interpolation (saved settings are resolved)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _interpolations(item, f"{where}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _interpolations(item, f"{where}.{index}")
-    elif isinstance(value, str) and "${" in value:
-        yield where
+            yield from _leaves(item, f"{where}.{index}")
+    else:
+        yield where, value
 
 
 def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
@@ -107,19 +94,21 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
             f"({known}); a checkpoint's settings are never run as code"
         )
     settings = {key: hparams.get(key) for key in ("net", "optimizer", "scheduler")}
-    for where, value in _targets(settings, "hyper_parameters"):
-        if where == "hyper_parameters.net._target_":
-            continue  # the network, checked above
+    leaves = list(_leaves(settings, "hyper_parameters"))
+    for where, value in leaves:
+        if not where.endswith("._target_") or where == "hyper_parameters.net._target_":
+            continue  # a plain setting, or the network, checked above
         if not (isinstance(value, str) and value.startswith(OPTIMIZER_TARGETS)):
             raise DigitsError(
                 f"ckpt_path={path}: refused: {where} names {value!r} to build; a checkpoint may "
                 "name only digits' networks and torch.optim's classes"
             )
-    for where in _interpolations(settings, "hyper_parameters"):
-        raise DigitsError(
-            f"ckpt_path={path}: refused: {where} holds an interpolation (${{...}}); a digits "
-            "checkpoint's settings are plain values"
-        )
+    for where, value in leaves:
+        if isinstance(value, str) and "${" in value:  # saved settings are resolved
+            raise DigitsError(
+                f"ckpt_path={path}: refused: {where} holds an interpolation (${{...}}); a digits "
+                "checkpoint's settings are plain values"
+            )
 
 
 def check_recorded_hash(path: Path) -> None:
