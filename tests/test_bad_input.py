@@ -81,6 +81,7 @@ BAD_INPUT = [
     (T, ["data.folds=5", "data.fold=5"], "data.fold=5 is out of range: use 0..4 (data.folds=5; every fold: -m data.fold='range(5)')"),
     (T, ["-m", "data.folds=3", "data.fold=range(4)"], "data.fold=3 is out of range: use 0..2 (data.folds=3"),
     (T, ["data.folds=1", "data.fold=0"], "data.folds=1: out of range, must be in [2, 60000] (k-fold cross-validation of the training images)"),
+    (T, ["data.folds=5", "data.fold=0", "data.val_size=100"], "data.val_size=100 is unused with data.folds=5 (each fold validates on 1/data.folds of the training images); give one of them"),
     (T, ["data.fold=2"], "data.fold=2 needs data.folds, the number of folds of k-fold cross-validation (e.g. data.folds=5)"),
     (T, ["data.folds=5"], "data.folds=5 needs data.fold, the fold that validates: one of 0..4"),
     (T, ["data.folds=5000", "data.fold=0"], "data.folds=5000 is out of range: use 2..1200 (one fold per training image at most: 1200 in"),
@@ -105,6 +106,8 @@ BAD_INPUT = [
     (C, ["{run}", "{run}/nothing*"], "nothing*: matches no folder"),
     (C, ["{run}", "{run}", "--out", "{blocked}"], "--out {blocked}: a file, not a folder"),
     (C, ["{run}", "{run}", "--out", "{blocked}/x"], "--out={blocked}/x: cannot write there"),
+    (C, ["{run}", "{short_per_image}"], "{short_per_image}/test_predictions.csv: 20 images, but the run tested 200 (metrics.json): cut short or damaged; to test its checkpoint again on the full test set: python -m digits.train"),
+    (C, ["{run}", "{other_images}"], "are not the same test images (200 and 200 images, labels that differ): no paired test"),
     (C, ["{run}", "{other_test_set}"], "{run} and {other_test_set} were tested on different test sets (200 images, md5"),
     # --- train: reproduce ---
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
@@ -167,6 +170,9 @@ BAD_INPUT = [
     (T, ["resume={run}"], "the run has already trained 2 epochs"),
     (T, ["hydra.run.dir={blocked}/x"], "hydra.run.dir={blocked}/x: cannot write there"),
     (T, ["hydra.run.dir="], "hydra.run.dir=: empty"),
+    (T, ["hydra.run.dir={empty}/" + "a" * 300], "aaaa: too long a name for the file system (at most 255 bytes a folder or file name)"),
+    (T, ["paths.log_dir={empty}/" + "a" * 300], "aaaa: too long a name for the file system"),
+    (T, ["resume={weights_only_run}"], "checkpoints/last.ckpt holds the weights only, without the training state to continue from (loops, optimizer_states missing)"),
     (T, ["paths.log_dir="], "paths.log_dir=: empty"),
     (T, ["-m", "model=mlp,cnn", "hydra.sweep.dir={blocked}/x"], "hydra.sweep.dir={blocked}/x: cannot write there"),
     (T, ["-m", "model=mlp", "hydra.sweep.dir="], "hydra.sweep.dir=: empty"),
@@ -245,6 +251,8 @@ BAD_INPUT = [
     (EX, ["run={run}", "output={empty}"], "output={empty}: a folder; give a file name, e.g. {empty}/model.onnx"),
     (EX, ["run={run}", "output=model.pt"], "output=model.pt: a format=onnx file is named *.onnx"),
     (EX, ["run={run}", "format=torchscript", "output=m.onnx"], "output=m.onnx: a format=torchscript file is named *.pt"),
+    (EX, ["run={run}", "output={empty}/" + "a" * 300 + ".onnx"], "too long a name for the file system"),
+    (E, ["run={empty}/" + "a" * 300], "too long a name for the file system"),
     (EX, ["run={run}", "output={blocked}/m.onnx"], "output={blocked}: cannot write there"),
     (EX, ["run={run}", "format=web", "web_runtime={empty}"], "web_runtime={empty}: no ONNX Runtime Web there"),
     (EX, ["run={run}", "format=web", "web_runtime={web_runtime}", "output={notes}"], "output={notes}: a file; format=web writes a folder"),
@@ -349,6 +357,21 @@ def places(
     metrics = json.loads(other_test_set.metrics_file.read_text())
     metrics["test/set"] = {"images": 10000, "md5": "0" * 32}
     other_test_set.metrics_file.write_text(json.dumps(metrics))
+    short_per_image = copied_run(run, tmp_path / "short-per-image")
+    rows = short_per_image.test_predictions_file.read_text().splitlines()
+    short_per_image.test_predictions_file.write_text("\n".join(rows[:21]) + "\n")
+    other_images = copied_run(run, tmp_path / "other-images")
+    rows = other_images.test_predictions_file.read_text().splitlines()
+    fields = [row.split(",") for row in rows[1:]]
+    labels = [f[1] for f in fields[1:] + fields[:1]]  # the same count, others' labels: other images
+    moved = [",".join([f[0], label, *f[2:]]) for f, label in zip(fields, labels, strict=True)]
+    other_images.test_predictions_file.write_text("\n".join([rows[0], *moved]) + "\n")
+    weights_only = copied_run(run, tmp_path / "weights-only")
+    rewritten_checkpoint(run.last_checkpoint, weights_only.last_checkpoint,
+                         lambda c: [c.pop(key) for key in ("loops", "optimizer_states")])  # fmt: skip
+    manifest = json.loads(weights_only.manifest_file.read_text())
+    manifest.pop("checkpoints", None)  # no recorded hash to refuse it by first
+    weights_only.manifest_file.write_text(json.dumps(manifest))
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "model.pt"))
     evil = running_code(tmp_path / "work" / "ran")["os.system"]  # the test's work folder
 
@@ -367,6 +390,9 @@ def places(
     test_images = truncated / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     test_images.write_bytes(test_images.read_bytes()[:1000])
     return {
+        "short_per_image": short_per_image.path,
+        "other_images": other_images.path,
+        "weights_only_run": weights_only.path,
         "evil_ckpt": tmp_path / "evil.ckpt",
         "nan_ckpt": tmp_path / "nan.ckpt",
         "fixed_batch_onnx": tmp_path / "fixed.onnx",
@@ -389,6 +415,11 @@ def places(
         "other_onnx": tmp_path / "other.onnx",
         **{name: Path(str(port)) for name, port in ports.items()},
     }
+
+
+def copied_run(run: RunDir, path: Path) -> RunDir:
+    shutil.copytree(run.path, path, ignore=shutil.ignore_patterns(".lock"))
+    return RunDir(path)
 
 
 def fill(text: str, places: dict[str, Path]) -> str:
@@ -435,10 +466,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     run_before = sorted(places["run"].rglob("*"))
 
     # The synthetic training set is smaller than the default validation split, which training
-    # checks (a row's own data.val_size comes later and wins).
+    # checks (a row's own data.val_size comes later and wins; with folds it is unused).
     given = (
         [*SMALL_VAL, *args]
-        if entry == T and not args[0].startswith(("resume", "reproduce", "-"))
+        if entry == T
+        and not args[0].startswith(("resume", "reproduce", "-"))
+        and not any(a.startswith("data.folds=") for a in args)
         else args
     )
     status = run_entry_point(entry, [fill(a, places) for a in given], monkeypatch)

@@ -15,12 +15,13 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import ListConfig
 
-from conftest import hiding_modules, without_module
+from conftest import hiding_modules, run_cli, without_module
 from digits.config import config_dir
 from digits.config.checks import check_command_line
 from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
+from digits.data.split import check_folds
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
 
@@ -297,3 +298,27 @@ def test_every_command_imports_and_checks_without_the_extras() -> None:
 )
 def test_an_override_digits_writes_reads_back_as_the_value_it_was(value: str) -> None:
     assert override_value(override("hydra.run.dir", value)) == value
+
+
+def test_a_sweep_checks_jobs_it_runs_with_settings_that_depend_on_each_other_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """data.folds=3,5 data.fold=0,1 is four valid jobs: never checked with a fold left at its
+    default; a job the product makes that is wrong (fold 4 of 3) is still found."""
+    composed: list[tuple[int, int]] = []
+
+    def record(cfg) -> None:
+        composed.append((cfg.data.folds, cfg.data.fold))
+
+    check_command_line("train", ["-m", "data.folds=3,5", "data.fold=0,1"], record)
+    assert sorted(composed) == [(3, 0), (3, 1), (5, 0), (5, 1)]
+    with pytest.raises(DigitsError, match=r"data\.fold=4 is out of range: use 0\.\.2"):
+        check_command_line("train", ["-m", "data.folds=5,3", "data.fold=0,4"],
+                           lambda cfg: check_folds(cfg.data.folds, cfg.data.fold))  # fmt: skip
+
+
+def test_resolve_cfg_job_shows_the_config_without_a_run_directory(tmp_path: Path) -> None:
+    shown = run_cli("digits.train", "--cfg", "job", "--resolve", cwd=tmp_path, data_root=None)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "output_dir: null" in shown.stdout and "run_name: mlp-adam" in shown.stdout
+    assert not (tmp_path / "outputs").exists()

@@ -35,6 +35,7 @@ from digits.search.space import SearchSpace
 from digits.search.study import (
     SeededPerTrial,
     StudyRef,
+    check_same_space,
     counted,
     retry,
     still_needed,
@@ -155,6 +156,20 @@ def test_interrupted_trials_are_retried_and_do_not_count() -> None:
     assert within_budget(study, again, n_trials=2)
     extra = study.ask(space.distributions)
     assert not within_budget(study, extra, n_trials=2)
+
+
+def test_a_stored_study_continues_only_over_the_space_it_was_made_to_search(tmp_path: Path) -> None:
+    ref = StudyRef(f"sqlite:///{tmp_path / 'study.db'}", "s")
+    made = SearchSpace.parse({"lr": "interval(0.1, 1)", "bs": "choice(32, 64)"}, [])
+    study = optuna.create_study(storage=ref.storage, study_name=ref.name)
+    check_same_space(study, ref, made.distributions)  # the first run records its space
+    again = optuna.load_study(storage=ref.storage, study_name=ref.name)
+    check_same_space(again, ref, made.distributions)  # the same space continues
+    for changed in (["bs=choice(16, 32)"], ["lr=interval(0.1, 2)"], ["extra=interval(0, 1)"]):
+        other = SearchSpace.parse({"lr": "interval(0.1, 1)", "bs": "choice(32, 64)"}, changed)
+        key = changed[0].split("=")[0]
+        with pytest.raises(DigitsError, match=rf"another space \(it differs in {key}\): "):
+            check_same_space(again, ref, other.distributions)
 
 
 def test_trials_whose_overrides_do_not_compose_fail_with_the_reason_and_are_not_retried() -> None:

@@ -32,8 +32,11 @@ from digits.data.idx import load_mnist
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel
 from digits.inference.predictor import Predictor
+from digits.reading.images import pixel_count
+from digits.reading.segment import Deadline, ReadingTimeout
 from digits.runs import RunDir
 from digits.serving.app import PAGE, ServeOptions, create_app
+from digits.serving.limits import DecodingBudget
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
@@ -723,3 +726,33 @@ def test_a_refused_cors_preflight_is_a_json_line(trained_run: Path) -> None:
     assert allowed.status_code == 200
     assert refused.status_code == 400
     assert refused.json() == {"error": "CORS preflight refused: Disallowed CORS origin"}
+
+
+def test_large_images_wait_for_the_servers_budget_of_decoded_pixels() -> None:
+    """The upload limit counts bytes; a PNG of a few KB can decode to 49 megapixels. Readings
+    hold their image's pixels from one budget: one that does not fit waits for room, and past
+    its request's deadline is a 503-worthy ReadingTimeout."""
+    big = Image.new("L", (7000, 7000), 255)
+    data = encoded(big, "PNG")
+    assert len(data) < 200_000 and pixel_count(io.BytesIO(data)) == 49_000_000
+    assert pixel_count(io.BytesIO(b"not an image")) == 0  # the decoder then says why
+    budget = DecodingBudget(60_000_000)
+    entered = threading.Event()
+    with budget.held(49_000_000, Deadline(5)):
+        with (
+            pytest.raises(ReadingTimeout, match="busy reading other large images"),
+            budget.held(49_000_000, Deadline(0.2)),
+        ):
+            pass
+        with budget.held(10_000_000, Deadline(0.2)):  # a small image still fits beside it
+            pass
+
+        def second() -> None:
+            with budget.held(49_000_000, Deadline(5)):
+                entered.set()
+
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        assert not entered.wait(0.3)  # waits while the first holds its pixels
+    waiter.join(5)
+    assert entered.is_set() and budget.free == budget.pixels

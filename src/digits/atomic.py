@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from digits.errors import DigitsError
 
@@ -21,7 +22,9 @@ def write_atomically(path: Path, data: memoryview | bytes, what: str = "the chec
     partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("wb") as handle:
+        handle, name = partial_file(path)
+        partial = Path(name)
+        with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -39,6 +42,14 @@ def write_atomically(path: Path, data: memoryview | bytes, what: str = "the chec
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def partial_file(path: Path) -> tuple[BinaryIO, str]:
+    """A new hidden file beside `path` to write it into before the rename: a name of its own, so
+    that two processes writing `path` at once (two runs decompressing MNIST) never share one.
+    (Not tempfile.mkstemp: its files are private to the user, the renamed file would be too.)"""
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
+    return partial.open("xb"), str(partial)
 
 
 def write_text(path: Path, text: str, what: str) -> None:

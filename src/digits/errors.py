@@ -3,6 +3,7 @@ stderr and exit status 2 in every command (never a traceback)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -24,10 +25,16 @@ ERROR_LOG = logging.getLogger("digits.user_errors")
 
 
 def user_error(error: BaseException) -> DigitsError | None:
-    """The DigitsError behind `error`: itself, or the cause Hydra's instantiate wrapped."""
+    """The DigitsError behind `error`: itself, or the cause Hydra's instantiate wrapped; a path
+    the file system refuses as too long is the user's to shorten, wherever it is first touched."""
     while error is not None:
         if isinstance(error, DigitsError):
             return error
+        if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
+            return DigitsError(
+                f"{error.filename}: too long a name for the file system (at most 255 bytes a "
+                "folder or file name); choose a shorter path"
+            )
         error = error.__cause__ if isinstance(error, InstantiationException) else None
     return None
 
@@ -40,7 +47,7 @@ def reports_user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DigitsError, InstantiationException) as raised:
+        except (DigitsError, InstantiationException, OSError) as raised:
             error = user_error(raised)
             if error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise

@@ -14,7 +14,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
-from torch.utils.tensorboard import SummaryWriter
 
 from digits.cli import launch
 from digits.config import config_dir
@@ -22,7 +21,12 @@ from digits.config.checks import check_writable
 from digits.data import MNISTDataModule
 from digits.errors import reports_user_errors
 from digits.models.networks import NUM_CLASSES
-from digits.presentation.figures import histogram_figure, image_grid_figure, save
+from digits.presentation.figures import (
+    figures_to_tensorboard,
+    histogram_figure,
+    image_grid_figure,
+    save,
+)
 from digits.runs.writing import write_json
 
 
@@ -67,12 +71,12 @@ def hydra_main(cfg: DictConfig) -> None:
         ),
     }
     out = Path(cfg.out)
-    writer = SummaryWriter(str(out / "tensorboard"))
     for name, figure in figures.items():
-        writer.add_figure(f"explore/{name}", figure, close=False)
         save(figure, out / f"{name}.png")
-    writer.close()
     write_json(out / "class_counts.json", counts)
+    figures_to_tensorboard(
+        out / "tensorboard", {f"explore/{name}": figure for name, figure in figures.items()}
+    )
     Console().print(f"figures written to {out}", soft_wrap=True)
 
 

@@ -57,18 +57,24 @@ HYDRA_OWN_WORK = (
 
 
 def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
-    """Override lists to compose: the plain ones (unless every sweep lists its values, choice or
-    range: then no job runs with a swept key at its default), plus each value of each such sweep,
-    the sweeps taking turns (so that the first checks reach every sweep)."""
+    """Override lists to compose, each a job the sweep can run: the plain ones (unless every sweep
+    lists its values, choice or range: then no job runs with a swept key at its default); then
+    jobs that together take every value of every listed sweep (value i of each, so that the first
+    checks reach every sweep and settings that depend on each other are checked together); then
+    the other jobs of the sweeps' product while the full checks last."""
     plain = [o.input_line for o in overrides if not o.is_sweep_override()]
     sweeps = [o for o in overrides if o.is_sweep_override()]
     listed = [o for o in sweeps if o.is_choice_sweep() or o.is_range_sweep()]
     combos = [] if sweeps and len(listed) == len(sweeps) else [plain]
-    each = [
-        [[*plain, f"{o.get_key_element()}={value}"] for value in _swept_values(o)] for o in listed
-    ]
-    turns = itertools.zip_longest(*each)
-    return combos + [combo for turn in turns for combo in turn if combo is not None]
+    values = [[f"{o.get_key_element()}={value}" for value in _swept_values(o)] for o in listed]
+    if not values:
+        return combos
+    longest = max(len(v) for v in values)
+    covering = [tuple(v[i % len(v)] for v in values) for i in range(longest)]
+    seen = set(covering)
+    others = (job for job in itertools.product(*values) if job not in seen)
+    more = itertools.islice(others, max(0, MAX_SWEEP_CHECKS - len(covering)))
+    return combos + [[*plain, *job] for job in [*covering, *more]]
 
 
 def _swept_values(override: Override) -> list[Any]:
@@ -190,16 +196,18 @@ def check_command_line(
             with settings_named():
                 check_schema(cfg, combo)
                 check_targets(cfg)
+                check_not_ignored(cfg, combo)
                 if check is not None:
                     check(cfg)
             configs.append(cfg)
+        plain = {o.input_line for o in overrides if not o.is_sweep_override()}
         for combo in combos[MAX_SWEEP_CHECKS:]:
-            key, value = combo[-1].split("=", 1)
-            if not group_options(key):
-                cfg = copy.deepcopy(configs[0])
-                with settings_named():
-                    OmegaConf.update(cfg, key, value, merge=True)
-                    check_schema(cfg, combo)
+            cfg = copy.deepcopy(configs[0])
+            with settings_named():
+                for key, value in (line.split("=", 1) for line in combo if line not in plain):
+                    if not group_options(key):
+                        OmegaConf.update(cfg, key, value, merge=True)
+                check_schema(cfg, combo)
         composed = _with_hydra_node(config_name, combos[0], parsed)
         hydra = composed.hydra
         if flags.multirun:
@@ -213,6 +221,24 @@ def check_command_line(
             check_devices(cfg)
             check_trainer(cfg)
     return composed
+
+
+# A setting that another one, when set, makes unused: given together, one would be ignored.
+UNUSED_WITH = {
+    "data.val_size": ("data.folds", "each fold validates on 1/data.folds of the training images"),
+}
+
+
+def check_not_ignored(cfg: DictConfig, combo: list[str]) -> None:
+    """A setting given on the command line must take effect."""
+    given = {o.key_or_group.lstrip("+~") for o in parse_overrides(combo)}
+    for key, (other, why) in UNUSED_WITH.items():
+        value = OmegaConf.select(cfg, other, default=None)
+        if key in given and value is not None:
+            raise DigitsError(
+                f"{key}={OmegaConf.select(cfg, key)} is unused with {other}={value} ({why}); "
+                f"give one of them"
+            )
 
 
 @contextlib.contextmanager

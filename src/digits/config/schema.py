@@ -290,7 +290,9 @@ class TrainerConfig:
 @dataclass
 class PathsConfig:
     log_dir: str = MISSING
-    output_dir: str = MISSING
+    # None only where Hydra shows the config instead of running (--cfg job --resolve): no run, no
+    # directory.
+    output_dir: str | None = MISSING
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from digits.atomic import partial_file
 from digits.errors import DigitsError
 
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # unsigned bytes, 3 or 1 dimensions
@@ -49,14 +50,14 @@ def gunzip_raw_files(raw: Path) -> None:
         packed, target = raw / f"{name}.gz", raw / name
         if target.is_file() or not packed.is_file():
             continue
-        partial = target.with_suffix(".partial")
         try:
-            sink = partial.open("wb")
+            sink, partial_name = partial_file(target)
         except OSError as error:
             raise DigitsError(
                 f"{raw}: cannot write the decompressed {name} there ({error.strerror}); make the "
                 "folder writable, or decompress the .gz files yourself"
             ) from error
+        partial = Path(partial_name)
         try:
             with gzip.open(packed) as source, sink:
                 shutil.copyfileobj(source, sink)
@@ -66,7 +67,7 @@ def gunzip_raw_files(raw: Path) -> None:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        partial.replace(target)
+        partial.replace(target)  # another run decompressing it at once renames the same bytes
 
 
 def _check_header(path: Path, is_images: bool) -> int:

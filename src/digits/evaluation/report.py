@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.tensorboard import SummaryWriter
 
 from digits.evaluation.scoring import SplitPredictions, calibration, predict_split, score
 from digits.presentation.figures import (
     confident_mistakes,
     confusion_matrix_figure,
+    figures_to_tensorboard,
     image_grid_figure,
     reliability_figure,
     save,
@@ -57,13 +57,13 @@ def write_report(
             split.images[order], captions, title="most confident mistakes (true→predicted)"
         ),
     }
-    if cfg.tensorboard and run is not None:
-        writer = SummaryWriter(str(run.tensorboard_events()))
-        for name, figure in figures.items():
-            tta = f"/tta{cfg.tta}" if cfg.tta else ""
-            writer.add_figure(f"evaluation/{cfg.split}{tta}/{name}", figure, close=False)
-        writer.close()
     for name, figure in figures.items():
         save(figure, out_dir / f"{name}.png")
     write_json(out_dir / "metrics.json", result)
+    if cfg.tensorboard and run is not None:
+        tta = f"/tta{cfg.tta}" if cfg.tta else ""
+        figures_to_tensorboard(
+            run.tensorboard_events(),
+            {f"evaluation/{cfg.split}{tta}/{name}": figure for name, figure in figures.items()},
+        )
     return result

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from digits.atomic import save_figure
+from digits.errors import DigitsError
 
 
 def confusion_matrix_figure(matrix: torch.Tensor, title: str = "confusion matrix") -> Figure:
@@ -155,3 +158,43 @@ def histogram_figure(images: torch.Tensor) -> Figure:
     )
     figure.tight_layout()
     return figure
+
+
+def figures_to_tensorboard(folder: Path, figures: Mapping[str, Figure]) -> None:
+    """The figures as TensorBoard images in a new event file of `folder`; a full disk or a
+    read-only folder is one DigitsError naming it, and leaves no half-written event file."""
+    from torch.utils.tensorboard import SummaryWriter  # here: TensorBoard takes a second to import
+
+    before = set(folder.glob("events.out.tfevents.*")) if folder.is_dir() else set()
+    try:
+        with writer_thread_errors_kept_quiet():
+            writer = SummaryWriter(str(folder))
+            try:
+                for tag, figure in figures.items():
+                    writer.add_figure(tag, figure, close=False)
+            finally:
+                writer.close()  # re-raises what its writer thread met
+    except OSError as error:
+        for made in set(folder.glob("events.out.tfevents.*")) - before:
+            made.unlink(missing_ok=True)
+        raise DigitsError(
+            f"{folder}: could not write the TensorBoard figures ({error.strerror or error})"
+        ) from error
+
+
+@contextlib.contextmanager
+def writer_thread_errors_kept_quiet() -> Iterator[None]:
+    """TensorBoard's writer thread prints the traceback of an OSError (a full disk) before the
+    writer raises it again in our thread, where it is said in one line: the thread's copy is
+    dropped."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, OSError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous

@@ -39,6 +39,22 @@ def image_files(paths: Iterable[str]) -> list[Path]:
     return files
 
 
+def pixel_count(stream: BinaryIO) -> int:
+    """How many pixels an image will decode to, from its header alone (0 where Pillow does not
+    know the file: decoding it then says why)."""
+    position = stream.tell()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a bomb's warning: load_grayscale refuses it
+            with Image.open(stream) as image:
+                width, height = image.size
+        return width * height
+    except Exception:  # any header Pillow cannot read: load_grayscale names the problem
+        return 0
+    finally:
+        stream.seek(position)
+
+
 def load_grayscale(path: Path, stream: BinaryIO | None = None) -> np.ndarray:
     """Read any common image as float32 grayscale 0-255: EXIF orientation applied, transparency
     composited on white, 16-bit scaled down. Reads `stream` when given (an upload), else the file;

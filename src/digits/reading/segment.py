@@ -90,6 +90,12 @@ class Deadline:
         at = time.monotonic() + self.seconds if self.seconds is not None else math.inf
         object.__setattr__(self, "at", at)
 
+    def remaining(self) -> float:
+        """Seconds left (0 once stopped; inf without a limit)."""
+        if self.stop is not None and self.stop.is_set():
+            return 0.0
+        return max(0.0, self.at - time.monotonic())
+
     def check(self) -> None:
         """Raise ReadingTimeout once past the deadline or stopped."""
         if self.stop is not None and self.stop.is_set():

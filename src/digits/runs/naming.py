@@ -53,10 +53,12 @@ def short_names(keys: list[str]) -> dict[str, str]:
     }
 
 
-def run_name(output_dir: str) -> str:
+def run_name(output_dir: str | None) -> str:
     """`<experiment>` or `<model>-<optimizer>`, then a multirun's swept values (`cnn-adam lr=0.003
-    batch_size=128`). A run that already has a TensorBoard folder keeps it (resume=)."""
-    existing = [p.name for p in RunDir(Path(output_dir)).tensorboard.glob("*") if p.is_dir()]
+    batch_size=128`). A run that already has a TensorBoard folder keeps it (resume=); there is no
+    directory where Hydra only shows the config (`--cfg job --resolve`)."""
+    folder = RunDir(Path(output_dir)).tensorboard if output_dir else None
+    existing = [p.name for p in folder.glob("*") if p.is_dir()] if folder else []
     if len(existing) == 1:
         return existing[0]
     hydra = hydra_config()

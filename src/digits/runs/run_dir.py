@@ -509,9 +509,13 @@ def job_order(path: Path) -> tuple[int, str]:
     return (len(path.name), path.name) if path.name.isdigit() else (1_000_000, path.name)
 
 
+def run_part(part: str, _root_: DictConfig) -> str | None:
+    """`${run:<part>}` in configs: that part of this run's directory (paths.output_dir); None
+    where Hydra only shows the config (`--cfg job --resolve`: no run, no directory)."""
+    output_dir = _root_.paths.output_dir
+    return str(getattr(RunDir(Path(output_dir)), part)) if output_dir else None
+
+
 def register_resolver() -> None:
-    """`${run:<part>}` in configs: that part of this run's directory (paths.output_dir)."""
     if not OmegaConf.has_resolver("run"):
-        OmegaConf.register_new_resolver(
-            "run", lambda part, _root_: str(getattr(RunDir(Path(_root_.paths.output_dir)), part))
-        )
+        OmegaConf.register_new_resolver("run", run_part)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import numpy as np
+
 from digits.errors import DigitsError
 from digits.runs.comparison import status_and_metrics
 from digits.runs.per_image import PerImageResults
@@ -18,6 +20,8 @@ from digits.runs.run_dir import RunDir
 from digits.uncertainty import paired_test, welch_test
 
 ALPHA = 0.05
+# Overrides that change which test images a run sees.
+LIMITING = ("debug=", "trainer.limit_test_batches=", "trainer.fast_dev_run=")
 Group = tuple[str, list[RunDir]]
 
 
@@ -56,6 +60,7 @@ def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
                    if result is None]  # fmt: skip
         if missing:
             return names | {"verdict": no_per_image(missing[0])}
+        check_same_images(a[1][0], b[1][0], results[0], results[1])
         test = paired_test(results[0].correct, results[1].correct)
         return names | test | {"verdict": paired_verdict(names, test, alpha, tests)}
     a_acc, b_acc = (tested_accuracies(group[1]) for group in (a, b))
@@ -70,8 +75,31 @@ def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
 
 
 def per_image(run: RunDir) -> PerImageResults | None:
+    """The run's per-image test results, None where it kept none; refused when they do not cover
+    the images its metrics say it tested (a file cut short)."""
     file = run.test_predictions_file
-    return PerImageResults.read(file) if file.is_file() else None
+    if not file.is_file():
+        return None
+    results = PerImageResults.read(file)
+    tested = status_and_metrics(run)[1].get("test/images")
+    if tested is not None and len(results.labels) != tested:
+        raise DigitsError(
+            f"{file}: {len(results.labels)} images, but the run tested {tested} (metrics.json): "
+            f"cut short or damaged; {retest(run)}"
+        )
+    return results
+
+
+def check_same_images(a: RunDir, b: RunDir, a_results: PerImageResults,
+                      b_results: PerImageResults) -> None:  # fmt: skip
+    """A paired test pairs image i with image i: both files must list the same images (their
+    labels agree), whatever the runs' metrics say of their test sets."""
+    if not np.array_equal(a_results.labels, b_results.labels):
+        raise DigitsError(
+            f"{a.test_predictions_file} and {b.test_predictions_file} are not the same test "
+            f"images ({len(a_results.labels)} and {len(b_results.labels)} images, labels that "
+            "differ): no paired test; compare runs tested on the same images"
+        )
 
 
 def tested_accuracies(runs: list[RunDir]) -> list[float]:
@@ -79,18 +107,25 @@ def tested_accuracies(runs: list[RunDir]) -> list[float]:
 
 
 def no_per_image(run: RunDir) -> str:
-    """Why there is no paired test, and the command that tests the run's checkpoint again into a
-    new run (which keeps them): its own overrides, so that the same model is built."""
+    """Why there is no paired test, and how to get one."""
+    return (
+        f"{run.path} has no per-image test results (made before runs kept them, or not tested), "
+        f"so no paired test; {retest(run)}"
+    )
+
+
+def retest(run: RunDir) -> str:
+    """The command that tests the run's best checkpoint again into a new run, which keeps its
+    per-image results: the run's own overrides (so that the same model is built), less those that
+    limit the test (debug=..., trainer.limit_*: a paired test wants the full test set)."""
     try:
         checkpoint: str = str(run.best_checkpoint())
     except DigitsError:
         checkpoint = f"{run.checkpoints}/<best>.ckpt"
-    command = shlex.join(["python", "-m", "digits.train", *run.overrides(), "train=false",
+    kept = [o for o in run.overrides() if not o.lstrip("+~").startswith(LIMITING)]
+    command = shlex.join(["python", "-m", "digits.train", *kept, "train=false",
                           f"ckpt_path={checkpoint}"])  # fmt: skip
-    return (
-        f"{run.path} has no per-image test results (made before runs kept them, or not tested), "
-        f"so no paired test; to get them, test its checkpoint again: {command}"
-    )
+    return f"to test its checkpoint again on the full test set: {command}"
 
 
 def bar(alpha: float, tests: int) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
@@ -35,6 +36,8 @@ CREATE_ATTEMPTS = 4
 INTERRUPTED = "interrupted"
 # Set on a trial asked when another worker had just taken the study's last one: never run.
 NOT_RUN = "not run: the study already had n_trials"
+# The study's user attribute holding the space it was made to search.
+SPACE = "search_space"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,26 @@ class StudyRef:
 
     def load(self, pruner: BasePruner | None = None) -> Study:
         return optuna.load_study(study_name=self.name, storage=self.storage_with(), pruner=pruner)
+
+
+def check_same_space(
+    study: Study, ref: StudyRef, distributions: dict[str, BaseDistribution]
+) -> None:
+    """A stored study continues only over the space it was made to search: its samplers learn
+    from every trial's parameters, and its best trial would be the best of two searches. The
+    first run records the space (so does the first run continuing a study made before this)."""
+    wanted = {name: json.loads(distribution_to_json(d)) for name, d in distributions.items()}
+    recorded = study.user_attrs.get(SPACE)
+    if recorded is None:
+        study.set_user_attr(SPACE, wanted)
+        return
+    changed = sorted(n for n in {*recorded, *wanted} if recorded.get(n) != wanted.get(n))
+    if changed:
+        raise DigitsError(
+            f"study {ref.name} in {ref.storage} was made to search another space (it differs in "
+            f"{', '.join(changed)}): continue it with the dimensions it was made with, or give "
+            "another hydra.sweeper.study_name"
+        )
 
 
 def _lost_creation_race(error: Exception) -> bool:

@@ -43,6 +43,7 @@ from digits.search.study import (
     NOT_RUN,
     SeededPerTrial,
     StudyRef,
+    check_same_space,
     counted,
     retry,
     still_needed,
@@ -133,6 +134,7 @@ class StudySweeper(Sweeper):
                 f"{self.ref.storage} was made to {study.direction.name.lower()}; give another "
                 "study_name"
             )
+        check_same_space(study, self.ref, self.space.distributions)
         return study
 
     def _ask(self) -> list[Trial]:

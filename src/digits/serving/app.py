@@ -37,11 +37,17 @@ from digits.errors import DigitsError
 from digits.exported.onnx_model import OnnxModel
 from digits.inference.prediction import MODES, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
-from digits.reading.images import ImageTooLarge
+from digits.reading.images import ImageTooLarge, pixel_count
 from digits.reading.preprocess import FIELD, PREPROCESSORS
 from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.serving.batching import BatchingModel, Model
-from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
+from digits.serving.limits import (
+    BodyTimeout,
+    DeclaredSizeLimit,
+    DecodingBudget,
+    JSONCORSMiddleware,
+    too_large,
+)
 from digits.serving.loading import ServedModel
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
 from digits.serving.responses import (
@@ -154,6 +160,7 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
 
     served = ServedModel(load_batched, on_load_failure)
     metrics = ServerMetrics(served)
+    budget = DecodingBudget()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -211,7 +218,10 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         """Each upload's record (its digits classified together, in one batch), or its refusal."""
         predictor = ready_predictor()
         deadline = Deadline(options.read_timeout_s, served.stopping)  # for the whole request
-        read = [read_upload(predictor, upload, asked.mode, options, deadline) for upload in uploads]
+        read = [
+            read_upload(predictor, upload, asked.mode, options, deadline, budget)
+            for upload in uploads
+        ]
         found = [item for item in read if not isinstance(item, HTTPException)]
         images = [image for _, item_images in found for image in item_images]
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
@@ -335,17 +345,25 @@ def handle_errors(app: FastAPI) -> None:
 
 
 def read_upload(
-    predictor: Predictor, upload: Upload, mode: str, options: ServeOptions, deadline: Deadline
+    predictor: Predictor,
+    upload: Upload,
+    mode: str,
+    options: ServeOptions,
+    deadline: Deadline,
+    budget: DecodingBudget,
 ) -> tuple[Prediction, list[torch.Tensor]] | HTTPException:
     """An upload's Prediction and the 28x28 images to classify for it, or its refusal (too much
-    ink: 422; its reading past the request's `deadline`: 503)."""
+    ink: 422; its reading, or its wait for the server's `budget` of decoded pixels, past the
+    request's `deadline`: 503)."""
     name, data = upload
     if not data:
         return HTTPException(400, f"{name}: empty; send an image (a file field or a raw body)")
     if len(data) > options.max_upload_bytes:  # one image of a batch: the body's limit per image
         return HTTPException(413, too_large(options.max_upload_bytes, f"{name}: image"))
+    stream = io.BytesIO(data)
     try:
-        return predictor.read(Path(name), options.preprocess, mode, io.BytesIO(data), deadline)
+        with budget.held(pixel_count(stream), deadline):
+            return predictor.read(Path(name), options.preprocess, mode, stream, deadline)
     except ImageTooLarge as error:
         return HTTPException(413, str(error))
     except TooMuchInk as error:

@@ -8,6 +8,9 @@ that limit before FastAPI does, since FastAPI answers that case in plain text.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
 
 from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,7 +19,14 @@ from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digits.reading.images import MAX_PIXELS
+from digits.reading.segment import Deadline, ReadingTimeout
 from digits.serving.responses import error_response
+
+# Decoded pixels the server holds at once, over all its requests: the upload limit counts bytes,
+# and a 70 KB PNG can decode to 49 megapixels (~7 bytes each while read): eight of them at once
+# took 2.6 GB. Twice the largest image allowed: any image can be read, two giant ones at a time.
+DECODING_PIXELS = 2 * MAX_PIXELS
 
 
 def too_large(max_bytes: int, what: str = "request body") -> str:
@@ -85,3 +95,31 @@ class JSONCORSMiddleware(CORSMiddleware):
             return response
         reason = bytes(response.body).decode(errors="replace").strip()
         return error_response(response.status_code, f"CORS preflight refused: {reason}")
+
+
+class DecodingBudget:
+    """Pixels being decoded and read across the server's worker threads, at most `pixels`: an
+    image waits for room (within its request's deadline, else 503) instead of every large image
+    decoding at once."""
+
+    def __init__(self, pixels: int = DECODING_PIXELS) -> None:
+        self.free = self.pixels = pixels
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def held(self, pixels: int, deadline: Deadline) -> Iterator[None]:
+        pixels = min(pixels, self.pixels)  # larger ones are refused by the decoder itself
+        with self._changed:
+            while self.free < pixels:
+                if not deadline.remaining():
+                    raise ReadingTimeout(
+                        "the server is busy reading other large images: try again later"
+                    )
+                self._changed.wait(min(deadline.remaining(), 0.1))  # wakes for a stop, too
+            self.free -= pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.free += pixels
+                self._changed.notify_all()

@@ -39,6 +39,7 @@ def check_train(cfg: DictConfig) -> None:
 
         checkpoint = read_checkpoint(cfg.ckpt_path)
         check_checkpoint_fits(cfg.ckpt_path, checkpoint["hyper_parameters"]["net"], cfg.model)
+        check_training_state(checkpoint, cfg)
         check_work_left(checkpoint, cfg)
     check_writable(cfg.paths.log_dir)
     check_batches(cfg, check_data(cfg))
@@ -186,6 +187,20 @@ def check_checkpoint_fits(ckpt_path: str, trained: dict[str, Any], model: DictCo
         if trained.get(key) != architecture.get(key)
     )
     raise DigitsError(f"ckpt_path={ckpt_path}: network does not match: {differences}")
+
+
+def check_training_state(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    """Training on from a checkpoint continues its loops and optimizer: one saved with the weights
+    only (ModelCheckpoint's save_weights_only) has neither."""
+    missing = [key for key in ("loops", "optimizer_states") if key not in checkpoint]
+    if not cfg.train or not missing:
+        return
+    given = f"resume={cfg.resume}" if cfg.get("resume") else f"ckpt_path={cfg.ckpt_path}"
+    raise DigitsError(
+        f"{given}: {cfg.ckpt_path} holds the weights only, without the training state to continue "
+        f"from ({', '.join(missing)} missing); test it with train=false ckpt_path=<file>, or train "
+        "anew"
+    )
 
 
 def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
