@@ -292,6 +292,8 @@ BAD_INPUT = [
     (S, [*SERVE, "access_log=maybe"], "access_log=maybe: must be true or false"),
     (S, [*SERVE, "cors_origins=[[a]]"], "cors_origins: ['a'] is no origin; give scheme://host[:port] per site"),
     (S, [*SERVE, "cors_origins=[example.org]"], "cors_origins: example.org is no origin"),
+    (S, [*SERVE, "header_timeout_s=0"], "header_timeout_s=0: out of range, must be in (0, 600]"),
+    (S, [*SERVE, "keep_alive_s=-1"], "keep_alive_s=-1: out of range, must be in (0, 3600]"),
     (S, [*SERVE, "read_timeout_s=0"], "read_timeout_s=0: out of range, must be in (0, 600]"),
     (S, [*SERVE, "bogus=1"], "bogus=1: no such key in the config (the top level takes: ckpt_path, host, port"),
     # --- explore ---

@@ -756,3 +756,62 @@ def test_large_images_wait_for_the_servers_budget_of_decoded_pixels() -> None:
         assert not entered.wait(0.3)  # waits while the first holds its pixels
     waiter.join(5)
     assert entered.is_set() and budget.free == budget.pixels
+
+
+@pytest.fixture
+def header_deadline_server() -> Iterator[int]:
+    """A real uvicorn server (a trivial app) with digits' protocol and a 0.5 s header deadline."""
+    import uvicorn
+
+    from digits.serving.connections import with_header_deadline
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    listening = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=with_header_deadline(0.5), timeout_keep_alive=30,
+                            log_level="warning", lifespan="off")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield listening.getsockname()[1]
+    server.should_exit = True
+    thread.join(5)
+
+
+def closed_by_server(connection: socket.socket, within: float) -> bool:
+    connection.settimeout(within)
+    try:
+        return connection.recv(100) == b""
+    except TimeoutError:
+        return False
+
+
+def test_a_client_sending_its_headers_slowly_is_disconnected(header_deadline_server: int) -> None:
+    """uvicorn closes no connection whose headers never end; digits' protocol does, after
+    header_timeout_s: from connecting, and from the first byte of each later request."""
+    port = header_deadline_server
+    with socket.create_connection(("127.0.0.1", port)) as silent:
+        assert closed_by_server(silent, 3)
+    with socket.create_connection(("127.0.0.1", port)) as trickling:
+        for byte in b"GET / HTTP/1.1\r\nHost: x\r\n":
+            trickling.sendall(bytes([byte]))
+            time.sleep(0.01)
+        assert closed_by_server(trickling, 3)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        for _ in range(2):  # whole headers in time: answered, and the connection kept alive
+            client.sendall(request)
+            answer = b""
+            while not answer.endswith(b"ok"):
+                answer += client.recv(1000)
+            assert answer.startswith(b"HTTP/1.1 200")
+            time.sleep(0.8)  # idle longer than the header deadline: keep-alive's to decide
+        client.sendall(request[:10])  # a later request that stalls is closed too
+        assert closed_by_server(client, 3)

@@ -81,10 +81,14 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "seed=${{seed}}", "hydra.run.dir={run}", "--config-name train hydra.run.dir={run}",
         "-m seed=1,2 hydra.sweep.subdir=same", "-m seed=1,2 hydra.sweep.subdir={run}",
         "-m seed=1,2 hydra.sweep.dir={run}",
+        # issue 40, the rest: over-long names, a setting the other makes unused
+        "hydra.run.dir={fix}/" + "a" * 300, "paths.log_dir={fix}/" + "b" * 300,
+        "data.folds=5 data.fold=0 data.val_size=100",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",
         "--help", "model=cnn trainer.val_check_interval=0.5", "-m seed=1,2",
+        "--resolve --cfg job", "-m data.folds=3,5 data.fold=0,1",
     ]  # fmt: skip
     evaluate_refused = [
         "run={image}", "ckpt_path={onnx}", "ckpt_path={torchscript}", "ckpt_path={image}",
@@ -130,11 +134,13 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "run={run} checkpoint=middle", "run={multirun}", "ckpt_path={onnx}", "ckpt_path={image}",
         "ckpt_path={torchscript}", "run={run} output={image}/m.onnx", "run={run} bogus=1",
         "ckpt_path={evil_ckpt}", "run={run} format=web output={fix}",
+        "run={run} output={fix}/" + "c" * 300 + ".onnx",
     ]  # fmt: skip
     export_runs = ["run={run}", "run={run} format=torchscript"]
     serve_refused = [f"ckpt_path={{ckpt}} {a}" for a in (
         "port=-1", "port=70000", "port=abc", "host=", "host=999.1.1.1", "max_upload_mb=-1",
         "max_upload_mb=1000", "top_k=0", "min_confidence=1.5", "preprocess=bogus",
+        "header_timeout_s=0", "keep_alive_s=0",
     )] + ["ckpt_path={image} port={port}", "ckpt_path={empty_file} port={port}",
           "ckpt_path={other_onnx} port={port}", "ckpt_path={evil_ckpt} port={port}",
           "ckpt_path={nan_ckpt} port={port}", "ckpt_path={wide_onnx} port={port}",

@@ -24,6 +24,7 @@ from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.serving.app import ServeOptions, create_app
+from digits.serving.connections import with_header_deadline
 
 SHUTDOWN_GRACE_S = 3
 
@@ -63,6 +64,8 @@ def hydra_main(cfg: DictConfig) -> None:
         # On SIGTERM or Ctrl+C, requests in flight get this long; then they are cancelled and
         # their readings stop at their next step (ServedModel.close), so the process ends soon.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        timeout_keep_alive=cfg.keep_alive_s,
+        http=with_header_deadline(cfg.header_timeout_s),
     )
     if cfg.access_log:  # uvicorn logs each request at INFO, under its warning level above
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)

@@ -391,6 +391,8 @@ class ServeConfig:
     batch_images: int = setting(Range(ge=1, le=1024, note="images in one model call"))
     batch_wait_ms: float = setting(Range(ge=0, le=100))
     body_timeout_s: float = setting(Range(gt=0, le=600))
+    header_timeout_s: float = setting(Range(gt=0, le=600))
+    keep_alive_s: float = setting(Range(gt=0, le=3600))
     read_timeout_s: float = setting(READ_TIMEOUT)
     cors_origins: list[str] = MISSING
     root_path: str = MISSING
