@@ -40,6 +40,9 @@ BAD_INPUT = [
     # the 61st value: past the sweep's full checks, checked against the schema
     (T, ["-m", *SMALL_VAL, "optimizer.lr=" + ",".join(f"{0.001 * (i + 1):g}" for i in range(60)) + ",-1"], "optimizer.lr=-1: out of range, must be > 0"),
     (T, ["--config-dir", "/no/such/conf"], "--config-dir /no/such/conf: no such folder"),
+    (T, ["--config-dir", "{user_conf}", "model=broken"], 'error: not valid YAML: while parsing a flow sequence in "{user_conf}/model/broken.yaml", line 1'),
+    (T, ["--config-dir", "{user_conf}", "model=odd"], "model.bogus=1: cannot build this network (MLP.__init__() got an unexpected keyword argument 'bogus')"),
+    (T, ["--config-dir", "{user_conf}", "model=nosuch"], "model=nosuch: no such model option; available: broken, cnn, lenet, lstm, mlp, odd"),
     (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
     (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),
     (T, ["data.batch_size=${optimizer.lr}"], "data.batch_size: While dereferencing interpolation '${optimizer.lr}'"),
@@ -359,6 +362,12 @@ def places(
     metrics = json.loads(other_test_set.metrics_file.read_text())
     metrics["test/set"] = {"images": 10000, "md5": "0" * 32}
     other_test_set.metrics_file.write_text(json.dumps(metrics))
+    user_conf = tmp_path / "my-conf"  # a --config-dir of the user's own model options
+    (user_conf / "model").mkdir(parents=True)
+    (user_conf / "model" / "broken.yaml").write_text("hidden: [unclosed\n")
+    (user_conf / "model" / "odd.yaml").write_text(
+        "_target_: digits.models.networks.MLP\nbogus: 1\n"
+    )
     short_per_image = copied_run(run, tmp_path / "short-per-image")
     rows = short_per_image.test_predictions_file.read_text().splitlines()
     short_per_image.test_predictions_file.write_text("\n".join(rows[:21]) + "\n")
@@ -392,6 +401,7 @@ def places(
     test_images = truncated / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     test_images.write_bytes(test_images.read_bytes()[:1000])
     return {
+        "user_conf": user_conf,
         "short_per_image": short_per_image.path,
         "other_images": other_images.path,
         "weights_only_run": weights_only.path,

@@ -6,6 +6,7 @@ command may need (extras.py).
 Importing this package registers the schema (Hydra's ConfigStore) and the `${run:...}` resolver,
 which composing conf/ needs."""
 
+from contextvars import ContextVar
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -21,9 +22,16 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else Path(__file__).parents[3] / "conf")
 
 
+# The folders a command line adds with --config-dir (Hydra searches them for configs too), while
+# its up-front check composes it (digits.config.checks).
+EXTRA_CONFIG_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("extra_config_dirs", default=())
+
+
 def group_options(group: str) -> list[str]:
-    """The options of a config group (conf/<group>/*.yaml), or [] for a key that is no group."""
-    return sorted(path.stem for path in (Path(config_dir()) / group).glob("*.yaml"))
+    """The options of a config group (conf/<group>/*.yaml, and those of a --config-dir), or [] for
+    a key that is no group."""
+    folders = [Path(config_dir()), *EXTRA_CONFIG_DIRS.get()]
+    return sorted({path.stem for folder in folders for path in (folder / group).glob("*.yaml")})
 
 
 def command_groups(config_name: str) -> str:
@@ -47,4 +55,4 @@ naming.register_resolver()
 if not OmegaConf.has_resolver("command_groups"):
     OmegaConf.register_new_resolver("command_groups", command_groups)
 
-__all__ = ["config_dir", "group_options"]
+__all__ = ["EXTRA_CONFIG_DIRS", "config_dir", "group_options"]

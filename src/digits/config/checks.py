@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.types import Glob, Override
 from hydra.errors import ConfigCompositionException
@@ -28,9 +29,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from digits.config import config_dir, group_options
+from digits.config import EXTRA_CONFIG_DIRS, config_dir, group_options
 from digits.config.extras import EXTRA_LAUNCHERS, require_extra
-from digits.config.hydra_flags import hydra_flags, parse_overrides
+from digits.config.hydra_flags import hydra_flags, parse_overrides, quoted
 from digits.config.schema import MOVED
 from digits.config.validate import (
     check_schema,
@@ -49,7 +50,7 @@ SweeperCheck = Callable[[DictConfig, list[str], Callable[[list[str]], DictConfig
 # Hydra flags that show something instead of running, or pick other configs: left to Hydra.
 HYDRA_OWN_WORK = (
     "help", "hydra_help", "version", "cfg", "info", "shell_completion",
-    "config_path", "config_name", "config_dir", "experimental_rerun",
+    "config_path", "config_name", "experimental_rerun",
 )  # fmt: skip
 
 
@@ -178,16 +179,39 @@ def check_command_line(
         )
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return None
+    added = (Path(flags.config_dir).resolve(),) if flags.config_dir else ()
+    token = EXTRA_CONFIG_DIRS.set(added)
+    try:
+        return _check_composed(config_name, args, flags, check, check_sweeper)
+    finally:
+        EXTRA_CONFIG_DIRS.reset(token)
+
+
+def searched() -> list[str]:
+    """The override that adds a --config-dir to Hydra's search path, as the flag does."""
+    added = EXTRA_CONFIG_DIRS.get()
+    folders = ", ".join(quoted(f"file://{folder}") for folder in added)
+    return [f"hydra.searchpath=[{folders}]"] if added else []
+
+
+def _check_composed(
+    config_name: str,
+    args: list[str],
+    flags: argparse.Namespace,
+    check: Callable[[DictConfig], None] | None,
+    check_sweeper: SweeperCheck | None,
+) -> DictConfig:
     parsed = parse_overrides(args)
     _check_launcher_installed(parsed)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_hydra_sweeps(parsed)
     _check_moved(overrides)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        _check_group_choices(overrides, compose(config_name, return_hydra_config=True))
+        base = compose(config_name, overrides=searched(), return_hydra_config=True)
+        _check_group_choices(overrides, base)
 
         def recompose(combo: list[str]) -> DictConfig:
-            return compose(config_name, overrides=combo)
+            return compose(config_name, overrides=[*combo, *searched()])
 
         combos = _expand_sweeps(overrides)
         configs = []
@@ -279,11 +303,12 @@ def _with_hydra_node(config_name: str, combo: list[str], parsed: list[Override])
         if o.key_or_group.startswith("hydra") and not o.is_sweep_override()
     ]
     try:
-        return compose(config_name, overrides=[*combo, *own], return_hydra_config=True)
+        return compose(config_name, overrides=[*combo, *own, *searched()], return_hydra_config=True)
     except (ConfigCompositionException, OmegaConfBaseException) as error:
         for line in own:  # name the override Hydra refused
             try:
-                compose(config_name, overrides=[*combo, line], return_hydra_config=True)
+                compose(config_name, overrides=[*combo, line, *searched()],
+                        return_hydra_config=True)  # fmt: skip
             except (ConfigCompositionException, OmegaConfBaseException):
                 raise DigitsError(
                     f"{line}: Hydra's config has no such key or option (see --cfg hydra)"
@@ -299,6 +324,8 @@ def compose_checked(combo: list[str], recompose: Callable[[list[str]], DictConfi
         raise composition_error(error, combo, recompose) from error
     except OmegaConfBaseException as error:
         raise DigitsError(str(error).splitlines()[0]) from error
+    except yaml.YAMLError as error:  # a config file of a --config-dir, say (it names the file)
+        raise DigitsError(f"not valid YAML: {' '.join(str(error).split())}") from error
 
 
 # --- this machine ---------------------------------------------------------------------------
@@ -389,11 +416,17 @@ def check_writable(
     given, folder = folder, Path(folder).expanduser().absolute()
     made = [f for f in (folder, *folder.parents) if not f.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, buffering=0) as probe:  # no flush at close
-            probe.write(b"0" * 4096)
-            probe.flush()
-            os.fsync(probe.fileno())
+        for attempt in range(3):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                with tempfile.TemporaryFile(dir=folder, buffering=0) as probe:  # no flush at close
+                    probe.write(b"0" * 4096)
+                    probe.flush()
+                    os.fsync(probe.fileno())
+                break
+            except FileNotFoundError:  # another command checking it made and removed it: again
+                if attempt == 2:
+                    raise
     except OSError as error:
         raise DigitsError(
             f"{key}={given}: cannot write there ({error.strerror}); {hint}"

@@ -63,7 +63,13 @@ def override_value(argument: str) -> str:
 
 def override(key: str, value: str | Path) -> str:
     """`key=value` in Hydra's grammar, the value quoted so that any path reads back as it is
-    (spaces, accents, commas, =): a quote, and backslashes before one or at the end, escaped."""
+    (spaces, accents, commas, =)."""
+    return f"{key}={quoted(value)}"
+
+
+def quoted(value: str | Path) -> str:
+    """A value as a quoted string of Hydra's grammar: a quote, and backslashes before one or at
+    the end, escaped."""
     escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
     escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
-    return f"{key}='{escaped}'"
+    return f"'{escaped}'"
