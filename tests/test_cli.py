@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import FAST, run_cli
 from digits.config import config_dir
+from digits.config.hydra_flags import override
 from digits.data.idx import load_mnist
 from digits.evaluation.scoring import predict_split
 from digits.models.calibration import fit_temperature
@@ -160,6 +161,10 @@ def test_help_of_each_command_lists_only_the_groups_it_takes(
 def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     tmp_path: Path, data_root: Path
 ) -> None:
+    # Under a folder with a space, an accent and CJK: Lightning starts the second process with the
+    # run directory on its command line.
+    work = tmp_path / "dossier é 結果"
+    work.mkdir()
     result = run_cli(
         "digits.train",
         *SHORT,
@@ -167,12 +172,12 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
         "trainer.accelerator=cpu",
         "trainer.devices=2",
         "logger=none",
-        cwd=tmp_path,
+        cwd=work,
         data_root=data_root,
         timeout=600,
     )
     check_ok(result)
-    run_dir = only_dir(tmp_path / "outputs" / "runs")  # exactly one directory
+    run_dir = only_dir(work / "outputs" / "runs")  # exactly one directory
     assert "distributed_backend=gloo" in (run_dir / "train.log").read_text()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # Two processes split each epoch: half the steps of a single-process run.
@@ -187,7 +192,7 @@ def test_ddp_on_cpu_with_two_processes_writes_one_run_directory(
     # validation split in one process gives the same value.
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(
-            "evaluate", overrides=[f"run={run_dir}", f"data.root={data_root}", "split=val"]
+            "evaluate", overrides=[override("run", run_dir), f"data.root={data_root}", "split=val"]
         )
     split = predict_split(cfg, Path(metrics["best_checkpoint"]))
     assert split.temperature != 1.0
