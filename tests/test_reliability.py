@@ -453,59 +453,6 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues_in_place(
 
 
 @pytest.mark.slow
-def test_sigkilled_deterministic_run_resumes_to_the_same_metrics(
-    tmp_path: Path, data_root: Path
-) -> None:
-    args = [
-        *FAST,
-        "model=cnn",
-        "data.batch_size=16",
-        "trainer.max_epochs=2",
-        "logger=none",
-        "trainer.deterministic=true",
-        "callbacks.last_checkpoint.every_n_train_steps=7",
-        "seed=3",
-    ]
-    whole = run_cli(
-        "digits.train", *args, "hydra.run.dir=outputs/whole", cwd=tmp_path, data_root=data_root
-    )
-    assert whole.returncode == 0, whole.stderr[-3000:]
-
-    process = start_training(tmp_path, data_root, *args, "hydra.run.dir=outputs/killed")
-    run_dir = tmp_path / "outputs" / "killed"
-    last = run_dir / "checkpoints" / "last.ckpt"
-    wait_for(last, process)
-    while torch.load(last, weights_only=False)["global_step"] < 70:  # well into epoch 2
-        assert process.poll() is None
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    step = torch.load(last, weights_only=False)["global_step"]
-    assert step % 63 != 0, "killed at an epoch boundary; the test wants mid-epoch"
-
-    resumed = run_cli(
-        "digits.train",
-        *args,
-        f"ckpt_path={last}",
-        "hydra.run.dir=outputs/killed",
-        cwd=tmp_path,
-        data_root=data_root,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected = json.loads((tmp_path / "outputs" / "whole" / "metrics.json").read_text())
-    got = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"):
-        assert got[key] == pytest.approx(expected[key], abs=1e-6), key
-    assert got["global_step"] == expected["global_step"]
-    final = torch.load(
-        tmp_path / "outputs" / "whole" / "checkpoints" / "last.ckpt", weights_only=True
-    )
-    resumed_final = torch.load(last, weights_only=True)
-    for name, weights in final["state_dict"].items():
-        assert torch.equal(weights, resumed_final["state_dict"][name]), name
-
-
-@pytest.mark.slow
 def test_a_run_directory_belongs_to_one_live_run(tmp_path: Path, data_root: Path) -> None:
     args = [*FAST, "model=mlp", "data.batch_size=8", "trainer.max_epochs=50", "logger=none"]
     first = start_training(tmp_path, data_root, *args, "hydra.run.dir=outputs/runs/mine")
@@ -562,10 +509,11 @@ def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
     tmp_path: Path, data_root: Path
 ) -> None:
     """kill -9 inside steps, checkpoint saves and the test pass: `resume=` finishes the run with the
-    metrics and weights of a run never interrupted (deterministic on the CPU)."""
+    metrics and weights of a run never interrupted (deterministic on the CPU; the cnn: dropout's
+    random state and the loader's order restored mid-epoch)."""
     args = [
         *FAST,
-        "model=mlp",
+        "model=cnn",
         "data.batch_size=16",
         "trainer.max_epochs=2",
         "logger=none",
@@ -580,8 +528,8 @@ def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
     expected = RunDir(tmp_path / "outputs" / "whole")
     want = expected.metrics()
     rng = random.Random(7)
-    # Four kills (each a start and a resume, ~20 s on CI): steps and saves, then the test pass.
-    targets = [*sorted(rng.sample(range(1, want["global_step"]), 3)), "test"]
+    # Three kills (each a start and a resume, ~20 s on CI): steps and saves, then the test pass.
+    targets = [*sorted(rng.sample(range(1, want["global_step"]), 2)), "test"]
     for attempt, target in enumerate(targets):
         run = RunDir(tmp_path / "outputs" / f"killed{attempt}")
         process = start_training(tmp_path, data_root, *args, f"hydra.run.dir={run.path}")
