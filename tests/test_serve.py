@@ -35,8 +35,9 @@ from digits.inference.predictor import Predictor
 from digits.reading.images import pixel_count
 from digits.reading.segment import Deadline, ReadingTimeout
 from digits.runs import RunDir
-from digits.serving.app import PAGE, ServeOptions, create_app
+from digits.serving.app import PAGE, create_app
 from digits.serving.limits import DecodingBudget
+from digits.serving.options import ServeOptions
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,

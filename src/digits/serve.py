@@ -23,8 +23,9 @@ from digits.config import config_dir
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx
-from digits.serving.app import ServeOptions, create_app
+from digits.serving.app import create_app
 from digits.serving.connections import with_header_deadline
+from digits.serving.options import ServeOptions
 
 SHUTDOWN_GRACE_S = 3
 
