@@ -87,7 +87,7 @@ def bare_lightning(workload: str, steps: int) -> float:
     import lightning as L
     from lightning.pytorch.callbacks import Timer
 
-    from digits.data.loading import TensorImages, keep_batch
+    from digits.data.batches import TensorImages, keep_batch
 
     cfg = config(*WORKLOADS[workload])
     L.seed_everything(cfg.seed, verbose=False)

@@ -26,7 +26,7 @@ from digits.errors import reports_user_errors, user_error
 from digits.runs import RunDir
 from digits.runs.claim import release_claims
 from digits.search.checks import check_search
-from digits.search.trial import TrialPruned
+from digits.search.pruning import TrialPruned
 from digits.training import reproduce as reproduction
 from digits.training.checks import check_train
 from digits.training.fit import owned_and_recorded, run

@@ -22,8 +22,8 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from digits.data.augment import augment
+from digits.data.batches import EpochShuffle, ResumableLoader, TensorImages, keep_batch
 from digits.data.idx import check_raw_files, ensure_mnist, load_mnist, raw_folder
-from digits.data.loading import EpochShuffle, ResumableLoader, TensorImages, keep_batch
 from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 

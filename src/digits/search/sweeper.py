@@ -69,7 +69,7 @@ class StudySweeper(Sweeper):
         model_params: DictConfig | None = None,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
-        trial_id: int | None = None,  # set for each trial's job, read there (search/trial.py)
+        trial_id: int | None = None,  # set for each trial's job, read there (search/pruning.py)
     ) -> None:
         self.settings = OmegaConf.create(
             {
@@ -242,7 +242,7 @@ def trial_overrides(trial: Trial, ref: StudyRef) -> list[str]:
     return [
         f"hydra.sweep.subdir={job_name(trial)}",
         f"hydra.sweeper.storage='{storage}'",
-        # Optuna keeps no public id for a trial other processes can attach to: see search/trial.py.
+        # Optuna keeps no public id for a trial other processes can attach to: see search/pruning.py.
         f"hydra.sweeper.trial_id={trial._trial_id}",
     ]
 

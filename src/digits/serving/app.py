@@ -22,11 +22,11 @@ import digits
 from digits.exported.onnx_model import OnnxModel
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
-from digits.serving.loading import ServedModel
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
 from digits.serving.options import ServeOptions
 from digits.serving.prediction import add_prediction_routes
 from digits.serving.responses import error_response
+from digits.serving.served_model import ServedModel
 from digits.serving.status import add_status_routes
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from digits.reading.images import ImageTooLarge, pixel_count
 from digits.reading.preprocess import FIELD
 from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.serving.limits import DecodingBudget, too_large
-from digits.serving.loading import ServedModel
 from digits.serving.options import ServeOptions
 from digits.serving.responses import ERRORS, BatchAnswer, DigitAnswer, NumberAnswer
+from digits.serving.served_model import ServedModel
 from digits.serving.status import ready_predictor
 
 UPLOAD = "upload"  # the file name of a raw-body upload, in the record's "file"

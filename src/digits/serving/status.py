@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from digits.inference.predictor import Predictor
 from digits.reading.preprocess import PREPROCESSORS
-from digits.serving.loading import ServedModel
 from digits.serving.metrics import ServerMetrics
 from digits.serving.responses import ERRORS, HealthAnswer, ModelAnswer, ReadyAnswer
+from digits.serving.served_model import ServedModel
 
 
 def ready_predictor(served: ServedModel) -> Predictor:

@@ -31,7 +31,7 @@ from digits.presentation.tables import print_final_metrics
 from digits.runs import RunDir, manifest
 from digits.runs.per_image import PerImageResults
 from digits.runs.writing import write_json
-from digits.search.trial import pruning_callbacks, raise_if_pruned
+from digits.search.pruning import pruning_callbacks, raise_if_pruned
 from digits.training import reproduce as reproduction
 from digits.training.cuda_check import drop_nvml_check_without_driver
 from digits.training.review import ReviewLogger
