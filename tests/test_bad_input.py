@@ -24,8 +24,8 @@ from crafted import onnx_classifier, rewritten_checkpoint, running_code  # tools
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
+from digits.exported.web import RUNTIME_FILES
 from digits.runs import RunDir
-from digits.serving.static_site import RUNTIME_FILES
 
 T, E, P, X, EX, S, C = "train", "evaluate", "predict", "explore", "export", "serve", "compare"
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]

@@ -115,8 +115,10 @@ def test_configs_are_found_when_installed_from_a_wheel(tmp_path: Path) -> None:
     assert (Path(found) / "tune" / "lr_find.yaml").is_file()
     # Hydra finds the search's sweeper only under hydra_plugins/.
     assert (site / "hydra_plugins" / "digits_optuna" / "__init__.py").is_file()
-    for page in ("page/index.html", "page/app.js", "static_page/index.html", "static_page/page.js"):
-        assert (site / "digits" / "serving" / page).is_file(), page  # the pages ship too
+    pages = ("serving/page/index.html", "serving/page/app.js", "exported/web_page/index.html",
+             "exported/web_page/page.js", "exported/web_page/pad.js")  # fmt: skip
+    for page in pages:
+        assert (site / "digits" / page).is_file(), page  # the pages ship too
 
 
 def bad_value(allowed: Range, current: object) -> object:

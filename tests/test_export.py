@@ -266,7 +266,7 @@ def test_an_onnx_model_not_shaped_as_a_digits_export_is_refused_on_load(
 
 
 def test_format_web_replaces_only_a_folder_it_wrote_itself(tmp_path: Path) -> None:
-    from digits.serving.static_site import MARKER, RUNTIME_FILES, write_static_site
+    from digits.exported.web import MARKER, RUNTIME_FILES, write_static_site
 
     runtime = tmp_path / "onnxruntime-web" / "dist"
     runtime.mkdir(parents=True)

@@ -31,6 +31,7 @@ import digits
 from digits.data.idx import load_mnist
 from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel
+from digits.exported.web import SHARED_FILES, WEB_PAGE
 from digits.inference.predictor import Predictor
 from digits.reading.images import pixel_count
 from digits.reading.segment import Deadline, ReadingTimeout
@@ -267,7 +268,10 @@ def test_the_page_and_its_assets_are_served_from_digits_itself(client: TestClien
     for asset in ("page/app.js", "page/style.css"):  # relative: the page works under a prefix
         assert f'"{asset}"' in html.text
         assert client.get(f"/{asset}").status_code == 200
-    for file in PAGE.iterdir():  # works offline: nothing fetched from elsewhere
+    pad = client.get("/page/pad.js")  # shared with the exported page, served from its folder
+    assert pad.status_code == 200 and pad.text == (WEB_PAGE / "pad.js").read_text()
+    served = [*PAGE.iterdir(), *(WEB_PAGE / name for name in SHARED_FILES)]
+    for file in served:  # works offline: nothing fetched from elsewhere
         assert "://" not in file.read_text(), file
 
 

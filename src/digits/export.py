@@ -3,7 +3,7 @@
 Writes one file that classifies 0-1 images (N, 1, 28, 28) into class probabilities (N, 10) without
 digits: ONNX (`format=onnx`, for onnxruntime in any language) or TorchScript (`format=torchscript`).
 See digits.exported.formats for what the file holds. `format=web` writes a folder instead: a page
-that classifies drawn digits in the browser, for any static host (digits.serving.static_site)."""
+that classifies drawn digits in the browser, for any static host (digits.exported.web)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from digits.config.checks import check_run_or_checkpoint, check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export, metadata, onnx_proto
+from digits.exported.web import check_runtime, check_site_folder, write_static_site
 from digits.models.checkpoint import load_classifier
 from digits.runs import RunDir
-from digits.serving.static_site import check_runtime, check_site_folder, write_static_site
 
 
 def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:

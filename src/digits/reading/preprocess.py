@@ -223,7 +223,7 @@ def drawing(gray: np.ndarray) -> torch.Tensor:
     """A clean drawing (dark ink on white, 0-255, as drawn on a canvas) made MNIST-like with only
     what a drawing needs: every pixel darker than white is ink; crop to it, scale to 0-1, fit and
     centre (`box_and_centre`); no paper, light or stroke width to correct. The page that needs no
-    server (digits/serving/static_page/page.js) does this in the browser. Raises BlankImage."""
+    server (digits/exported/web_page/page.js) does this in the browser. Raises BlankImage."""
     ink = torch.from_numpy(255 - gray.astype(np.float32))
     rows, cols = torch.nonzero(ink.sum(dim=1)).flatten(), torch.nonzero(ink.sum(dim=0)).flatten()
     if not len(rows):

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 import digits
 from digits.exported.onnx_model import OnnxModel
+from digits.exported.web import SHARED_FILES, WEB_PAGE
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
@@ -79,8 +80,18 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
     def page() -> FileResponse:
         return FileResponse(PAGE / "index.html")
 
+    for name in SHARED_FILES:  # the drawing pad and the look, shared with the exported page
+        app.add_api_route(f"/page/{name}", shared_file(WEB_PAGE / name), include_in_schema=False)
+
     app.mount("/page", StaticFiles(directory=PAGE), name="page")
     return app
+
+
+def shared_file(path: Path) -> Callable[[], FileResponse]:
+    def answer() -> FileResponse:
+        return FileResponse(path)
+
+    return answer
 
 
 def handle_errors(app: FastAPI) -> None:

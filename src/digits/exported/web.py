@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 
 from digits.errors import DigitsError
-from digits.serving.app import PAGE
 
-STATIC_PAGE = Path(__file__).parent / "static_page"
+# The page, with the drawing pad and the look the server's page shares (digits.serving.app).
+WEB_PAGE = Path(__file__).parent / "web_page"
+SHARED_FILES = ("pad.js", "style.css")
 RUNTIME = "onnxruntime-web"  # the folder of the export holding ONNX Runtime Web
 # Its single-threaded WebAssembly build: the module (the wasm glue bundled in) and the wasm.
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
@@ -64,9 +65,7 @@ def write_static_site(model: bytes, folder: Path, info: dict[str, str], runtime:
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        shutil.copytree(STATIC_PAGE, partial)
-        for shared in ("style.css", "pad.js"):  # the server page's look and its drawing pad
-            shutil.copy(PAGE / shared, partial / shared)
+        shutil.copytree(WEB_PAGE, partial)
         (partial / "model.onnx").write_bytes(model)
         facts = {key: info[key] for key in MODEL_FACTS}
         facts["test_accuracy"] = float(info["test_accuracy"]) if info["test_accuracy"] else None
