@@ -25,9 +25,10 @@ def with_header_deadline(seconds: float) -> type[H11Protocol]:
 
 
 class HeaderDeadlineProtocol(H11Protocol):
-    """H11Protocol with a deadline on each request's headers (`header_timeout_s`)."""
+    """H11Protocol with a deadline on each request's headers (`header_timeout_s`, set by
+    with_header_deadline from conf/serve.yaml)."""
 
-    header_timeout_s = 10.0
+    header_timeout_s: float
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
