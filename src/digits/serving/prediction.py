@@ -34,36 +34,22 @@ from digits.serving.status import ready_predictor
 
 UPLOAD = "upload"  # the file name of a raw-body upload, in the record's "file"
 IMAGE_FILE = {"type": "string", "format": "binary"}
-# For /docs: the endpoints read their bodies themselves, so FastAPI cannot describe them.
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"image": IMAGE_FILE},
-                    "required": ["image"],
-                }
-            },
-            "image/*": {"schema": IMAGE_FILE},
-        },
-    }
-}
-BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"images": {"type": "array", "items": IMAGE_FILE, "minItems": 1}},
-                    "required": ["images"],
-                }
-            }
-        },
-    }
-}
+
+
+def upload_body(field: str, schema: dict[str, Any], raw_image: bool) -> dict[str, Any]:
+    """For /docs: the endpoints read their bodies themselves, so FastAPI cannot describe them: a
+    form whose `field` is required, and (`raw_image`) one image as the raw body."""
+    form = {"type": "object", "properties": {field: schema}, "required": [field]}
+    content: dict[str, Any] = {"multipart/form-data": {"schema": form}}
+    if raw_image:
+        content["image/*"] = {"schema": IMAGE_FILE}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+PREDICT_BODY = upload_body("image", IMAGE_FILE, raw_image=True)
+BATCH_BODY = upload_body(
+    "images", {"type": "array", "items": IMAGE_FILE, "minItems": 1}, raw_image=False
+)
 
 
 @dataclass(frozen=True)
