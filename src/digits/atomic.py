@@ -19,11 +19,10 @@ if TYPE_CHECKING:
 
 def write_atomically(path: Path, data: memoryview | bytes, what: str = "the checkpoint") -> None:
     """`path` becomes `data` whole, or stays as it was (a DigitsError says why, naming `what`)."""
-    partial = path.with_name(f".{path.name}.partial")
+    partial: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = partial_file(path)
-        partial = Path(name)
+        handle, partial = partial_file(path)
         with handle:
             handle.write(data)
             handle.flush()
@@ -35,21 +34,23 @@ def write_atomically(path: Path, data: memoryview | bytes, what: str = "the chec
         finally:
             os.close(folder)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise DigitsError(
             f"{path}: could not write {what} ({error.strerror or error}); the previous one is kept"
         ) from error
     except BaseException:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
         raise
 
 
-def partial_file(path: Path) -> tuple[BinaryIO, str]:
+def partial_file(path: Path) -> tuple[BinaryIO, Path]:
     """A new hidden file beside `path` to write it into before the rename: a name of its own, so
     that two processes writing `path` at once (two runs decompressing MNIST) never share one.
     (Not tempfile.mkstemp: its files are private to the user, the renamed file would be too.)"""
     partial = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
-    return partial.open("xb"), str(partial)
+    return partial.open("xb"), partial
 
 
 def write_text(path: Path, text: str, what: str) -> None:

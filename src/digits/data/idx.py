@@ -51,13 +51,12 @@ def gunzip_raw_files(raw: Path) -> None:
         if target.is_file() or not packed.is_file():
             continue
         try:
-            sink, partial_name = partial_file(target)
+            sink, partial = partial_file(target)
         except OSError as error:
             raise DigitsError(
                 f"{raw}: cannot write the decompressed {name} there ({error.strerror}); make the "
                 "folder writable, or decompress the .gz files yourself"
             ) from error
-        partial = Path(partial_name)
         try:
             with gzip.open(packed) as source, sink:
                 shutil.copyfileobj(source, sink)
