@@ -17,6 +17,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+# Each command stores the schemas of its config when imported: tests compose their configs directly.
+import digits.evaluate
+import digits.explore
+import digits.export
+import digits.predict
+import digits.serve
+import digits.train  # noqa: F401
 from digits.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]

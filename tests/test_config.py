@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import os
 import subprocess
 import sys
+import typing
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import ListConfig
+from omegaconf import ListConfig, OmegaConf
 
 from conftest import hiding_modules, run_cli, without_module
 from digits.config import config_dir
@@ -21,9 +25,12 @@ from digits.config.checks import check_command_line
 from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
+from digits.data.datamodule import MNISTDataModule
 from digits.data.split import check_folds
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
+from digits.models.networks import NETWORKS
+from digits.serving.options import ServeOptions
 
 CONF = Path(config_dir())
 
@@ -189,7 +196,7 @@ def test_the_trainer_defaults_in_conf_are_still_lightnings_own() -> None:
 
 def test_importing_the_config_and_its_checks_does_not_import_lightning() -> None:
     code = (
-        "import sys, digits.config.checks, digits.models, digits.data\n"
+        "import sys, digits.config.checks, digits.models, digits.data, digits.training.settings\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'torchvision')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -222,38 +229,61 @@ def test_the_hydra_flags_parser_reads_every_flag_hydra_reads_as_hydra_does() -> 
     assert ours[1] == theirs[1]
 
 
-def test_a_networks_settings_are_its_constructors_arguments_with_their_constraints() -> None:
-    # One declaration per network setting: the schema (and so every check and message) is derived
-    # from the constructor; conf/model/ gives each argument a value, and nothing else.
-    import dataclasses
-    import inspect
-    import typing
-
-    from omegaconf import OmegaConf
-
-    from digits.config.schema import schema_of
-    from digits.models.networks import NETWORKS
-
-    for network in NETWORKS:
-        fields = {f.name: f for f in dataclasses.fields(schema_of(network, target=True))}
-        arguments = inspect.signature(network).parameters
-        assert list(fields) == ["_target_", *arguments]
-        hints = typing.get_type_hints(network.__init__, include_extras=True)
-        for name in arguments:
-            declared = [
+def declared_constraints(owner: Any) -> dict[str, Any]:
+    """Each argument of a class's constructor: its `Annotated` constraint, or None."""
+    hints = typing.get_type_hints(owner.__init__, include_extras=True)
+    return {
+        name: next(
+            (
                 extra
                 for hint in (hints[name], *typing.get_args(hints[name]))
                 if typing.get_origin(hint) is typing.Annotated
                 for extra in typing.get_args(hint)[1:]
-            ]
-            assert fields[name].metadata["allowed"] == (declared[0] if declared else None)
-        (option,) = [
-            path
-            for path in (Path(config_dir()) / "model").glob("*.yaml")
-            if OmegaConf.load(path)["_target_"].endswith(f".{network.__name__}")
-        ]
-        values = OmegaConf.load(option)
-        assert set(values) - {"defaults", "_target_"} == set(arguments), option.name
+            ),
+            None,
+        )
+        for name in inspect.signature(owner).parameters
+    }
+
+
+def model_option(network: type) -> str:
+    """The conf/model/ option that builds this network."""
+    (option,) = [
+        path.stem
+        for path in (CONF / "model").glob("*.yaml")
+        if OmegaConf.load(path)["_target_"].endswith(f".{network.__name__}")
+    ]
+    return option
+
+
+# (what declares the settings, its options in conf/, the command composing one, at which key,
+#  the constructor's arguments that come from elsewhere, Hydra's keys the YAML adds)
+DECLARED = [
+    *[(net, f"model/{model_option(net)}", "train", "model", (), ("_target_",)) for net in NETWORKS],
+    (MNISTDataModule, "data/mnist", "train", "data", (), ("_target_", "_convert_")),
+    (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
+    (ServeOptions, "serve", "serve", "", (), ()),
+]
+
+
+@pytest.mark.parametrize(("owner", "option", "command", "key", "elsewhere", "hydra_keys"), DECLARED,
+                         ids=lambda value: getattr(value, "__name__", None))  # fmt: skip
+def test_each_setting_is_declared_once_by_the_constructor_that_takes_it(
+    owner: Any, option: str, command: str, key: str, elsewhere: tuple, hydra_keys: tuple
+) -> None:
+    # The schema (and so every check and message) is derived from the constructor's signature;
+    # the YAML gives each argument a value and nothing else.
+    arguments = {n: c for n, c in declared_constraints(owner).items() if n not in elsewhere}
+    group, _, choice = option.rpartition("/")
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(command, [f"{group}={choice}"] if group else [])
+    node = OmegaConf.select(cfg, key) if key else cfg
+    fields = {f.name: f for f in dataclasses.fields(OmegaConf.get_type(node))}
+    assert list(fields) == [*hydra_keys, *arguments]
+    for name, constraint in arguments.items():
+        assert fields[name].metadata["allowed"] == constraint, name
+    values = OmegaConf.load(CONF / f"{option}.yaml")
+    assert set(values) - {"defaults"} == set(fields), option
 
 
 def test_a_launcher_from_a_missing_extra_is_named_with_its_install_command(monkeypatch) -> None:

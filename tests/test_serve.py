@@ -41,9 +41,11 @@ from digits.serving.limits import DecodingBudget
 from digits.serving.options import ServeOptions
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
-OPTIONS = ServeOptions(preprocess="mnist", top_k=3, min_confidence=0.0, max_upload_bytes=LIMIT,
-                       max_batch_images=5, body_timeout_s=5, cors_origins=(), batch_images=32,
-                       batch_wait_s=0.002, read_timeout_s=10)  # fmt: skip
+OPTIONS = ServeOptions(ckpt_path="", host="127.0.0.1", port=8000, preprocess="mnist", top_k=3,
+                       min_confidence=0.0, max_upload_mb=LIMIT / 2**20, max_batch_images=5,
+                       batch_images=32, batch_wait_ms=2, read_timeout_s=10, body_timeout_s=5,
+                       header_timeout_s=10, keep_alive_s=75, cors_origins=[], root_path="",
+                       access_log=False)  # fmt: skip
 
 
 def png(image: Image.Image) -> bytes:
@@ -102,7 +104,7 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(
         return run_model(images, batch_size)
 
     model.probabilities = counted  # type: ignore[method-assign]
-    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_s=0.5))
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_ms=500))
     with TestClient(app) as batching, ThreadPoolExecutor(len(digit_files)) as pool:
         assert app.state.served.wait(60)
         warm_up = len(calls)
@@ -677,7 +679,7 @@ def test_eight_requests_arriving_together_are_one_model_call(
     trained_run: Path, digit_files: list[Path]
 ) -> None:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
-    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_s=0.5))
+    app = create_app(lambda: model, "model.onnx", replace(OPTIONS, batch_wait_ms=500))
     calls = "digits_model_call_images_bucket"
     with TestClient(app) as batching, ThreadPoolExecutor(8) as pool:
         assert app.state.served.wait(60)
@@ -719,7 +721,7 @@ def test_schemathesis_finds_no_server_error_nor_a_break_of_the_schema(
 
 def test_a_refused_cors_preflight_is_a_json_line(trained_run: Path) -> None:
     model = onnx_model_of(RunDir(trained_run).best_checkpoint())
-    options = replace(OPTIONS, cors_origins=("https://digits.example",))
+    options = replace(OPTIONS, cors_origins=["https://digits.example"])
     with TestClient(create_app(lambda: model, "model.onnx", options)) as client:
         preflight = {"Access-Control-Request-Method": "POST"}
         allowed = client.options(

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
+import digits.train  # noqa: F401  (the schemas conf/train.yaml extends)
 from digits.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -42,6 +42,7 @@ from rich.table import Table
 from servers import free_port, serving  # tools/servers.py
 from urllib3 import encode_multipart_formdata
 
+import digits.train  # noqa: F401  (the schemas conf/train.yaml extends)
 from digits.config import config_dir
 from digits.data.idx import load_mnist
 from digits.exported.formats import metadata, to_onnx

@@ -10,22 +10,52 @@ into its TensorBoard. Given a multirun directory, evaluates every job and compar
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
+import digits.training.settings  # noqa: F401  (the trainer group's schema, for conf/evaluate.yaml)
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_run_or_checkpoint, check_writable
+from digits.config.schema import setting, store_schemas
+from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf, Range
 from digits.errors import DigitsError, reports_user_errors
 from digits.evaluation.report import evaluate_run, write_report
 from digits.evaluation.scoring import committee
 from digits.presentation.tables import interval_text
 from digits.runs import RunDir, SweepDir, runs_in
 
+
+@dataclass
+class DataRootConfig:
+    """Where evaluate reads MNIST; the rest of the data settings are the run's own."""
+
+    root: str | None = MISSING
+
+
+@dataclass
+class EvaluateConfig:
+    trainer: Any = MISSING
+    run: str | None = MISSING
+    ckpt_path: str | None = MISSING
+    checkpoint: str = setting(OneOf(("best", "last")))
+    split: str = setting(OneOf(("test", "val")))
+    data: DataRootConfig = field(default_factory=lambda: DataRootConfig())
+    batch_size: int = setting(AT_LEAST_ONE)
+    tta: int = setting(Range(ge=0, le=3, note="shifts of up to 3 px: 49 views"))
+    ensemble: bool = MISSING
+    mistakes: int = setting(NOT_NEGATIVE)
+    top_pairs: int = setting(NOT_NEGATIVE)
+    tensorboard: bool = MISSING
+
+
+store_schemas(evaluate=EvaluateConfig)
 console = Console()
 
 

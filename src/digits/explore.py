@@ -6,18 +6,22 @@ samples per class, as PNGs in `out` and as TensorBoard images in `out/tensorboar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from digits.cli import launch
 from digits.config import config_dir
 from digits.config.checks import check_writable
+from digits.config.schema import setting, store_schemas
+from digits.constraints import Range
 from digits.data import MNISTDataModule
 from digits.errors import reports_user_errors
 from digits.models.networks import NUM_CLASSES
@@ -28,6 +32,16 @@ from digits.presentation.figures import (
     save,
 )
 from digits.runs.writing import write_json
+
+
+@dataclass
+class ExploreConfig:
+    data: Any = MISSING
+    out: str = MISSING
+    samples_per_class: int = setting(Range(ge=1, le=50, note="columns of one figure"))
+
+
+store_schemas(explore=ExploreConfig)
 
 
 def class_counts(labels: torch.Tensor) -> list[int]:

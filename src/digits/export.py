@@ -7,20 +7,36 @@ that classifies drawn digits in the browser, for any static host (digits.exporte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_run_or_checkpoint, check_writable
+from digits.config.schema import setting, store_schemas
+from digits.constraints import OneOf
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export, metadata, onnx_proto
 from digits.exported.web import check_runtime, check_site_folder, write_static_site
 from digits.models.checkpoint import load_classifier
 from digits.runs import RunDir
+
+
+@dataclass
+class ExportConfig:
+    run: str | None = MISSING
+    ckpt_path: str | None = MISSING
+    checkpoint: str = setting(OneOf(("best", "last")))
+    format: str = setting(OneOf(tuple(EXPORT_SUFFIXES)))
+    output: str | None = MISSING
+    web_runtime: str = MISSING
+
+
+store_schemas(export=ExportConfig)
 
 
 def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:

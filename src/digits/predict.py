@@ -11,24 +11,48 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+import digits.training.settings  # noqa: F401  (the trainer group's schema, for conf/predict.yaml)
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_writable
+from digits.config.schema import setting, store_schemas
+from digits.constraints import AT_LEAST_ONE, OneOf
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.onnx_model import is_onnx
-from digits.inference.prediction import Prediction
+from digits.inference.prediction import CONFIDENCE, MODES, READ_TIMEOUT, TOP_K, Prediction
 from digits.inference.predictor import Predictor
 from digits.presentation.photos import annotate
 from digits.reading.images import IMAGE_SUFFIXES, image_files
+from digits.reading.preprocess import PREPROCESSORS
+
+
+@dataclass
+class PredictConfig:
+    trainer: Any = None  # none for an .onnx file (digits.predict.main)
+    ckpt_path: str = MISSING
+    images: Any = MISSING  # a file or folder, or a list of them
+    preprocess: str = setting(OneOf(tuple(PREPROCESSORS)))
+    output: str = setting(OneOf(("table", "json")))
+    top_k: int = setting(TOP_K)
+    min_confidence: float = setting(CONFIDENCE)
+    save_preprocessed: str | None = MISSING
+    batch_size: int = setting(AT_LEAST_ONE)
+    mode: str = setting(OneOf(MODES))
+    annotate: str | None = MISSING
+    read_timeout_s: float = setting(READ_TIMEOUT)
+
+
+store_schemas(predict=PredictConfig)
 
 
 def image_names(images: Any) -> list[str]:

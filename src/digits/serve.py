@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hydra
 import uvicorn
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
@@ -42,31 +42,20 @@ def hydra_main(cfg: DictConfig) -> None:
     def stop() -> None:  # the model cannot load: nothing to serve
         server.should_exit = True
 
-    options = ServeOptions(
-        preprocess=cfg.preprocess,
-        top_k=cfg.top_k,
-        min_confidence=cfg.min_confidence,
-        max_upload_bytes=int(cfg.max_upload_mb * 2**20),
-        max_batch_images=cfg.max_batch_images,
-        body_timeout_s=cfg.body_timeout_s,
-        read_timeout_s=cfg.read_timeout_s,
-        cors_origins=tuple(cfg.cors_origins),
-        batch_images=cfg.batch_images,
-        batch_wait_s=cfg.batch_wait_ms / 1000,
-    )
+    options = ServeOptions(**OmegaConf.to_container(cfg, resolve=True))
     app = create_app(load, str(cfg.ckpt_path), options, on_load_failure=stop)
     config = uvicorn.Config(
         app,
-        host=cfg.host,
-        port=cfg.port,
-        root_path=cfg.root_path,
+        host=options.host,
+        port=options.port,
+        root_path=options.root_path,
         log_level="warning",
-        access_log=cfg.access_log,
+        access_log=options.access_log,
         # On SIGTERM or Ctrl+C, requests in flight get this long; then they are cancelled and
         # their readings stop at their next step (ServedModel.close), so the process ends soon.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-        timeout_keep_alive=cfg.keep_alive_s,
-        http=with_header_deadline(cfg.header_timeout_s),
+        timeout_keep_alive=options.keep_alive_s,
+        http=with_header_deadline(options.header_timeout_s),
     )
     if cfg.access_log:  # uvicorn logs each request at INFO, under its warning level above
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)

@@ -19,6 +19,10 @@ from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+# The schemas conf/train.yaml's groups extend, which each of these modules stores when imported.
+import digits.data.datamodule
+import digits.models.classifier
+import digits.training.settings  # noqa: F401
 from digits.cli import silence_known_warnings
 from digits.config import config_dir
 from digits.config.checks import check_command_line

@@ -1,19 +1,15 @@
-"""The configuration: where conf/ is, the schema every option is checked against (schema.py), the
-check of a composed config against it (validate.py), and the up-front check of a command line and
-this machine shared by every command (checks.py, hydra_flags.py), and the optional extras a
-command may need (extras.py).
+"""The configuration machinery every command shares: where conf/ is, schemas derived from the code
+that declares each setting (schema.py), the check of a composed config against them (validate.py),
+the up-front check of a command line and this machine (checks.py, hydra_flags.py), and the optional
+extras a command may need (extras.py).
 
-Importing this package registers the schema (Hydra's ConfigStore) and the `${run:...}` resolver,
-which composing conf/ needs."""
+It knows no command and no feature: each declares and stores its own schema (digits.config.schema),
+and the features and commands import this package, never the reverse (import-linter checks it)."""
 
 from contextvars import ContextVar
 from pathlib import Path
 
 from omegaconf import OmegaConf
-
-from digits.config.schema import register_schemas
-from digits.runs import naming
-from digits.runs.run_dir import register_resolver
 
 
 def config_dir() -> str:
@@ -49,9 +45,6 @@ def command_groups(config_name: str) -> str:
     return "\n".join(lines) or "(none; every setting is a key=value below)"
 
 
-register_schemas()
-register_resolver()
-naming.register_resolver()
 if not OmegaConf.has_resolver("command_groups"):
     OmegaConf.register_new_resolver("command_groups", command_groups)
 

@@ -32,7 +32,6 @@ from omegaconf.errors import OmegaConfBaseException
 from digits.config import EXTRA_CONFIG_DIRS, config_dir, group_options
 from digits.config.extras import EXTRA_LAUNCHERS, require_extra
 from digits.config.hydra_flags import hydra_flags, parse_overrides, quoted
-from digits.config.schema import MOVED
 from digits.config.validate import (
     check_schema,
     check_targets,
@@ -118,12 +117,14 @@ def _check_hydra_sweeps(parsed: list[Override]) -> None:
             )
 
 
-def _check_moved(overrides: list[Override]) -> None:
+def _check_moved(overrides: list[Override], base: DictConfig) -> None:
+    """A setting that has moved (its command's schema says where: `MOVED`) gets a pointer."""
+    moved = getattr(OmegaConf.get_type(base), "MOVED", {})
     for override in overrides:
         key = override.key_or_group.lstrip("+~")
-        if key in MOVED:
+        if key in moved:
             line = override.input_line.lstrip("+~")
-            raise DigitsError(f"{line}: moved to {MOVED[key]}; use {MOVED[key]}{line[len(key) :]}")
+            raise DigitsError(f"{line}: moved to {moved[key]}; use {moved[key]}{line[len(key) :]}")
 
 
 def _check_group_choices(overrides: list[Override], base: DictConfig) -> None:
@@ -205,9 +206,9 @@ def _check_composed(
     _check_launcher_installed(parsed)
     overrides = [o for o in parsed if not o.key_or_group.startswith("hydra")]
     _check_hydra_sweeps(parsed)
-    _check_moved(overrides)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         base = compose(config_name, overrides=searched(), return_hydra_config=True)
+        _check_moved(overrides, base)
         _check_group_choices(overrides, base)
 
         def recompose(combo: list[str]) -> DictConfig:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -21,11 +21,19 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
+from digits.config.schema import Nested, schema_of, store_schemas
+from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, SEED, OneOf, Range
 from digits.data.augment import augment
 from digits.data.batches import EpochShuffle, ResumableLoader, TensorImages, keep_batch
-from digits.data.idx import check_raw_files, ensure_mnist, load_mnist, raw_folder
+from digits.data.idx import TRAIN_IMAGES, check_raw_files, ensure_mnist, load_mnist, raw_folder
 from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
+
+# data.augment: a mapping of `augment`'s own settings (its annotations declare them).
+AUGMENT = Nested(
+    schema_of(augment, leave_out=("images", "labels")),
+    example="{rotation:10,translate:0.1,scale:[0.9,1.1]}",
+)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -38,17 +46,25 @@ class MNISTDataModule(L.LightningDataModule):
         self,
         root: str,
         download: bool,
-        batch_size: int,
-        val_size: int,
-        split_seed: int,
-        num_workers: int,
+        batch_size: Annotated[int, AT_LEAST_ONE],
+        val_size: Annotated[
+            int,
+            Range(
+                ge=1, lt=TRAIN_IMAGES, note=f"taken from MNIST's {TRAIN_IMAGES:,} training images"
+            ),
+        ],
+        split_seed: Annotated[int, SEED],
+        num_workers: Annotated[int, NOT_NEGATIVE],
         pin_memory: bool,
-        augment: Mapping[str, Any] | None,
-        pipeline: str,
-        on_device: bool | str,
+        augment: Annotated[Mapping[str, Any] | None, AUGMENT],
+        pipeline: Annotated[str, OneOf(("memory", "torchvision"))],
+        on_device: Annotated[bool | str, OneOf(("auto", "true", "false"))],
         # None: checkpoints of runs made before k-fold have no such settings.
-        folds: int | None = None,
-        fold: int | None = None,
+        folds: Annotated[
+            int | None,
+            Range(ge=2, le=TRAIN_IMAGES, note="k-fold cross-validation of the training images"),
+        ] = None,
+        fold: Annotated[int | None, NOT_NEGATIVE] = None,
     ) -> None:
         super().__init__()
         check_folds(folds, fold)
@@ -152,3 +168,7 @@ class MNISTDataModule(L.LightningDataModule):
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
             images = augment(images, labels, **self.hparams.augment)
         return images, labels
+
+
+# conf/data/'s schema: the constructor's arguments are its settings.
+store_schemas(data=schema_of(MNISTDataModule, target=True, plumbing=("_convert_",)))

@@ -8,10 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from digits.constraints import Range
+from digits.models.networks import NUM_CLASSES
 from digits.reading.segment import Box
 
 # One digit per image; every digit of a number or a sheet; either, per image.
 MODES = ("digit", "number", "auto")
+# What `digits.predict` and `digits.serve` (config and each request) allow.
+TOP_K = Range(ge=1, le=NUM_CLASSES)
+CONFIDENCE = Range(ge=0, le=1)
+READ_TIMEOUT = Range(gt=0, le=600, note="seconds reading one image as a number may take")
 
 
 @dataclass

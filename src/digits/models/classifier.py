@@ -8,7 +8,7 @@ classifies an image (see digits.models.checkpoint.load_classifier)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -21,6 +21,8 @@ from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
+from digits.config.schema import schema_of, store_schemas
+from digits.constraints import POSITIVE, PROBABILITY, Range
 from digits.models.calibration import calibrated, fit_temperature
 from digits.models.networks import NUM_CLASSES
 
@@ -73,13 +75,13 @@ class DigitClassifier(L.LightningModule):
         net: Mapping,
         optimizer: Mapping,
         scheduler: Mapping | None,
-        label_smoothing: float,
+        label_smoothing: Annotated[float, PROBABILITY],
         compile: bool,
         channels_last: bool,
         mean: float,
-        std: float,
+        std: Annotated[float, POSITIVE],
         calibrate: bool,
-        ema_decay: float | None,
+        ema_decay: Annotated[float | None, Range(gt=0, lt=1)],
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -268,3 +270,8 @@ class DigitClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
+
+
+# conf/module/'s schema: the constructor's own settings (the network, optimizer and schedule are
+# their own groups).
+store_schemas(module=schema_of(DigitClassifier, leave_out=("net", "optimizer", "scheduler")))

@@ -19,9 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from digits.config.schema import CONFIDENCE, TOP_K
 from digits.errors import DigitsError
-from digits.inference.prediction import MODES, Prediction
+from digits.inference.prediction import CONFIDENCE, MODES, TOP_K, Prediction
 from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge, pixel_count
 from digits.reading.preprocess import FIELD

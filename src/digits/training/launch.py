@@ -12,9 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.config.checks import check_writable, is_multirun
 from digits.config.hydra_flags import override, override_value
-from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.runs import RunDir, SweepDir
+from digits.training.settings import moved
 
 # A run's overrides that `resume=` does not repeat: where it starts from, and how it was claimed.
 NOT_CONTINUED = ("resume=", "ckpt_path=", "overwrite=")

@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from digits.config.hydra_flags import override, override_value
-from digits.config.schema import moved
 from digits.errors import DigitsError
 from digits.runs import manifest
 from digits.runs.run_dir import RunDir, differing_settings
 from digits.runs.writing import write_json
+from digits.training.settings import moved
 
 # Overrides of the original that say where it came from, not what it was.
 NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=", "overwrite=")
