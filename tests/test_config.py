@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import ListConfig, OmegaConf
 
+import digits
 from conftest import hiding_modules, run_cli, without_module
 from digits.config import config_dir
 from digits.config.checks import check_command_line
@@ -354,3 +355,26 @@ def test_resolve_cfg_job_shows_the_config_without_a_run_directory(tmp_path: Path
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "output_dir: null" in shown.stdout and "run_name: mlp-adam" in shown.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+def test_src_uses_no_private_api_of_its_libraries() -> None:
+    # Hydra, OmegaConf, Lightning, Optuna and torch change their private parts without notice:
+    # src imports no private module or name and reads no private attribute but its own (self's).
+    import ast
+
+    found = []
+    for path in (Path(digits.__file__).parent).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                modules = [*(node.module or "").split("."), *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [part for alias in node.names for part in alias.name.split(".")]
+            elif isinstance(node, ast.Attribute) and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+            ):
+                modules = [node.attr]
+            else:
+                continue
+            if any(name.startswith("_") and not name.startswith("__") for name in modules):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert found == []

@@ -22,7 +22,7 @@ from conftest import FAST, VAL_SIZE, run_cli, start_training
 from digits.config.checks import check_command_line
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
-from digits.runs import RunDir
+from digits.runs import RunDir, holding
 from digits.runs.writing import AtomicCheckpointIO
 from digits.training.callbacks import LastCheckpoint, StopOnDivergence
 from digits.training.checks import check_train
@@ -468,7 +468,7 @@ def test_a_run_directory_belongs_to_one_live_run(tmp_path: Path, data_root: Path
     assert (run.path / ".hydra" / "config.yaml").stat().st_mtime_ns == config  # untouched
     first.send_signal(signal.SIGKILL)
     first.wait()
-    run.check_free()  # the lock died with its process: resume= may take the directory
+    holding.check_free(run)  # the lock died with its process: resume= may take the directory
 
 
 @pytest.mark.slow

@@ -7,12 +7,10 @@ into its TensorBoard. Given a multirun directory, evaluates every job and compar
 `tta=N` averages each model's logits over the images shifted by up to N pixels.
 """
 
-from __future__ import annotations
-
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import hydra
 from omegaconf import MISSING, DictConfig
@@ -41,6 +39,8 @@ class DataRootConfig:
 
 @dataclass
 class EvaluateConfig:
+    MOVED: ClassVar[dict[str, str]] = {"data_root": "data.root"}  # old keys, pointed to
+
     trainer: Any = MISSING
     run: str | None = MISSING
     ckpt_path: str | None = MISSING

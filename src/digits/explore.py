@@ -4,8 +4,6 @@ Class counts per split, the mean image of each class, the pixel-intensity histog
 samples per class, as PNGs in `out` and as TensorBoard images in `out/tensorboard`.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

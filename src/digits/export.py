@@ -5,8 +5,6 @@ digits: ONNX (`format=onnx`, for onnxruntime in any language) or TorchScript (`f
 See digits.exported.formats for what the file holds. `format=web` writes a folder instead: a page
 that classifies drawn digits in the browser, for any static host (digits.exported.web)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 

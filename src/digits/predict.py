@@ -7,8 +7,6 @@ number or a sheet. Unreadable files are reported one line each and the rest stil
 exit status is 2 if any image failed.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from dataclasses import dataclass

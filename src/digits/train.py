@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 # The schemas conf/train.yaml's groups extend, which each of these modules stores when imported.
 import digits.data.datamodule
-import digits.models.classifier
+import digits.models.settings
 import digits.training.settings  # noqa: F401
 from digits.cli import silence_known_warnings
 from digits.config import config_dir
@@ -31,15 +31,15 @@ from digits.runs import RunDir
 from digits.runs.claim import release_claims
 from digits.search.checks import check_search
 from digits.search.pruning import TrialPruned
-from digits.training import reproduce as reproduction
 from digits.training.checks import check_train
-from digits.training.fit import owned_and_recorded, run
-from digits.training.launch import (
+from digits.training.command_line import (
     check_dir_writable,
     failed_jobs,
     pinned_run_dir,
+    reproduce_arguments,
     resume_arguments,
 )
+from digits.training.fit import owned_and_recorded, run
 
 log = logging.getLogger(__name__)
 # conf/hydra/default.yaml sends this logger to the run's log file only.
@@ -80,7 +80,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """`python -m digits.train`: check the command line, hold the run directory, then run."""
-    args = reports_user_errors(reproduction.reproduce_arguments)(sys.argv[1:])
+    args = reports_user_errors(reproduce_arguments)(sys.argv[1:])
     args = reports_user_errors(resume_arguments)(args)
     reports_user_errors(check_dir_writable)(args)
     composed = reports_user_errors(check_command_line)("train", args, check_train, check_search)

@@ -21,7 +21,6 @@ from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from digits.config.schema import schema_of, store_schemas
 from digits.constraints import POSITIVE, PROBABILITY, Range
 from digits.models.calibration import calibrated, fit_temperature
 from digits.models.networks import NUM_CLASSES
@@ -270,8 +269,3 @@ class DigitClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }
-
-
-# conf/module/'s schema: the constructor's own settings (the network, optimizer and schedule are
-# their own groups).
-store_schemas(module=schema_of(DigitClassifier, leave_out=("net", "optimizer", "scheduler")))

@@ -2,7 +2,7 @@
 
 Each constructor is the one declaration of its network's settings: their types, and the values each
 allows (`Annotated` with a digits.constraints range). The config schema of conf/model/ is derived
-from it (digits.config.schema.schema_of) and stored below; the values themselves are in conf/model/."""
+from it (digits.models.settings); the values themselves are in conf/model/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from digits.config.schema import schema_of, store_schemas
 from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, PROBABILITY, Range
 
 IMAGE_SIZE = 28
@@ -121,6 +120,3 @@ class LSTMReader(nn.Module):
 
 
 NETWORKS = (MLP, LeNet, CNN, LSTMReader)  # what conf/model/ chooses from
-
-# conf/model/'s schemas, one per network (`schema_<class name, lower case>`).
-store_schemas(**{net.__name__.lower(): schema_of(net, target=True) for net in NETWORKS})

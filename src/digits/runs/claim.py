@@ -22,7 +22,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from digits.errors import DigitsError, reports_user_errors
-from digits.runs.run_dir import HELD, RunDir, SweepDir
+from digits.runs.holding import HELD, claim_sweep, claimed, owned
+from digits.runs.run_dir import RunDir, SweepDir
 
 # What a sweep's subdir must name so that each job gets a folder of its own.
 PER_JOB = ("${hydra.job.num}", "${hydra.job.id}")
@@ -64,7 +65,7 @@ class ClaimRunDir(Callback):
             ckpt is not None
             and RunDir.of_checkpoint(Path(ckpt).absolute()) == RunDir(run.path.absolute())
         )
-        aside = _CLAIMS.enter_context(run.claimed(continuing, bool(config.get("overwrite"))))
+        aside = _CLAIMS.enter_context(claimed(run, continuing, bool(config.get("overwrite"))))
         if aside is not None:
             print(f"overwrite=true: moved the run that was in {run.path} to {aside}")
 
@@ -83,14 +84,14 @@ class ClaimRunDir(Callback):
                 "another hydra.sweep.dir"
             )
         search = config.hydra.runtime.choices.get("hydra/sweeper") == "optuna"
-        aside = sweep.claim(continuing=search, overwrite=bool(config.get("overwrite")))
+        aside = claim_sweep(sweep, continuing=search, overwrite=bool(config.get("overwrite")))
         if aside is not None:
             print(f"overwrite=true: moved the multirun that was in {sweep.path} to {aside}")
         made = [p for p in (sweep.path, *sweep.path.parents) if not p.exists()]
         if made:
             _CLAIMS.callback(_remove_if_unused, sweep.path, made)  # after the lock's release
         try:
-            _CLAIMS.enter_context(RunDir(sweep.path).owned())  # one multirun at a time in it
+            _CLAIMS.enter_context(owned(RunDir(sweep.path)))  # one multirun at a time in it
         except DigitsError as error:
             raise DigitsError(
                 f"hydra.sweep.dir={sweep.path}: another multirun is writing there; give another "

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from digits.errors import DigitsError
-from digits.runs.run_dir import RunDir, SweepDir, differing_settings
+from digits.runs.differences import differing_settings
+from digits.runs.run_dir import RunDir, SweepDir
 from digits.uncertainty import mean_interval
 
 # Column: metrics.json key (the sweep summary's column names).

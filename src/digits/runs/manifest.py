@@ -30,7 +30,8 @@ from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 from digits.atomic import write_text
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
 from digits.errors import user_error
-from digits.runs.run_dir import RunDir, md5, settings_of
+from digits.runs.differences import settings_of
+from digits.runs.run_dir import RunDir, md5
 
 # The packages whose versions decide a result; requirements.txt holds every installed one.
 KEY_PACKAGES = (

@@ -15,7 +15,7 @@
       evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
       export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
-      .lock                                held by the process writing the run
+      .lock                                held by the process writing the run (holding.py)
 
 A multirun's sweep directory (SweepDir) holds its jobs, one per subdirectory, and:
 
@@ -43,17 +43,11 @@ Configs reach these paths through the `run` resolver: `${run:checkpoints}` is
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import socket
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 import yaml
@@ -61,11 +55,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from digits.errors import DigitsError
+from digits.runs.differences import settings_of
 
 LAST = "last"  # ModelCheckpoint's file name for the latest checkpoint, without ".ckpt"
-# The run directories this process holds (RunDir.owned): the entry point takes its run's before
-# Hydra writes into it, and the run itself asks again.
-HELD: set[Path] = set()
 
 
 def md5(path: Path) -> str:
@@ -147,64 +139,6 @@ class RunDir:
     def lock_file(self) -> Path:
         return self.path / ".lock"
 
-    @contextmanager
-    def owned(self) -> Iterator[None]:
-        """Hold the run directory for this process, or raise DigitsError when another live run
-        holds it. The operating system releases the lock when the process ends, even when killed.
-        A directory this process already holds is held on (the lock is the process's)."""
-        if self.path.resolve() in HELD:
-            yield
-            return
-        with self._locked() as handle, self._holding(handle):
-            yield
-
-    @contextmanager
-    def claimed(self, continuing: bool, overwrite: bool) -> Iterator[Path | None]:
-        """Hold the directory for a new run (or for `continuing` the run in it) before anything
-        is written there. A directory that holds a run is refused, or with `overwrite` moved aside
-        whole (never deleted): yields where it went, else None."""
-        refused = self.holds_run() and not continuing and not overwrite
-        if refused and not self.lock_file.exists():  # no run could hold it: say so, lock nothing
-            raise self._holds_run()
-        with ExitStack() as held:
-            handle = held.enter_context(self._locked())
-            aside = None
-            if self.holds_run() and not continuing:
-                if not overwrite:
-                    raise self._holds_run()
-                aside = self.move_aside()
-                held.close()  # the old run's lock went with it
-                handle = held.enter_context(self._locked())
-            held.enter_context(self._holding(handle))
-            yield aside
-
-    def _holds_run(self) -> DigitsError:
-        return DigitsError(
-            f"hydra.run.dir={self.path}: holds a run already ({self.status()}); continue it with "
-            "resume=<dir>, give another hydra.run.dir, or add overwrite=true to move that run aside"
-        )
-
-    @contextmanager
-    def _locked(self) -> Iterator[TextIO]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self.lock_file.open("a+") as handle:
-            self._lock(handle)
-            yield handle
-
-    @contextmanager
-    def _holding(self, handle: TextIO) -> Iterator[None]:
-        """Say in the lock file who holds it, and remember that this process does."""
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        key = self.path.resolve()
-        HELD.add(key)
-        try:
-            yield
-        finally:
-            HELD.discard(key)
-
     def holds_run(self) -> bool:
         """Whether a run (finished, failed or still going) has written here."""
         return self.is_run() or self.manifest_file.is_file() or self.metrics_file.is_file()
@@ -213,34 +147,6 @@ class RunDir:
         """How the run here ended, in a word, as its manifest says (else whether it finished)."""
         recorded = self.manifest().get("status")
         return recorded or ("finished" if self.metrics_file.is_file() else "unfinished")
-
-    def move_aside(self) -> Path:
-        """Rename the directory to a free sibling `<name>.replaced-<time>`; return that path."""
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        aside = self.path.with_name(f"{self.path.name}.replaced-{stamp}")
-        number = 1
-        while aside.exists():
-            number += 1
-            aside = self.path.with_name(f"{self.path.name}.replaced-{stamp}-{number}")
-        self.path.rename(aside)
-        return aside
-
-    def check_free(self) -> None:
-        """Raise DigitsError if another live run holds the directory (nothing is created)."""
-        if self.lock_file.is_file():
-            with self.lock_file.open("a+") as handle:
-                self._lock(handle)
-
-    def _lock(self, handle: TextIO) -> None:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise DigitsError(
-                f"hydra.run.dir={self.path}: another run ({holder}) is writing there; give "
-                "another hydra.run.dir, or wait for that run to end"
-            ) from error
 
     def failed(self) -> bool:
         """A multirun job that failed (hydra_main wrote why)."""
@@ -405,21 +311,6 @@ class SweepDir:
         """Where digits.evaluate ensemble=true writes the committee of the jobs' report."""
         return self.path / f"ensemble_{RunDir(self.path).evaluation(split, tta).name}"
 
-    def claim(self, continuing: bool, overwrite: bool) -> Path | None:
-        """Before a multirun starts here: a sweep directory that holds jobs is refused (but by a
-        search `continuing` its own study there), or moved aside with `overwrite`: returns where
-        it went, else None."""
-        jobs = self.jobs() if self.path.is_dir() else []
-        if not jobs or (continuing and self.study_file.is_file()):
-            return None
-        if not overwrite:
-            raise DigitsError(
-                f"hydra.sweep.dir={self.path}: holds a multirun's jobs already "
-                f"({', '.join(job.path.name for job in jobs[:5])}); give another hydra.sweep.dir, "
-                "or add overwrite=true to move it aside"
-            )
-        return RunDir(self.path).move_aside()
-
     def jobs(self) -> list[RunDir]:
         """The jobs' run directories, in job order."""
         jobs = [RunDir(p) for p in self.path.iterdir() if RunDir(p).is_run()]
@@ -451,29 +342,6 @@ class ComparisonDir:
         return self.path / "accuracy_vs_time.png"
 
 
-# Settings that say where a run came from, not what it was.
-PROVENANCE = ("resume", "reproduce", "overwrite")
-
-
-def differing_settings(settings: list[dict[str, str]]) -> list[str]:
-    """The keys (of RunDir.settings()) whose values are not the same in every run. A key a run
-    lacks counts as null: a setting added since, at its null (off) default, is no difference."""
-    keys = dict.fromkeys(key for setting in settings for key in setting if key not in PROVENANCE)
-    return [key for key in keys if len({setting.get(key, "None") for setting in settings}) > 1]
-
-
-def settings_of(config: DictConfig, choices: dict[str, Any]) -> dict[str, str]:
-    """A run's config groups' options (`choices.model`: cnn) and its composed config as dotted
-    keys, values as written (interpolations unresolved: a path or a time that differs in every run
-    is no difference in settings)."""
-    chosen = {
-        f"choices.{group}": str(option)
-        for group, option in choices.items()
-        if not group.startswith("hydra/")
-    }
-    return chosen | flatten(OmegaConf.to_container(config, resolve=False))
-
-
 def read_yaml(path: Path) -> Any:
     """A YAML file a run left, or a one-line DigitsError naming it when it is damaged."""
     try:
@@ -481,15 +349,6 @@ def read_yaml(path: Path) -> Any:
     except (OSError, yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
         reason = " ".join(str(error).split())[:200]
         raise DigitsError(f"{path}: damaged, not readable YAML ({reason})") from error
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, str]:
-    """A nested mapping as {dotted key: value as text}; lists stay whole (as JSON)."""
-    if isinstance(node, dict) and node:
-        return {
-            k: v for key, sub in node.items() for k, v in flatten(sub, f"{prefix}{key}.").items()
-        }
-    return {prefix[:-1]: json.dumps(node) if isinstance(node, list | dict) else str(node)}
 
 
 def runs_in(path: Path) -> list[RunDir]:

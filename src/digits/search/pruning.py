@@ -1,8 +1,8 @@
 """A search trial's side of the job: report the optimised metric after every validation, so that the
 study's pruner can stop a hopeless trial early.
 
-The sweeper tells each job which trial it is (`hydra.sweeper.trial_id`, with the study's storage and
-name); the job reattaches to that trial through the storage, which works in the sweeper's process,
+The sweeper tells each job which trial it is (`hydra.sweeper.trial_number`, with the study's storage
+and name); the job reattaches to that trial through the storage, which works in the sweeper's process,
 a joblib worker or a SLURM job alike.
 """
 
@@ -22,21 +22,17 @@ def pruning_callbacks(monitor: str) -> list[L.Callback]:
     if not HydraConfig.initialized():
         return []
     sweeper = HydraConfig.get().sweeper
-    trial_id = OmegaConf.select(sweeper, "trial_id")
-    if trial_id is None:
+    number = OmegaConf.select(sweeper, "trial_number")
+    if number is None:
         return []
     # Imported here: every training run imports this module, and the storage brings SQLAlchemy.
-    import optuna
     from optuna_integration import PyTorchLightningPruningCallback
 
     from digits.search.study import StudyRef
     from digits.search.sweeper import build_pruner
 
-    # The job decides whether to prune: its study needs the search's pruner.
-    study = StudyRef(sweeper.storage, sweeper.study_name).load(build_pruner(sweeper))
-    # Optuna has no public way to attach to a trial asked in another process; its own
-    # integrations build the Trial from the study and the trial's id the same way.
-    trial = optuna.trial.Trial(study, trial_id)
+    # The job decides whether to prune: its trial's study needs the search's pruner.
+    trial = StudyRef(sweeper.storage, sweeper.study_name).trial(number, build_pruner(sweeper))
     return [PyTorchLightningPruningCallback(trial, monitor=monitor)]
 
 

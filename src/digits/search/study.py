@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import Study
 from optuna.trial import FrozenTrial, Trial, TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -101,6 +101,20 @@ class StudyRef:
     def load(self, pruner: BasePruner | None = None) -> Study:
         return optuna.load_study(study_name=self.name, storage=self.storage_with(), pruner=pruner)
 
+    def trial(self, number: int, pruner: BasePruner) -> optuna.Trial:
+        """Trial `number`, asked in another process (the sweeper's), to report to and be pruned
+        by `pruner`. Trial's documented constructor attaches to a stored trial by its storage id
+        (study.ask() would make a new one)."""
+        storage = self.storage_with()
+        study = optuna.load_study(study_name=self.name, storage=storage, pruner=pruner)
+        return optuna.Trial(study, trial_id(storage, self.name, number))
+
+
+def trial_id(storage: BaseStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial `number` of a study (Optuna's trial objects keep it private)."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
 
 def check_same_space(
     study: Study, ref: StudyRef, distributions: dict[str, BaseDistribution]
@@ -157,8 +171,8 @@ def counted(study: Study) -> list[FrozenTrial]:
             for t in trials
             if t.number not in retried and t.user_attrs.get("fail_reason") != NOT_RUN
         ),
-        # Creation order; the storage's own id settles a tie in numbers between workers.
-        key=lambda t: (t.number, t._trial_id),
+        # Creation order: the RDB storage numbers a study's trials under a lock on the study.
+        key=lambda t: t.number,
     )
 
 

@@ -47,6 +47,7 @@ from digits.search.study import (
     counted,
     retry,
     still_needed,
+    trial_id,
     within_budget,
 )
 
@@ -69,7 +70,7 @@ class StudySweeper(Sweeper):
         model_params: DictConfig | None = None,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
-        trial_id: int | None = None,  # set for each trial's job, read there (search/pruning.py)
+        trial_number: int | None = None,  # set for each trial's job, read there (pruning.py)
     ) -> None:
         self.settings = OmegaConf.create(
             {
@@ -242,8 +243,7 @@ def trial_overrides(trial: Trial, ref: StudyRef) -> list[str]:
     return [
         f"hydra.sweep.subdir={job_name(trial)}",
         f"hydra.sweeper.storage='{storage}'",
-        # Optuna keeps no public id for a trial other processes can attach to: see search/pruning.py.
-        f"hydra.sweeper.trial_id={trial._trial_id}",
+        f"hydra.sweeper.trial_number={trial.number}",
     ]
 
 
@@ -276,11 +276,12 @@ def heartbeats(storage: RDBStorage, batch: list[Trial], interval: int | None) ->
         yield
         return
     done = threading.Event()
+    ids = [trial_id(storage, trial.study.study_name, trial.number) for trial in batch]
 
     def beat() -> None:
         while True:
-            for trial in batch:
-                storage.record_heartbeat(trial._trial_id)
+            for stored in ids:
+                storage.record_heartbeat(stored)
             if done.wait(interval):
                 return
 

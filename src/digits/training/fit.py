@@ -28,7 +28,7 @@ from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
 from digits.models.outputs import Logits
 from digits.presentation.tables import print_final_metrics
-from digits.runs import RunDir, manifest
+from digits.runs import RunDir, holding, manifest
 from digits.runs.per_image import PerImageResults
 from digits.runs.writing import write_json
 from digits.search.pruning import pruning_callbacks, raise_if_pruned
@@ -173,5 +173,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @contextmanager
 def owned_and_recorded(run_dir: RunDir, cfg: DictConfig) -> Iterator[None]:
     """Hold the run directory and keep its manifest while the run lasts."""
-    with run_dir.owned(), manifest.recording(run_dir, cfg):
+    with holding.owned(run_dir), manifest.recording(run_dir, cfg):
         yield

@@ -1,48 +1,23 @@
 """`python -m digits.train reproduce=<run dir>`: rerun a run with its saved overrides into a new
-directory, then set the new final metrics beside the original's and say what differs in code,
+directory (command_line.py adds them), then set the new final metrics beside the original's and say what differs in code,
 packages, data or settings between the two (manifest.json, .hydra/config.yaml)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 from rich.console import Console
 from rich.table import Table
 
-from digits.config.hydra_flags import override, override_value
-from digits.errors import DigitsError
 from digits.runs import manifest
-from digits.runs.run_dir import RunDir, differing_settings
+from digits.runs.differences import differing_settings
+from digits.runs.run_dir import RunDir
 from digits.runs.writing import write_json
-from digits.training.settings import moved
 
-# Overrides of the original that say where it came from, not what it was.
-NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=", "overwrite=")
 # Metrics that measure the machine, not the model: shown, never expected to match.
 TIMINGS = ("train_time_s", "wall_time_s", "train_images_per_s")
-
-
-def reproduce_arguments(args: list[str]) -> list[str]:
-    """The original run's overrides (settings that moved since, at their new keys), then the
-    user's, then `reproduce=<original>` (a new run directory, as for any run)."""
-    given = [a for a in args if a.startswith("reproduce=")]
-    if not given:
-        return args
-    if any(a.startswith("resume=") for a in args):
-        raise DigitsError(
-            "reproduce= and resume= together: give one (resume continues a run in place)"
-        )
-    run = RunDir(Path(override_value(given[-1])).expanduser().resolve())
-    if not run.overrides_file.is_file() or run.metrics() is None:
-        raise DigitsError(
-            f"reproduce={run.path}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"
-        )
-    previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_REPEATED)]
-    rest = [a for a in args if not a.startswith("reproduce=")]
-    return [*previous, *rest, override("reproduce", run.path)]
 
 
 def metric_rows(then: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str, float]]:

@@ -124,7 +124,7 @@ class ReviewLogger(TensorBoardLogger):
         experiment, session_start, session_end = hparams_summaries(chosen, final)
         mark_varied(experiment, varied_hparams(chosen))
         for summary in (experiment, session_start, session_end):
-            self.experiment._get_file_writer().add_summary(summary)
+            self.experiment.file_writer.add_summary(summary)
         # "card" sorts before "config" in the TEXT tab.
         self.experiment.add_text("card", card(cfg, chosen, metrics, command), step)
         config = OmegaConf.to_yaml(cfg, resolve=True)

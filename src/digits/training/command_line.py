@@ -1,6 +1,12 @@
-"""Starting training from the command line: `resume=` and `reproduce=` turned into overrides, the run
-(or sweep) directory resolved before Hydra starts (digits.runs.claim holds it when Hydra does), and
-a multirun's failed jobs said at its end."""
+"""`digits.train`'s command line before Hydra reads it, and its exit after: `resume=` and `reproduce=`
+turned into the run's own overrides, the run (or sweep) directory resolved now (digits.runs.claim
+holds it when Hydra starts), and a multirun's failed jobs said at its end.
+
+Why the command line is rewritten, not left to Hydra: resume= and reproduce= stand for another
+run's overrides, which Hydra must compose (and record in .hydra/overrides.yaml, and sweep) as if
+typed; its callbacks (on_run_start, on_multirun_start) see a config already composed, and its
+directory already chosen. And the default directory holds the time: the up-front check's
+composition and Hydra's own would name two folders unless the first one's is given to the second."""
 
 from __future__ import annotations
 
@@ -18,6 +24,28 @@ from digits.training.settings import moved
 
 # A run's overrides that `resume=` does not repeat: where it starts from, and how it was claimed.
 NOT_CONTINUED = ("resume=", "ckpt_path=", "overwrite=")
+# Overrides of the original that say where it came from, not what it was.
+NOT_REPEATED = ("resume=", "ckpt_path=", "reproduce=", "overwrite=")
+
+
+def reproduce_arguments(args: list[str]) -> list[str]:
+    """The original run's overrides (settings that moved since, at their new keys), then the
+    user's, then `reproduce=<original>` (a new run directory, as for any run)."""
+    given = [a for a in args if a.startswith("reproduce=")]
+    if not given:
+        return args
+    if any(a.startswith("resume=") for a in args):
+        raise DigitsError(
+            "reproduce= and resume= together: give one (resume continues a run in place)"
+        )
+    run = RunDir(Path(override_value(given[-1])).expanduser().resolve())
+    if not run.overrides_file.is_file() or run.metrics() is None:
+        raise DigitsError(
+            f"reproduce={run.path}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"
+        )
+    previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_REPEATED)]
+    rest = [a for a in args if not a.startswith("reproduce=")]
+    return [*previous, *rest, override("reproduce", run.path)]
 
 
 def resume_arguments(args: list[str]) -> list[str]:
