@@ -18,7 +18,7 @@ from digits.evaluation.scoring import predict_split
 from digits.models.calibration import fit_temperature
 from digits.runs import RunDir
 from digits.runs.per_image import PerImageResults
-from digits.training.command_line import resume_arguments
+from digits.training.argv import resume_arguments
 
 SHORT = [*FAST, "trainer.max_epochs=2", "model=mlp"]
 

@@ -22,7 +22,7 @@ from omegaconf import ListConfig, OmegaConf
 import digits
 from conftest import hiding_modules, run_cli, without_module
 from digits.config import config_dir
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
@@ -197,7 +197,7 @@ def test_the_trainer_defaults_in_conf_are_still_lightnings_own() -> None:
 
 def test_importing_the_config_and_its_checks_does_not_import_lightning() -> None:
     code = (
-        "import sys, digits.config.checks, digits.models, digits.data, digits.training.settings\n"
+        "import sys, digits.config.command_line, digits.models, digits.data, digits.training.settings\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'torchvision')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -316,7 +316,7 @@ def test_every_command_imports_and_checks_without_the_extras() -> None:
     program = hiding_modules(*EXTRA_MODULES) + (
         "import digits.train, digits.evaluate, digits.predict, digits.explore, digits.export,"
         " digits.serve, digits.compare\n"
-        "from digits.config.checks import check_command_line\n"
+        "from digits.config.command_line import check_command_line\n"
         "check_command_line('train', ['-m', 'hparams_search=optuna', 'model=mlp'], None)\n"
         "import mlflow\n"
     )

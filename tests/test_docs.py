@@ -14,7 +14,7 @@ import pytest
 
 from digits.compare import main as compare_main
 from digits.config import config_dir
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.errors import DigitsError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import FAST, VAL_SIZE, run_cli, start_training
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.data.idx import check_raw_files, gunzip_raw_files
 from digits.errors import DigitsError
 from digits.runs import RunDir, holding

@@ -27,7 +27,7 @@ from servers import free_port, serving  # tools/servers.py
 
 from conftest import FAST, run_cli, start_training
 from digits.config import config_dir
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.errors import DigitsError
 from digits.runs import RunDir
 from digits.search.checks import check_dimensions, check_search

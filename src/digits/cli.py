@@ -1,5 +1,5 @@
 """What every command does around its work: check the command line before anything heavy starts
-(digits.config.checks), then hand over to Hydra."""
+(digits.config.command_line), then hand over to Hydra."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.errors import reports_user_errors
 
 

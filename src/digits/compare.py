@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from digits.atomic import write_text
 from digits.config import config_dir
-from digits.config.checks import check_writable
+from digits.config.machine import check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.presentation.figures import accuracy_vs_time_figure, save
 from digits.presentation.tables import (

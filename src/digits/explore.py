@@ -17,7 +17,7 @@ from rich.table import Table
 
 from digits.cli import launch
 from digits.config import config_dir
-from digits.config.checks import check_writable
+from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.constraints import Range
 from digits.data import MNISTDataModule

@@ -13,7 +13,8 @@ from omegaconf import MISSING, DictConfig
 
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_run_or_checkpoint, check_writable
+from digits.config.command_line import check_run_or_checkpoint
+from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.constraints import OneOf
 from digits.errors import DigitsError, reports_user_errors

@@ -22,7 +22,7 @@ from rich.table import Table
 import digits.training.settings  # noqa: F401  (the trainer group's schema, for conf/predict.yaml)
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_writable
+from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.constraints import AT_LEAST_ONE, OneOf
 from digits.errors import DigitsError, reports_user_errors

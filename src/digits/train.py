@@ -25,20 +25,20 @@ import digits.models.settings
 import digits.training.settings  # noqa: F401
 from digits.cli import silence_known_warnings
 from digits.config import config_dir
-from digits.config.checks import check_command_line
+from digits.config.command_line import check_command_line
 from digits.errors import reports_user_errors, user_error
 from digits.runs import RunDir
 from digits.runs.claim import release_claims
 from digits.search.checks import check_search
 from digits.search.pruning import TrialPruned
-from digits.training.checks import check_train
-from digits.training.command_line import (
+from digits.training.argv import (
     check_dir_writable,
     failed_jobs,
     pinned_run_dir,
     reproduce_arguments,
     resume_arguments,
 )
+from digits.training.checks import check_train
 from digits.training.fit import owned_and_recorded, run
 
 log = logging.getLogger(__name__)

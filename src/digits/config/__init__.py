@@ -1,6 +1,6 @@
 """The configuration machinery every command shares: where conf/ is, schemas derived from the code
 that declares each setting (schema.py), the check of a composed config against them (validate.py),
-the up-front check of a command line and this machine (checks.py, hydra_flags.py), and the optional
+the up-front check of a command line (command_line.py, hydra_flags.py) and of this machine (machine.py), and the optional
 extras a command may need (extras.py).
 
 It knows no command and no feature: each declares and stores its own schema (digits.config.schema),
@@ -19,7 +19,7 @@ def config_dir() -> str:
 
 
 # The folders a command line adds with --config-dir (Hydra searches them for configs too), while
-# its up-front check composes it (digits.config.checks).
+# its up-front check composes it (digits.config.command_line).
 EXTRA_CONFIG_DIRS: ContextVar[tuple[Path, ...]] = ContextVar("extra_config_dirs", default=())
 
 

@@ -80,7 +80,8 @@ def schema_of(
     """The schema of a function's (or a class's) settings, derived from its signature: one field per
     argument, typed as annotated, allowing what its `Annotated` constraint allows, defaulting to its
     default (most have none: conf/ gives the values). `target`: a `_target_` first; `plumbing`:
-    Hydra's other keys the YAML sets (e.g. `_convert_`)."""
+    Hydra's other keys the YAML sets (e.g. `_convert_`). A class's `UNUSED_WITH` (settings another
+    makes unused: digits.config.command_line.check_not_ignored) is the schema's too."""
     annotated = function.__init__ if isinstance(function, type) else function
     hints = typing.get_type_hints(annotated, include_extras=True)
     keys = ("_target_",) * target + plumbing
@@ -91,7 +92,9 @@ def schema_of(
         kind, allowed = _field_type(hints[name])
         default = MISSING if parameter.default is inspect.Parameter.empty else parameter.default
         fields.append((name, kind, setting(allowed, default)))
-    return dataclasses.make_dataclass(f"{getattr(function, '__name__', 'Settings')}Config", fields)
+    name = f"{getattr(function, '__name__', 'Settings')}Config"
+    unused = {"UNUSED_WITH": getattr(function, "UNUSED_WITH", {})}
+    return dataclasses.make_dataclass(name, fields, namespace=unused)
 
 
 def store_schemas(**schemas: type) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import lightning as L
 import torch
@@ -41,6 +41,11 @@ class MNISTDataModule(L.LightningDataModule):
     `val_size`, or fold `fold` of `folds`: digits.data.split) and the official 10,000 test images. Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on
     black. `pipeline`: memory (decoded once, batched by index: fast) or torchvision (the tutorials'
     per-sample PIL -> ToTensor, kept for comparison)."""
+
+    # Settings another one makes unused: given together on a command line, they are refused.
+    UNUSED_WITH: ClassVar = {
+        "val_size": ("folds", "each fold validates on 1/data.folds of the training images")
+    }
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from digits.config.checks import compose_checked
+from digits.config.command_line import compose_checked
 from digits.config.validate import check_schema
 from digits.errors import DigitsError
 from digits.search.sweeper import parse

@@ -12,8 +12,8 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from digits.config.checks import check_writable
 from digits.config.extras import require_extra
+from digits.config.machine import check_writable
 from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 from digits.runs.naming import check_run_name

@@ -1,5 +1,5 @@
 """`python -m digits.train reproduce=<run dir>`: rerun a run with its saved overrides into a new
-directory (command_line.py adds them), then set the new final metrics beside the original's and say what differs in code,
+directory (argv.py adds them), then set the new final metrics beside the original's and say what differs in code,
 packages, data or settings between the two (manifest.json, .hydra/config.yaml)."""
 
 from __future__ import annotations

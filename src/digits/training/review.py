@@ -116,6 +116,7 @@ class ReviewLogger(TensorBoardLogger):
     def log_run(self, cfg: DictConfig, metrics: Mapping[str, Any], command: str, step: int) -> None:
         """HPARAMS (the run's defining settings and final metrics), its card and its config."""
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
+        from torch.utils.tensorboard.writer import FileWriter
 
         chosen = run_hparams(cfg)
         final = {name: metrics[name] for name in cfg.hparams.metrics if name in metrics}
@@ -123,8 +124,12 @@ class ReviewLogger(TensorBoardLogger):
         self.log_metrics({k: v for k, v in final.items() if "/" not in k}, step)
         experiment, session_start, session_end = hparams_summaries(chosen, final)
         mark_varied(experiment, varied_hparams(chosen))
+        # In an event file of their own beside the run's: SummaryWriter writes only the summaries
+        # it builds itself (add_hparams: into another folder), and the run's may be closed by now.
+        writer = FileWriter(self.experiment.get_logdir())
         for summary in (experiment, session_start, session_end):
-            self.experiment.file_writer.add_summary(summary)
+            writer.add_summary(summary)
+        writer.close()
         # "card" sorts before "config" in the TEXT tab.
         self.experiment.add_text("card", card(cfg, chosen, metrics, command), step)
         config = OmegaConf.to_yaml(cfg, resolve=True)

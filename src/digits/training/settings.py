@@ -133,7 +133,7 @@ class TrainerArguments(ExtraKeys):
 class TrainerConfig:
     """The Trainer arguments conf/ uses, and a few more worth range-checking (their defaults, which
     are Lightning's, are in conf/trainer/default.yaml). Any other Trainer argument may be added
-    (`+trainer.x=...`): Lightning checks its value, up front (digits.config.checks.check_trainer)."""
+    (`+trainer.x=...`): Lightning checks its value, up front (digits.config.machine.check_trainer)."""
 
     # train.py passes callbacks and loggers itself, from their own groups.
     EXTRA_KEYS: ClassVar[ExtraKeys] = TrainerArguments()

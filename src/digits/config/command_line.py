@@ -1,9 +1,9 @@
-"""Checking what the user asked for before anything heavy starts.
+"""The command line, checked before anything heavy starts.
 
 `check_command_line` composes the config from the command line exactly as Hydra will (every value of
 a `-m` sweep too) and turns the first mistake into one DigitsError line naming the key, the value and
-what is allowed (digits.config.validate, from the schema). What depends on this machine (a GPU, a
-checkpoint, a writable folder) is checked here.
+what is allowed (digits.config.validate, from the schema); then what the config asks of this machine
+(digits.config.machine).
 """
 
 from __future__ import annotations
@@ -12,15 +12,10 @@ import argparse
 import contextlib
 import copy
 import itertools
-import logging
-import os
-import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.types import Glob, Override
@@ -32,11 +27,13 @@ from omegaconf.errors import OmegaConfBaseException
 from digits.config import EXTRA_CONFIG_DIRS, config_dir, group_options
 from digits.config.extras import EXTRA_LAUNCHERS, require_extra
 from digits.config.hydra_flags import hydra_flags, parse_overrides, quoted
+from digits.config.machine import check_devices, check_trainer
 from digits.config.validate import (
     check_schema,
     check_targets,
     composition_error,
     schema_fields,
+    schema_nodes,
     unknown_key,
 )
 from digits.errors import DigitsError
@@ -51,9 +48,6 @@ HYDRA_OWN_WORK = (
     "help", "hydra_help", "version", "cfg", "info", "shell_completion",
     "config_path", "config_name", "experimental_rerun",
 )  # fmt: skip
-
-
-# --- the command line -----------------------------------------------------------------------
 
 
 def _expand_sweeps(overrides: list[Override]) -> list[list[str]]:
@@ -248,22 +242,18 @@ def _check_composed(
     return composed
 
 
-# A setting that another one, when set, makes unused: given together, one would be ignored.
-UNUSED_WITH = {
-    "data.val_size": ("data.folds", "each fold validates on 1/data.folds of the training images"),
-}
-
-
 def check_not_ignored(cfg: DictConfig, combo: list[str]) -> None:
-    """A setting given on the command line must take effect."""
+    """A setting given on the command line must take effect: none that another one, set, makes
+    unused (a schema's `UNUSED_WITH`: {setting: (the other, why)})."""
     given = {o.key_or_group.lstrip("+~") for o in parse_overrides(combo)}
-    for key, (other, why) in UNUSED_WITH.items():
-        value = OmegaConf.select(cfg, other, default=None)
-        if key in given and value is not None:
-            raise DigitsError(
-                f"{key}={OmegaConf.select(cfg, key)} is unused with {other}={value} ({why}); "
-                f"give one of them"
-            )
+    for prefix, node, _ in schema_nodes(cfg):
+        for key, (other, why) in getattr(OmegaConf.get_type(node), "UNUSED_WITH", {}).items():
+            value = node.get(other)
+            if f"{prefix}{key}" in given and value is not None:
+                raise DigitsError(
+                    f"{prefix}{key}={node[key]} is unused with {prefix}{other}={value} ({why}); "
+                    "give one of them"
+                )
 
 
 @contextlib.contextmanager
@@ -327,115 +317,6 @@ def compose_checked(combo: list[str], recompose: Callable[[list[str]], DictConfi
         raise DigitsError(str(error).splitlines()[0]) from error
     except yaml.YAMLError as error:  # a config file of a --config-dir, say (it names the file)
         raise DigitsError(f"not valid YAML: {' '.join(str(error).split())}") from error
-
-
-# --- this machine ---------------------------------------------------------------------------
-
-
-def check_devices(cfg: DictConfig) -> None:
-    """A GPU asked for must be there, and no more devices than this machine has (on the CPU each
-    device is a process: trainer.devices=99 would start 99 of them)."""
-    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator"))
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if gpu and not torch.cuda.is_available():
-        raise DigitsError(
-            f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
-            "run on the CPU with trainer=cpu (or trainer.accelerator=cpu)"
-        )
-    check_nodes(cfg)
-    devices = OmegaConf.select(cfg, "trainer.devices")
-    if devices is None or devices in ("auto", -1, "-1"):
-        return
-    count = torch.cuda.device_count() if gpu else os.cpu_count() or 1
-    kind = "CUDA GPU" if gpu else "CPU core"
-    wanted = len(devices) if OmegaConf.is_list(devices) else devices
-    if not isinstance(wanted, int) or isinstance(wanted, bool) or not 1 <= wanted <= count:
-        raise DigitsError(
-            f"trainer.devices={devices}: this machine has {count} {kind}{'s' * (count != 1)} "
-            f"for accelerator={accelerator}; use 1..{count}, -1 (all) or auto"
-        )
-
-
-def check_trainer(cfg: DictConfig) -> None:
-    """Lightning's own checks of the Trainer settings (accelerator, strategy, profiler, ...), run
-    now by building a bare Trainer, not after the run directory and the data are set up."""
-    if cfg.get("trainer") is None:  # none to check (digits.predict of an .onnx file)
-        return
-    import lightning as L
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    unchecked = ("_target_", "default_root_dir", "plugins")  # a run's folder, our own plugins
-    arguments = {key: cfg.trainer[key] for key in cfg.trainer if key not in unchecked}
-    if OmegaConf.is_dict(arguments.get("profiler")):  # a _target_ config (debug=profiler): its
-        del arguments["profiler"]  # dirpath is the run's folder; Hydra instantiates it in the run
-    arguments = OmegaConf.to_container(OmegaConf.create(arguments), resolve=True)
-    lightning_log = logging.getLogger("lightning.pytorch")
-    level = lightning_log.level
-    lightning_log.setLevel(logging.WARNING)  # its start-up lines belong to the run, not the check
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            L.Trainer(**arguments, logger=False, callbacks=[], enable_checkpointing=False)
-    except (ValueError, TypeError, ImportError, MisconfigurationException) as error:
-        reason = " ".join(str(error).split())
-        raise DigitsError(f"trainer: Lightning refuses these settings: {reason}") from error
-    finally:
-        lightning_log.setLevel(level)
-
-
-def check_nodes(cfg: DictConfig) -> None:
-    """More than one node needs a cluster that starts the other nodes' processes (SLURM, torchrun,
-    ...); without one the first process waits for them forever."""
-    nodes = OmegaConf.select(cfg, "trainer.num_nodes")
-    if not isinstance(nodes, int) or nodes <= 1:
-        return
-    from lightning.fabric.plugins.environments import (
-        LSFEnvironment,
-        SLURMEnvironment,
-        TorchElasticEnvironment,
-    )
-
-    clusters = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment)
-    if any(env.detect() for env in clusters) or "NODE_RANK" in os.environ:
-        return
-    raise DigitsError(
-        f"trainer.num_nodes={nodes}: no cluster here to start the other nodes (no SLURM, torchrun "
-        "or LSF; no NODE_RANK), so the run would wait forever; launch it on a cluster "
-        "(hydra/launcher=slurm) or use trainer.num_nodes=1"
-    )
-
-
-def check_writable(
-    folder: str | Path,
-    key: str = "paths.log_dir",
-    hint: str = "choose a writable folder with paths.log_dir=... or DIGITS_OUTPUT_DIR",
-) -> None:
-    """Fail now, not after an hour of work, if nothing can be written under `folder`. Folders
-    made to find out are removed again: a refused command leaves nothing behind."""
-    if not str(folder).strip():  # Path("") would quietly be the current folder
-        raise DigitsError(f"{key}={folder}: empty; {hint}")
-    given, folder = folder, Path(folder).expanduser().absolute()
-    made = [f for f in (folder, *folder.parents) if not f.exists()]
-    try:
-        for attempt in range(3):
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                with tempfile.TemporaryFile(dir=folder, buffering=0) as probe:  # no flush at close
-                    probe.write(b"0" * 4096)
-                    probe.flush()
-                    os.fsync(probe.fileno())
-                break
-            except FileNotFoundError:  # another command checking it made and removed it: again
-                if attempt == 2:
-                    raise
-    except OSError as error:
-        raise DigitsError(
-            f"{key}={given}: cannot write there ({error.strerror}); {hint}"
-        ) from error
-    finally:
-        for empty in made:  # deepest first
-            with contextlib.suppress(OSError):
-                empty.rmdir()
 
 
 def check_run_or_checkpoint(cfg: DictConfig, verb: str) -> None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from digits.config.checks import check_writable, is_multirun
+from digits.config.command_line import is_multirun
 from digits.config.hydra_flags import override, override_value
+from digits.config.machine import check_writable
 from digits.errors import DigitsError
 from digits.runs import RunDir, SweepDir
 from digits.training.settings import moved
