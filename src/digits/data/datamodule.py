@@ -38,9 +38,11 @@ AUGMENT = Nested(
 
 class MNISTDataModule(L.LightningDataModule):
     """MNIST with a seeded train/validation split of the 60,000 training images (a hold-out of
-    `val_size`, or fold `fold` of `folds`: digits.data.split) and the official 10,000 test images. Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on
-    black. `pipeline`: memory (decoded once, batched by index: fast) or torchvision (the tutorials'
-    per-sample PIL -> ToTensor, kept for comparison)."""
+    `val_size`, or fold `fold` of `folds`: digits.data.split) and the official 10,000 test images.
+    Batches are (images, labels): images 0-1 floats (N, 1, 28, 28), white ink on black. `pipeline`:
+    memory (decoded once, batched by index: fast) or torchvision (the tutorials' per-sample PIL ->
+    ToTensor, kept for comparison). Its arguments are conf/data/'s settings, each declared here
+    (the schema is derived from them and stored below)."""
 
     # Settings another one makes unused: given together on a command line, they are refused.
     UNUSED_WITH: ClassVar = {

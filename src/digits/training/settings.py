@@ -1,10 +1,10 @@
 """The schemas of `digits.train`'s config (conf/train.yaml) and of the groups it chooses from that
 are not our own classes: optimizers and schedules (torch's, made partial), Lightning's tuner and
-Trainer, the run's paths. (The data module, the LightningModule and the networks declare their own
-settings: digits.data.datamodule, digits.models.) Importing this module stores them in Hydra's
-ConfigStore and registers the resolvers conf/train.yaml uses; it does not import Lightning (`digits.predict` of an .onnx file composes the trainer
-group too): what the Trainer schema takes from Lightning's signature is read when first checked.
-"""
+Trainer, the run's paths. (Our own classes declare theirs: digits.data.datamodule,
+digits.models.settings.) Importing this module stores them in Hydra's ConfigStore and registers the
+resolvers conf/train.yaml uses. It does not import Lightning (`digits.predict` of an .onnx file
+composes the trainer group too): what the Trainer schema takes from Lightning's signature is read
+when first checked."""
 
 import functools
 import inspect
