@@ -40,6 +40,8 @@ BAD_INPUT = [
     # the 61st value: past the sweep's full checks, checked against the schema
     (T, ["-m", *SMALL_VAL, "optimizer.lr=" + ",".join(f"{0.001 * (i + 1):g}" for i in range(60)) + ",-1"], "optimizer.lr=-1: out of range, must be > 0"),
     (T, ["--config-dir", "/no/such/conf"], "--config-dir /no/such/conf: no such folder"),
+    (T, ["--config-name", "nosuch"], "--config-name nosuch: no nosuch.yaml in"),
+    (T, ["--config-name", "train", "bogus"], "bogus: not a valid override (missing EQUAL"),
     (T, ["--config-dir", "{user_conf}", "model=broken"], 'error: not valid YAML: while parsing a flow sequence in "{user_conf}/model/broken.yaml", line 1'),
     (T, ["--config-dir", "{user_conf}", "model=odd"], "model.bogus=1: cannot build this network (MLP.__init__() got an unexpected keyword argument 'bogus')"),
     (T, ["--config-dir", "{user_conf}", "model=nosuch"], "model=nosuch: no such model option; available: broken, cnn, lenet, lstm, mlp, odd"),

@@ -36,9 +36,10 @@ from digits.inference.predictor import Predictor
 from digits.reading.images import pixel_count
 from digits.reading.segment import Deadline, ReadingTimeout
 from digits.runs import RunDir
-from digits.serving.app import PAGE, create_app
+from digits.serving.app import create_app
 from digits.serving.limits import DecodingBudget
 from digits.serving.options import ServeOptions
+from digits.serving.page_routes import PAGE
 
 LIMIT = 2**20  # bytes an image (and /predict's body) may be, in these tests
 OPTIONS = ServeOptions(ckpt_path="", host="127.0.0.1", port=8000, preprocess="mnist", top_k=3,

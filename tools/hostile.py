@@ -172,13 +172,32 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
     return cases
 
 
+# Hydra's flags that take the next word as their value (--config-name train, --cfg job).
+VALUED_FLAGS = {
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--config-path",
+    "-cp",
+    "--cfg",
+    "-c",
+}
+
+
 def with_common(line: str, common: list[str]) -> list[str]:
-    """The case's flags (-m, --help), the settings every case shares, then its own settings:
-    Hydra takes its overrides in one run, on one side of its flags."""
-    words = line.split(" ")
-    flags = [w for w in words if w.startswith("-") and not w.startswith("--out")]
-    rest = [w for w in words if w not in flags]
-    return [*flags, *common, *rest] if flags and rest[:1] != ["job"] else [*common, *words]
+    """The case's flags (-m, --config-name train), the settings every case shares, then its own
+    settings: Hydra takes its overrides in one run, on one side of its flags."""
+    flags, rest = [], []
+    words = iter(line.split(" "))
+    for word in words:
+        if word in VALUED_FLAGS:
+            flags += [word, next(words)]
+        elif word.startswith("-") and not word.startswith("--out"):
+            flags.append(word)
+        else:
+            rest.append(word)
+    return [*flags, *common, *rest]
 
 
 HTTP_CASES = [

@@ -155,6 +155,19 @@ def _check_launcher_installed(parsed: list[Override]) -> None:
                 require_extra(extra, override.input_line)
 
 
+def _check_config_name(flags: argparse.Namespace) -> None:
+    """--config-name names a YAML file of the config folder (or of --config-dir)."""
+    if flags.config_name is None or flags.config_path is not None:
+        return
+    folders = [Path(config_dir()), *([Path(flags.config_dir)] if flags.config_dir else [])]
+    name = flags.config_name.removesuffix(".yaml")
+    if not any((folder / f"{name}.yaml").is_file() for folder in folders):
+        raise DigitsError(
+            f"--config-name {flags.config_name}: no {name}.yaml in "
+            f"{' or '.join(str(f) for f in folders)}; give the name of a config there"
+        )
+
+
 def check_command_line(
     config_name: str,
     args: Sequence[str],
@@ -172,6 +185,8 @@ def check_command_line(
         raise DigitsError(
             f"--config-dir {flags.config_dir}: no such folder; give a folder of configs"
         )
+    parse_overrides(args)  # one line for a malformed override, whoever composes the config
+    _check_config_name(flags)
     if any(getattr(flags, name) for name in HYDRA_OWN_WORK):
         return None
     added = (Path(flags.config_dir).resolve(),) if flags.config_dir else ()

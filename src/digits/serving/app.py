@@ -1,5 +1,5 @@
-"""The FastAPI app of `digits.serve`: the routes (digits.serving.status, .prediction, and `GET /`
-with the page's files), the limits and metrics around them, and one JSON shape for every refusal
+"""The FastAPI app of `digits.serve`: the routes (routers of digits.serving.status, .prediction
+and .page_routes), the limits and metrics around them, and one JSON shape for every refusal
 (`{"error": "..."}`, one line). No route takes a file path; every answer and refusal has its schema
 in `/openapi.json` (digits.serving.responses)."""
 
@@ -8,30 +8,27 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect
 
 import digits
 from digits.exported.onnx_model import OnnxModel
-from digits.exported.web import SHARED_FILES, WEB_PAGE
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
 from digits.serving.options import ServeOptions
-from digits.serving.prediction import add_prediction_routes
+from digits.serving.page_routes import page_routes
+from digits.serving.prediction import prediction_routes
 from digits.serving.responses import error_response
 from digits.serving.served_model import ServedModel
-from digits.serving.status import add_status_routes
+from digits.serving.status import status_routes
 
 log = logging.getLogger(__name__)
-PAGE = Path(__file__).parent / "page"
 
 
 def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions,
@@ -62,8 +59,9 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
         lifespan=lifespan,
     )
     app.state.served = served
+    prediction = prediction_routes(served, options)
     app.add_middleware(BodyTimeout, seconds=options.body_timeout_s)
-    app.add_middleware(DeclaredSizeLimit, routes_of=app)
+    app.add_middleware(DeclaredSizeLimit, routes=prediction.routes)
     if options.cors_origins:
         app.add_middleware(
             JSONCORSMiddleware,
@@ -73,25 +71,10 @@ def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: sees every answer
     handle_errors(app)
 
-    add_prediction_routes(app, served, options)
-    add_status_routes(app, served, metrics, source, options.preprocess)
-
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(PAGE / "index.html")
-
-    for name in SHARED_FILES:  # the drawing pad and the look, shared with the exported page
-        app.add_api_route(f"/page/{name}", shared_file(WEB_PAGE / name), include_in_schema=False)
-
-    app.mount("/page", StaticFiles(directory=PAGE), name="page")
+    app.include_router(prediction)
+    app.include_router(status_routes(served, metrics, source, options.preprocess))
+    app.include_router(page_routes())
     return app
-
-
-def shared_file(path: Path) -> Callable[[], FileResponse]:
-    def answer() -> FileResponse:
-        return FileResponse(path)
-
-    return answer
 
 
 def handle_errors(app: FastAPI) -> None:

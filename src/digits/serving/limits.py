@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from fastapi import FastAPI, HTTPException
+from fastapi import HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.datastructures import Headers
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digits.reading.images import MAX_PIXELS
@@ -38,11 +38,11 @@ class DeclaredSizeLimit:
     """Answer 413 in JSON when a request declares a Content-Length over its route's `max_body_size`
     (FastAPI's limit would refuse it too, in plain text)."""
 
-    def __init__(self, app: ASGIApp, routes_of: FastAPI) -> None:
-        self.app, self.routes_of = app, routes_of
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app, self.routes = app, routes
 
     def limit(self, scope: Scope) -> int | None:
-        for route in self.routes_of.routes:
+        for route in self.routes:
             if route.matches(scope)[0] == Match.FULL:
                 return getattr(route, "max_body_size", None)
         return None

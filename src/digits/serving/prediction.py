@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -84,10 +84,10 @@ async def uploads_of(request: Request, max_files: int, too_many: str) -> list[Up
     return [(Path(file.filename or UPLOAD).name, await file.read()) for file in files]
 
 
-def add_prediction_routes(app: FastAPI, served: ServedModel, options: ServeOptions) -> None:
-    """/predict and /predict/batch on `app`, answering with the model `served` as `options` say.
-    (On the app itself, not an APIRouter: an included router's routes are not in `app.routes`,
-    where DeclaredSizeLimit finds each route's body limit.)"""
+def prediction_routes(served: ServedModel, options: ServeOptions) -> APIRouter:
+    """/predict and /predict/batch, answering with the model `served` as `options` say. Each
+    route's `max_body_size` is its body limit (FastAPI's; DeclaredSizeLimit reads it too)."""
+    router = APIRouter()
     budget = DecodingBudget()
 
     def asked_for(
@@ -138,7 +138,7 @@ def add_prediction_routes(app: FastAPI, served: ServedModel, options: ServeOptio
         except asyncio.CancelledError:
             raise HTTPException(503, "the server is shutting down: try again later") from None
 
-    @app.post(
+    @router.post(
         "/predict",
         openapi_extra=PREDICT_BODY,
         response_model=DigitAnswer | NumberAnswer,
@@ -158,7 +158,7 @@ def add_prediction_routes(app: FastAPI, served: ServedModel, options: ServeOptio
             raise answer
         return answer
 
-    @app.post(
+    @router.post(
         "/predict/batch",
         openapi_extra=BATCH_BODY,
         response_model=BatchAnswer,
@@ -178,6 +178,8 @@ def add_prediction_routes(app: FastAPI, served: ServedModel, options: ServeOptio
         results = await answered(uploads, asked)
         items = zip(uploads, results, strict=True)
         return {"results": [batch_item(upload, result) for upload, result in items]}
+
+    return router
 
 
 def read_upload(

@@ -4,7 +4,7 @@ model is loaded and has answered), `GET /model` (what model this is) and `GET /m
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,33 +22,36 @@ def ready_predictor(served: ServedModel) -> Predictor:
     return served.predictor
 
 
-def add_status_routes(
-    app: FastAPI, served: ServedModel, metrics: ServerMetrics, source: str, preprocess: str
-) -> None:
-    """The status routes on `app`, of the model `served` from the file `source`."""
+def status_routes(
+    served: ServedModel, metrics: ServerMetrics, source: str, preprocess: str
+) -> APIRouter:
+    """The status routes of the model `served` from the file `source`."""
+    router = APIRouter()
 
-    @app.get("/health")
+    @router.get("/health")
     def health() -> HealthAnswer:
         """The server process is up (the model may still be loading: see /ready)."""
         return HealthAnswer(status="ok")
 
-    @app.get("/ready", responses={503: ERRORS[503]})
+    @router.get("/ready", responses={503: ERRORS[503]})
     def ready() -> ReadyAnswer:
         """The model is loaded and has answered a blank image: requests will be answered."""
         ready_predictor(served)
         return ReadyAnswer(status="ready")
 
-    @app.get("/model", responses={503: ERRORS[503]})
+    @router.get("/model", responses={503: ERRORS[503]})
     def model() -> ModelAnswer:
         """What model this server answers with: read from its file, nothing typed twice."""
         ready_predictor(served)
         return model_answer(served.metadata, source, preprocess)
 
-    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    @router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
     def metrics_page() -> PlainTextResponse:
         """Prometheus' text format: requests by route and status, latency, images per model
         call (batching), model load time, readiness."""
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
 
 
 def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> ModelAnswer:
