@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import struct
@@ -93,6 +94,18 @@ def make_cfg(data_root: Path, tmp_path: Path) -> Iterator:
 
     yield make
     GlobalHydra.instance().clear()
+
+
+def run_entry_point(entry: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """`python -m digits.<entry> args...`, in this process; its exit status."""
+    monkeypatch.setattr(sys, "argv", [f"digits.{entry}", *args])
+    try:
+        importlib.import_module(f"digits.{entry}").main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
 
 
 def run_cli(

@@ -8,11 +8,9 @@ The subprocess tests in test_reliability.py check the same promise end to end fo
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +19,10 @@ import pytest
 import torch
 from awkward_images import dot_grid  # tools/awkward_images.py
 from crafted import onnx_classifier, rewritten_checkpoint, running_code  # tools/crafted.py
-from hydra.core.global_hydra import GlobalHydra
+from digit_files import folders_of_photos  # tools/digit_files.py
 from PIL import Image
 
+from conftest import run_entry_point
 from digits.exported.web import RUNTIME_FILES
 from digits.runs import RunDir
 
@@ -97,6 +96,20 @@ BAD_INPUT = [
     (T, ["tune=lr_find", "trainer.limit_train_batches=20"], "tune.num_training=100: the learning-rate finder would stop after 16 steps"),
     (T, ["data.root={empty}", "data.download=false"], "MNIST not found: {empty}/MNIST/raw lacks"),
     (T, ["data.root={truncated_data}", "data.download=false"], "t10k-images-idx3-ubyte: 1000 bytes but its header promises 200 items"),
+    # --- train: data=folder, your own photos ---
+    (T, ["data=folder"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
+    (T, ["data=folder", "data.root=/no/such"], "data.root=/no/such: no such folder; give a folder of <label>/<image>"),
+    (T, ["data=folder", "data.root={empty}"], "data.root={empty}: no images in <label>/ folders (0-9)"),
+    (T, ["data=folder", "data.root={letter_photos}"], "data.root={letter_photos}: class folder 'a' is not a digit; name the class folders 0-9"),
+    (T, ["data=folder", "data.root={ten_photos}"], "class folder '10' is not a digit"),
+    (T, ["data=folder", "data.root={bad_photos}"], "{bad_photos}/3/cut.png: unreadable or damaged image"),
+    (T, ["data=folder", "data.labels={missing_csv}"], "{missing_csv}, line 2: no such file"),
+    (T, ["data=folder", "data.labels={label_csv}"], "{label_csv}, line 2: label '12' is not a digit 0-9"),
+    (T, ["data=folder", "data.root={photos}", "data.labels={label_csv}"], "data.root={photos} is unused with data.labels={label_csv} (the CSV's rows name the images)"),
+    (T, ["data=folder", "data.root={photos}", "data.val_fraction=1.5"], "data.val_fraction=1.5: out of range, must be in (0, 1) (a share of the images, stratified by label)"),
+    (T, ["data=folder", "data.root={photos}", "data.preprocess=MNIST"], "data.preprocess=MNIST: use one of mnist, mnist_v1, naive"),
+    (T, ["data=folder", "data.root={photos}", "data.val_size=100"], "data.val_size=100: no such key"),
+    (T, ["data=folder", "data.root={photos}"], "20 images leave a split empty"),
     # --- train: a run directory that holds a run, damaged runs ---
     (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
     (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),
@@ -398,12 +411,14 @@ def places(
     onnx_classifier(tmp_path / "fixed.onnx", batch=4)
     onnx_classifier(tmp_path / "wide.onnx", outputs=784)
     dot_grid(20).save(tmp_path / "dots.png")
+    photos = folders_of_photos(tmp_path)  # a good folder, and others with one mistake each
     truncated = tmp_path / "truncated-data"
     shutil.copytree(data_root, truncated)
     test_images = truncated / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     test_images.write_bytes(test_images.read_bytes()[:1000])
     return {
         "user_conf": user_conf,
+        **photos,
         "short_per_image": short_per_image.path,
         "other_images": other_images.path,
         "weights_only_run": weights_only.path,
@@ -443,18 +458,6 @@ def fill(text: str, places: dict[str, Path]) -> str:
     return text
 
 
-def run_entry_point(entry: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """`python -m digits.<entry> args...`, in this process; its exit status."""
-    monkeypatch.setattr(sys, "argv", [f"digits.{entry}", *args])
-    try:
-        importlib.import_module(f"digits.{entry}").main()
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        GlobalHydra.instance().clear()
-    return 0
-
-
 def test_the_table_covers_every_entry_point_with_forty_rows_or_more() -> None:
     assert len(BAD_INPUT) >= 40
     assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X, EX, S, C}
@@ -476,6 +479,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     monkeypatch.chdir(work)
     monkeypatch.setenv("DIGITS_OUTPUT_DIR", str(work / "outputs"))
     monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DIGITS_CACHE_DIR", str(tmp_path / "cache"))  # outside `work`
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     run_before = sorted(places["run"].rglob("*"))
 
@@ -486,6 +490,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         if entry == T
         and not args[0].startswith(("resume", "reproduce", "-"))
         and not any(a.startswith("data.folds=") for a in args)
+        and "data=folder" not in args
         else args
     )
     status = run_entry_point(entry, [fill(a, places) for a in given], monkeypatch)

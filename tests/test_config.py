@@ -26,7 +26,8 @@ from digits.config.command_line import check_command_line
 from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
-from digits.data.datamodule import MNISTDataModule
+from digits.data.folder import FolderDataModule
+from digits.data.mnist import MNISTDataModule
 from digits.data.split import check_folds
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
@@ -262,6 +263,7 @@ def model_option(network: type) -> str:
 DECLARED = [
     *[(net, f"model/{model_option(net)}", "train", "model", (), ("_target_",)) for net in NETWORKS],
     (MNISTDataModule, "data/mnist", "train", "data", (), ("_target_", "_convert_")),
+    (FolderDataModule, "data/folder", "train", "data", (), ("_target_", "_convert_")),
     (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (ServeOptions, "serve", "serve", "", (), ()),
 ]

@@ -10,8 +10,9 @@ import pytest
 
 from conftest import HAS_REAL_DATA, REAL_DATA
 from digits.data.idx import OFFICIAL_MD5, RAW_FILES
+from digits.data.mnist import MNISTDataModule
 from digits.runs import RunDir
-from digits.runs.manifest import code_state, data_files, differences
+from digits.runs.manifest import code_state, differences
 
 
 def git(repo: Path, *args: str) -> str:
@@ -77,7 +78,7 @@ def test_a_finished_run_has_its_manifest_and_packages(trained_run: Path, data_ro
 def test_real_mnist_is_recognised_as_the_official_files() -> None:
     if not HAS_REAL_DATA:
         pytest.skip(f"real MNIST not found under {REAL_DATA}")
-    assert data_files(str(REAL_DATA)) == {
+    assert MNISTDataModule.provenance({"root": str(REAL_DATA)}) == {
         "root": str(REAL_DATA.resolve()),
         "md5": OFFICIAL_MD5,
         "official": True,

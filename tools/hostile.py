@@ -28,6 +28,7 @@ from pathlib import Path
 
 from awkward_images import dot_grid, encoded, scribble
 from crafted import onnx_classifier, rewritten_checkpoint, running_code
+from digit_files import folders_of_photos
 from PIL import Image
 from servers import free_port, wait_until_answered
 
@@ -84,11 +85,19 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         # issue 40, the rest: over-long names, a setting the other makes unused
         "hydra.run.dir={fix}/" + "a" * 300, "paths.log_dir={fix}/" + "b" * 300,
         "data.folds=5 data.fold=0 data.val_size=100",
+        # issue 42: data=folder
+        "data=folder", "data=folder data.root=/no/such", "data=folder data.root={empty}",
+        "data=folder data.root={letter_photos}", "data=folder data.root={ten_photos}",
+        "data=folder data.root={bad_photos}", "data=folder data.labels={missing_csv}",
+        "data=folder data.labels={label_csv}", "data=folder data.root={photos} data.val_fraction=1",
+        "data=folder data.root={photos} data.labels={label_csv}",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",
         "--help", "model=cnn trainer.val_check_interval=0.5", "-m seed=1,2",
         "--resolve --cfg job", "-m data.folds=3,5 data.fold=0,1",
+        "data=folder data.root={photos} data.val_fraction=0.1",
+        "data=folder data.root={bad_photos} data.val_fraction=0.1 data.skip_bad=true",
     ]  # fmt: skip
     evaluate_refused = [
         "run={image}", "ckpt_path={onnx}", "ckpt_path={torchscript}", "ckpt_path={image}",
@@ -262,6 +271,7 @@ def make_fixtures(fix: Path, data: Path) -> dict[str, str]:
         "scribble": fix / "scribble.png", "dots": fix / "dots.png", "bad_idat": fix / "bad-idat.png",
     }  # fmt: skip
     make_crafted(places, run)
+    places |= folders_of_photos(fix)
     places["empty"].mkdir()
     digit = Image.new("L", (120, 160), 255)
     for x in range(40, 80):
@@ -342,7 +352,8 @@ def run_cli_case(
 ) -> tuple[int, str, str, bool]:
     filled = [a.format(**places, port=free_port(), work=work).strip("'") for a in args]
     module = f"digits.{command}"
-    env = {**os.environ, "DIGITS_OUTPUT_DIR": str(work / "outputs"), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "DIGITS_OUTPUT_DIR": str(work / "outputs"), "PYTHONWARNINGS": "ignore",
+           "DIGITS_CACHE_DIR": str(Path(places["fix"]).parent / "cache")}  # fmt: skip
     env.pop("HYDRA_FULL_ERROR", None)
     before = snapshot(Path(places["fix"])) | snapshot(work)
     try:

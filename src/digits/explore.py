@@ -15,12 +15,13 @@ from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
 
+import digits.data.options  # noqa: F401  (conf/data/'s schemas)
 from digits.cli import launch
 from digits.config import config_dir
 from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.constraints import Range
-from digits.data import MNISTDataModule
+from digits.data.datamodule import DigitsDataModule
 from digits.errors import reports_user_errors
 from digits.models.networks import NUM_CLASSES
 from digits.presentation.figures import (
@@ -54,8 +55,10 @@ def samples_by_class(images: torch.Tensor, labels: torch.Tensor, per_class: int)
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
     """Write the exploration figures and print the class balance."""
-    # The decoded tensors, whatever data.pipeline says: it only changes how training batches are made.
-    datamodule: MNISTDataModule = instantiate(cfg.data, pipeline="memory")
+    # The decoded tensors, whatever MNIST's data.pipeline says: it only changes how training
+    # batches are made.
+    memory = {"pipeline": "memory"} if "pipeline" in cfg.data else {}
+    datamodule: DigitsDataModule = instantiate(cfg.data, **memory)
     datamodule.prepare_data()
     datamodule.setup()
     splits = {"train": datamodule.train_set, "val": datamodule.val_set, "test": datamodule.test_set}

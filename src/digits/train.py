@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 # The schemas conf/train.yaml's groups extend, which each of these modules stores when imported.
-import digits.data.datamodule
+import digits.data.options
 import digits.models.settings
 import digits.training.settings  # noqa: F401
 from digits.cli import silence_known_warnings

@@ -1,7 +1,7 @@
 """Schemas: each setting's type and allowed values, declared once, where the setting is used.
 
 A command's config and each config group extend a dataclass that Hydra's ConfigStore holds as
-`schema_<name>` (`defaults: [/schema_data@_here_, _self_]`), so Hydra rejects wrong types and unknown
+`schema_<name>` (`defaults: [/schema_data_mnist@_here_, _self_]`), so Hydra rejects wrong types and unknown
 keys while composing, and `digits.config.validate` derives the rest of the up-front check (ranges,
 choices, required values) and its messages from the same fields. Where a setting is an argument of
 our own code (a network, the data module, the LightningModule, the server's options), that signature

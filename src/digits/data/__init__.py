@@ -1,15 +1,18 @@
-"""The data: MNIST's IDX files, the LightningDataModule over them, batch augmentation.
+"""The data options (mnist.py: MNIST's IDX files; folder.py: a folder or CSV of labelled images),
+the batching they share (datamodule.py), batch augmentation.
 
-MNISTDataModule is loaded on first use (it imports Lightning, which reading IDX files does not need).
+The data modules are loaded on first use (they import Lightning, which reading IDX files does not
+need).
 """
 
 from importlib import import_module
 from typing import Any
 
-__all__ = ["MNISTDataModule"]
+MODULES = {"MNISTDataModule": "mnist", "FolderDataModule": "folder"}
+__all__ = list(MODULES)
 
 
 def __getattr__(name: str) -> Any:
-    if name != "MNISTDataModule":
+    if name not in MODULES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return import_module(f"{__name__}.datamodule").MNISTDataModule
+    return getattr(import_module(f"{__name__}.{MODULES[name]}"), name)

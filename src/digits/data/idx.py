@@ -151,10 +151,20 @@ def check_mnist(root: str | Path) -> int:
 def split_md5(root: str | Path, train: bool) -> str:
     """A fingerprint of one split's decoded images and labels: two runs whose fingerprints match
     were tested on the same images, whatever the files' compression."""
-    images, labels = load_mnist(root, train)
-    digest = hashlib.md5(images.numpy().tobytes(), usedforsecurity=False)
-    digest.update(labels.numpy().tobytes())
+    return tensors_md5(*load_mnist(root, train))
+
+
+def tensors_md5(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """The MD5 of decoded images and their labels (any data option's test set)."""
+    digest = hashlib.md5(images.cpu().numpy().tobytes(), usedforsecurity=False)
+    digest.update(labels.cpu().numpy().tobytes())
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """The MD5 of a file's bytes (integrity, not security)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def load_mnist(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

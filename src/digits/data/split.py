@@ -1,4 +1,4 @@
-"""Which of MNIST's training images validate: a seeded hold-out of `val_size` images, or fold
+"""How labelled images split. MNIST: which of its training images validate: a seeded hold-out of `val_size` images, or fold
 `fold` of `folds` (k-fold cross-validation: the folds are disjoint and together cover the training
 images once). The rest train; the official test set is never part of it. The order is
 torch.randperm with its own seeded generator: the same in every process and on every machine."""
@@ -52,3 +52,25 @@ def split_indices(
         )
     slices = torch.tensor_split(order, folds)
     return torch.cat(slices[:fold] + slices[fold + 1 :]), slices[fold]
+
+
+def stratified_split(
+    labels: torch.Tensor, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(training, validation, test indices) of labelled images, each split holding about its share
+    of every label. Each label's images are put in a seeded random order and spread evenly along
+    one sequence (the k-th of n at (k + 0.5) / n); test takes the head, validation the next part."""
+    generator = torch.Generator().manual_seed(seed)
+    position = torch.empty(len(labels))
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        order = members[torch.randperm(len(members), generator=generator)]
+        position[order] = (torch.arange(len(members)) + 0.5) / len(members)
+    sequence = torch.argsort(position, stable=True)
+    tests, vals = round(len(labels) * test_fraction), round(len(labels) * val_fraction)
+    if min(vals, len(labels) - tests - vals) < 1 or (test_fraction and tests < 1):
+        raise DigitsError(
+            f"data.val_fraction={val_fraction:g}, data.test_fraction={test_fraction:g}: "
+            f"{len(labels)} images leave a split empty; give more images or other fractions"
+        )
+    return sequence[tests + vals :], sequence[tests : tests + vals], sequence[:tests]

@@ -38,6 +38,13 @@ def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataMo
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
         )
+    option = checkpoint.get("data_module", "MNISTDataModule")  # older checkpoints: MNIST's
+    if option != "MNISTDataModule":
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: trained on another data option ({option}); "
+            "digits.evaluate reads MNIST only so far (the run's own test results are in its "
+            "metrics.json and test_predictions.csv)"
+        )
     accepted = inspect.signature(MNISTDataModule).parameters
     settings = {key: value for key, value in saved.items() if key in accepted}
     given = {key: value for key, value in overrides.items() if value is not None}

@@ -247,6 +247,11 @@ class DigitClassifier(L.LightningModule):
         }
         if torch.cuda.is_available():
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
+        # Which data option the data settings are for (a class name of digits.data: a checkpoint
+        # names, never chooses, the code that reads its data).
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            checkpoint["data_module"] = type(datamodule).__name__
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.restored_metrics = checkpoint.get("logged_metrics", {})

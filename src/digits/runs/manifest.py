@@ -24,11 +24,11 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 
 from digits.atomic import write_text
-from digits.data.idx import OFFICIAL_MD5, RAW_FILES, raw_folder
 from digits.errors import user_error
 from digits.runs.differences import settings_of
 from digits.runs.run_dir import RunDir, md5
@@ -129,15 +129,11 @@ def machine(accelerator: str) -> dict[str, Any]:
     return info
 
 
-def data_files(root: str) -> dict[str, Any]:
-    """The MD5 of each MNIST file the run reads, and whether it is the official file."""
-    raw = raw_folder(root)
-    files = {name: md5(raw / name) for name in RAW_FILES if (raw / name).is_file()}
-    return {
-        "root": str(Path(root).resolve()),
-        "md5": files,
-        "official": bool(files) and all(OFFICIAL_MD5[name] == h for name, h in files.items()),
-    }
+def data_provenance(data: DictConfig) -> dict[str, Any]:
+    """What the run reads, as its data option records it (MNIST: each file's MD5 and whether all
+    are the official files; a folder: where, and a digest of the files and labels)."""
+    settings = OmegaConf.to_container(data, resolve=True)
+    return get_class(settings.pop("_target_")).provenance(settings)
 
 
 def command_line() -> str:
@@ -183,7 +179,7 @@ def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
         "code": code,
         "packages": package_versions(installed),
         "machine": machine(str(cfg.trainer.get("accelerator", "auto"))),
-        "data": data_files(cfg.data.root),
+        "data": data_provenance(cfg.data),
     }
     run_dir.requirements_file.write_text("\n".join(installed) + "\n")
     if diff:
@@ -192,14 +188,16 @@ def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
     return manifest
 
 
-def finish(run_dir: RunDir, manifest: dict[str, Any], error: BaseException | None) -> None:
+def finish(
+    run_dir: RunDir, manifest: dict[str, Any], data: DictConfig, error: BaseException | None
+) -> None:
     status, code = exit_status(error)
     manifest |= {"status": status, "ended": now(), "exit_status": code}
     if error is not None and status == "failed":
         error = user_error(error) or error
         manifest["error"] = (str(error).splitlines() or [type(error).__name__])[0]
     if not manifest["data"]["md5"]:  # downloaded during the run
-        manifest["data"] = data_files(manifest["data"]["root"])
+        manifest["data"] = data_provenance(data)
     # What the run leaves: a checkpoint damaged or changed later no longer matches (checked on load).
     found = sorted(run_dir.checkpoints.glob("*.ckpt")) if run_dir.checkpoints.is_dir() else []
     manifest["checkpoints"] = {path.name: md5(path) for path in found}
@@ -217,9 +215,9 @@ def recording(run_dir: RunDir, cfg: DictConfig) -> Iterator[dict[str, Any]]:
     try:
         yield manifest
     except BaseException as error:
-        finish(run_dir, manifest, error)
+        finish(run_dir, manifest, cfg.data, error)
         raise
-    finish(run_dir, manifest, None)
+    finish(run_dir, manifest, cfg.data, None)
 
 
 def differences(original: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -234,5 +232,5 @@ def differences(original: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if new.get("packages", {}).get(name) != version:
             lines.append(f"package {name}: {version} then, {new['packages'].get(name)} now")
     if original.get("data", {}).get("md5") != new.get("data", {}).get("md5"):
-        lines.append("data: the MNIST files differ (manifest.json: data.md5)")
+        lines.append("data: the data files differ (manifest.json: data.md5)")
     return lines

@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.config.extras import require_extra
 from digits.config.machine import check_writable
-from digits.data.split import check_folds, split_indices
 from digits.errors import DigitsError
 from digits.runs.naming import check_run_name
 from digits.runs.run_dir import RunDir
@@ -28,8 +27,6 @@ def check_train(cfg: DictConfig) -> None:
     check_monitors(cfg)
     check_epochs(cfg)
     check_network(cfg.model)
-    check_pipeline(cfg.data)
-    check_folds(cfg.data.folds, cfg.data.fold)
     check_loggers(cfg)
     if not OmegaConf.is_interpolation(cfg, "run_name"):  # given by the user (else made safe)
         check_run_name(str(cfg.run_name))
@@ -134,18 +131,6 @@ def check_network(model: DictConfig) -> None:
         raise DigitsError(f"model: the network gives {tuple(scores.shape)}, not (1, {NUM_CLASSES})")
 
 
-def check_pipeline(data: DictConfig) -> None:
-    """Augmentation and device-resident images work on the in-memory images only."""
-    if data.pipeline == "memory":
-        return
-    if data.augment:
-        raise DigitsError("data.augment works on the in-memory pipeline: set data.pipeline=memory")
-    if data.on_device is True:
-        raise DigitsError(
-            "data.on_device=true keeps the in-memory images on the device: set data.pipeline=memory"
-        )
-
-
 # Loggers whose library is an optional extra of digits.
 OPTIONAL_LOGGERS = {"lightning.pytorch.loggers.MLFlowLogger": "mlflow"}
 
@@ -225,21 +210,20 @@ def check_work_left(checkpoint: dict[str, Any], cfg: DictConfig) -> None:
 
 
 def check_data(cfg: DictConfig) -> int | None:
-    """MNIST is there (downloaded now if allowed) and whole, before the run directory is made;
-    returns the training batches of an epoch on one device (None when not training)."""
-    from digits.data.idx import check_mnist, ensure_mnist
+    """The data option's settings agree and its files are there (downloaded or decoded now, where
+    it does that), before the run directory is made; returns the training batches of an epoch on
+    one device (None when not training)."""
+    from hydra.utils import instantiate
 
-    data = cfg.data
-    ensure_mnist(data.root, data.download)
-    count = check_mnist(data.root)
-    split = (data.val_size, data.split_seed, data.folds, data.fold)
-    training_images = len(split_indices(count, *split, root=data.root)[0])
+    datamodule = instantiate(cfg.data)  # its own checks of its settings: a DigitsError
+    datamodule.prepare_data()
+    training_images = datamodule.training_images()
     if not cfg.train:
         return None
     devices = OmegaConf.select(cfg, "trainer.devices")  # checked later (check_devices): any value
     world = len(devices) if OmegaConf.is_list(devices) else devices
     world = world if isinstance(world, int) and not isinstance(world, bool) and world > 0 else 1
-    per_device = math.ceil(math.ceil(training_images / data.batch_size) / world)
+    per_device = math.ceil(math.ceil(training_images / cfg.data.batch_size) / world)
     limit = cfg.trainer.limit_train_batches
     if limit is None:
         return per_device

@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from digits.data.idx import split_md5
+from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
 from digits.models.outputs import Logits
@@ -91,7 +91,7 @@ def keep_test_predictions(
     trainer: L.Trainer,
     model: DigitClassifier,
     tested: Logits,
-    datamodule: L.LightningDataModule,
+    datamodule: DigitsDataModule,
     run_dir: RunDir,
 ) -> dict[str, Any]:
     """Each test image's result in the run's test_predictions.csv; for metrics.json, how many were
@@ -101,7 +101,7 @@ def keep_test_predictions(
     results = PerImageResults(labels.numpy(), predicted.numpy(), confidence.numpy())
     if trainer.is_global_zero:
         results.write(run_dir.test_predictions_file)
-    fingerprint = {"images": len(labels), "md5": split_md5(datamodule.root, train=False)}
+    fingerprint = {"images": len(labels)} | datamodule.test_set_id()
     return results.summary() | {"test/set": fingerprint}
 
 
@@ -112,7 +112,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    datamodule: DigitsDataModule = instantiate(cfg.data)
     model = DigitClassifier(
         net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )

@@ -1,6 +1,6 @@
 """The schemas of `digits.train`'s config (conf/train.yaml) and of the groups it chooses from that
 are not our own classes: optimizers and schedules (torch's, made partial), Lightning's tuner and
-Trainer, the run's paths. (Our own classes declare theirs: digits.data.datamodule,
+Trainer, the run's paths. (Our own classes declare theirs: digits.data.mnist and .folder,
 digits.models.settings.) Importing this module stores them in Hydra's ConfigStore and registers the
 resolvers conf/train.yaml uses. It does not import Lightning (`digits.predict` of an .onnx file
 composes the trainer group too): what the Trainer schema takes from Lightning's signature is read

@@ -1,0 +1,5 @@
+"""Every data option of conf/data/, imported so that each stores its schema (a command that
+composes `data` imports this module). A new option adds its module here."""
+
+import digits.data.folder
+import digits.data.mnist  # noqa: F401

@@ -1,0 +1,71 @@
+"""Folders of labelled digit photos for `data=folder`, in the layouts users have: torchvision's
+ImageFolder (`<root>/<label>/<name>.png`) and a `file,label` CSV. The digits are typeset (Pillow's
+own font, so nothing is downloaded) at random sizes, places and shades on noisy paper: each class
+has its own shape, as in handwriting, so a network can learn them after the reading preprocessing.
+Shared by the tests and `make hostile`."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def digit_photo(label: int, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """A dark digit on light, slightly noisy paper, `size` pixels square."""
+    font = ImageFont.load_default(size=int(rng.integers(size // 2, size * 3 // 4)))
+    paper = int(rng.integers(200, 256))
+    image = Image.new("L", (size, size), paper)
+    place = (int(rng.integers(size // 8, size // 3)), int(rng.integers(0, size // 6)))
+    ImageDraw.Draw(image).text(place, str(label), fill=int(rng.integers(0, 80)), font=font)
+    noise = rng.normal(0, 4, (size, size))
+    return Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
+
+
+def write_digit_folder(
+    root: Path, per_class: int, seed: int = 0, suffixes: tuple[str, ...] = (".png", ".jpg")
+) -> list[tuple[Path, int]]:
+    """`per_class` photos of each digit in `root/<label>/`, the suffixes taken in turn; returns
+    (file, label) pairs."""
+    rng = np.random.default_rng(seed)
+    written = []
+    for label in range(10):
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in range(per_class):
+            path = folder / f"photo{number}{suffixes[number % len(suffixes)]}"
+            digit_photo(label, rng).convert("RGB").save(path)
+            written.append((path, label))
+    return written
+
+
+def write_labels_csv(table: Path, pairs: list[tuple[Path, int]]) -> None:
+    """A `file,label` CSV of `pairs`, each file's path relative to the CSV's folder."""
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label"])
+        for path, label in pairs:
+            writer.writerow([path.relative_to(table.parent).as_posix(), label])
+
+
+def folders_of_photos(where: Path) -> dict[str, Path]:
+    """For the bad-input checks: a good folder (`photos`, 2 of each digit), folders with a class
+    folder that is not a digit (`letter_photos`: "a", `ten_photos`: "10"), one with a damaged PNG
+    (`bad_photos`: 3/cut.png), a CSV naming a missing file and one with a label of 12."""
+    places = {
+        name: where / name for name in ("photos", "letter_photos", "ten_photos", "bad_photos")
+    }
+    for folder in places.values():
+        write_digit_folder(folder, per_class=2)
+    for name, stray in (("letter_photos", "a"), ("ten_photos", "10")):
+        (places[name] / stray).mkdir()
+        shutil.copy(places["photos"] / "1" / "photo0.png", places[name] / stray)
+    (places["bad_photos"] / "3" / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    places["missing_csv"] = where / "missing.csv"
+    places["missing_csv"].write_text("file,label\nnope.png,3\n")
+    places["label_csv"] = places["photos"] / "label.csv"
+    places["label_csv"].write_text("file,label\n1/photo0.png,12\n")
+    return places
