@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,26 @@ def test_a_folder_of_photos_trains_and_tests_and_its_checkpoint_reads_alone(
     checkpoint = read_checkpoint(run.best_checkpoint())  # weights_only, as every load is
     assert checkpoint["data_module"] == "FolderDataModule"
     assert model_from(checkpoint)(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    # digits.evaluate on the run's own data: the same test images, the same accuracy.
+    assert run_entry_point("evaluate", [f"run={run.path}", "tensorboard=false"], monkeypatch) == 0
+    evaluated = json.loads((run.evaluation("test") / "metrics.json").read_text())
+    assert evaluated["images"] == 24
+    assert evaluated["accuracy"] == pytest.approx(metrics["test/acc"])
+
+
+def test_a_mnist_model_is_evaluated_on_a_folder_of_photos(
+    trained_run: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(trained_run, run.path, ignore=shutil.ignore_patterns(".lock"))
+    monkeypatch.setenv("DIGITS_CACHE_DIR", str(tmp_path / "cache"))
+    args = [f"run={run.path}", "data=folder", f"data.root={photos}", "tensorboard=false"]
+    assert run_entry_point("evaluate", args, monkeypatch) == 0
+    (report,) = run.path.glob("evaluation_on_folder-photos*")  # beside, not over, evaluation/
+    result = json.loads((report / "metrics.json").read_text())
+    assert result["images"] == 24 and sum(map(sum, result["confusion_matrix"])) == 24
+    assert (report / "confusion_matrix.png").is_file() and (report / "mistakes.png").is_file()
+    assert not run.evaluation("test").exists()
 
 
 def test_images_are_decoded_once_then_read_from_the_cache(

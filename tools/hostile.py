@@ -107,12 +107,14 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "run={run} data.root={image}", "run={no_best}", "run={run} trainer=gpu",
         "run={run} trainer.accelerator=tpu", "run={run} trainer.devices=abc",
         "run={run} extra=1", "ckpt_path={evil_ckpt}", "ckpt_path={nan_ckpt}",
-        "ckpt_path={flipped_ckpt}",
+        "ckpt_path={flipped_ckpt}", "run={run} data=folder", "run={run} data=nosuch",
+        "run={run} data=folder data.root={letter_photos}",
     ]  # fmt: skip
     evaluate_runs = [
         "run={run} split=val",
         "run={run} checkpoint=last",
         "run={multirun} ensemble=true",
+        "run={run} data=folder data.root={photos} data.test_fraction=0.5",
     ]
     predict = [f"ckpt_path={{ckpt}} {a}" for a in (
         "images=[{empty}]", "images=[{not_image}]", "images=[{truncated_png}]",

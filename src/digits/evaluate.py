@@ -1,23 +1,27 @@
 """Evaluate trained models: `python -m digits.evaluate run=outputs/runs/<run>` (or `ckpt_path=<file>`).
 
-Reports accuracy, per-class and macro precision/recall/F1, the confusion matrix, the most confused
+On the run's own data (its test split by default), or on any data option of conf/data/
+(`data=folder data.root=my_digits`). Reports accuracy, per-class and macro precision/recall/F1, the confusion matrix, the most confused
 pairs and the most confidently wrong images; writes them under the run's `evaluation/` folder and
 into its TensorBoard. Given a multirun directory, evaluates every job and compares them, or with
 `ensemble=true` scores the jobs as one committee (their calibrated probabilities averaged).
 `tta=N` averages each model's logits over the images shifted by up to N pixels.
 """
 
+import hashlib
+import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import hydra
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-import digits.training.settings  # noqa: F401  (the trainer group's schema, for conf/evaluate.yaml)
+import digits.data.options
+import digits.training.settings  # noqa: F401  (the trainer's and data's schemas: conf/evaluate.yaml)
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.config.command_line import check_run_or_checkpoint
@@ -29,13 +33,7 @@ from digits.evaluation.report import evaluate_run, write_report
 from digits.evaluation.scoring import committee
 from digits.presentation.tables import interval_text
 from digits.runs import RunDir, SweepDir, runs_in
-
-
-@dataclass
-class DataRootConfig:
-    """Where evaluate reads MNIST; the rest of the data settings are the run's own."""
-
-    root: str | None = MISSING
+from digits.runs.naming import folder_name
 
 
 @dataclass
@@ -47,7 +45,9 @@ class EvaluateConfig:
     ckpt_path: str | None = MISSING
     checkpoint: str = setting(OneOf(("best", "last")))
     split: str = setting(OneOf(("test", "val")))
-    data: DataRootConfig = field(default_factory=lambda: DataRootConfig())
+    # {root}: where MNIST is, for a run trained on it (the rest is the run's own); or a data
+    # option of conf/data/ (data=folder data.root=...), whose test (or val) split is scored.
+    data: Any = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
     tta: int = setting(Range(ge=0, le=3, note="shifts of up to 3 px: 49 views"))
     ensemble: bool = MISSING
@@ -58,6 +58,18 @@ class EvaluateConfig:
 
 store_schemas(evaluate=EvaluateConfig)
 console = Console()
+
+
+def data_name(data: DictConfig) -> str | None:
+    """The name of the data a report is on when it is not the run's own: the option, the name of
+    its folder or CSV, and a digest of its settings (folder-my_digits-1a2b3c4d)."""
+    if "_target_" not in data:
+        return None
+    settings = OmegaConf.to_container(data, resolve=True)
+    option = settings["_target_"].rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+    source = Path(str(settings.get("labels") or settings.get("root") or "")).stem
+    digest = hashlib.md5(json.dumps(settings, sort_keys=True).encode(), usedforsecurity=False)
+    return folder_name(f"{option}-{source}-{digest.hexdigest()[:8]}")
 
 
 def print_report(result: dict, out_dir: Path) -> None:
@@ -117,7 +129,7 @@ def evaluate_committee(cfg: DictConfig, path: Path) -> None:
     """Score every job of a multirun (or one run) and the committee of them all."""
     runs = runs_in(path)
     split, members = committee(cfg, runs)
-    out_dir = SweepDir(path).ensemble_evaluation(cfg.split, cfg.tta)
+    out_dir = SweepDir(path).ensemble_evaluation(cfg.split, cfg.tta, data_name(cfg.data))
     result = {"checkpoint": [m["checkpoint"] for m in members], "split": cfg.split, "tta": cfg.tta}
     result = write_report(cfg, split, result | {"members": members}, out_dir, run=None)
     print_comparison(list(zip(runs, members, strict=True)))
@@ -137,18 +149,18 @@ def hydra_main(cfg: DictConfig) -> None:
         ckpt = Path(cfg.ckpt_path)
         run = RunDir.of_checkpoint(ckpt)
         # Results go into the checkpoint's run, or next to a checkpoint outside any run.
-        out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split, cfg.tta)
+        out_dir = (run or RunDir(ckpt.parent)).evaluation(cfg.split, cfg.tta, data_name(cfg.data))
         print_report(evaluate_run(cfg, ckpt, out_dir, run), out_dir)
         return
     if RunDir(Path(cfg.run)).checkpoints.is_dir():  # one run
         run = RunDir(Path(cfg.run))
-        out_dir = run.evaluation(cfg.split, cfg.tta)
+        out_dir = run.evaluation(cfg.split, cfg.tta, data_name(cfg.data))
         print_report(evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run), out_dir)
         return
     rows: list[tuple[RunDir, dict | DigitsError]] = []
     for run in runs_in(Path(cfg.run)):  # a multirun: a job that cannot be evaluated is listed
         try:
-            out_dir = run.evaluation(cfg.split, cfg.tta)
+            out_dir = run.evaluation(cfg.split, cfg.tta, data_name(cfg.data))
             rows.append((run, evaluate_run(cfg, run.checkpoint(cfg.checkpoint), out_dir, run)))
         except DigitsError as error:
             reason = run.error_file.read_text().strip() if run.error_file.is_file() else error

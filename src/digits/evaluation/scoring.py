@@ -1,5 +1,5 @@
 """A checkpoint's predictions on a split, by Lightning's test (or validation) loop with the run's
-own data settings; what they score (torchmetrics); committees of several checkpoints."""
+own data settings (or another data option's); what they score (torchmetrics); committees of several checkpoints."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from digits.data import MNISTDataModule
-from digits.data.idx import ensure_mnist
+import digits.data
+from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.checkpoint import model_from, read_checkpoint
 from digits.models.networks import NUM_CLASSES
@@ -30,25 +30,33 @@ from digits.runs import RunDir
 from digits.uncertainty import accuracy_interval
 
 
-def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> MNISTDataModule:
-    """The run's data module (root, split, pipeline), with `overrides` that are not None. Settings
-    the data module no longer takes (first-format normalisation) are left out."""
+def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> DigitsDataModule:
+    """The run's data module (its option, root, split), with `overrides` that are not None and
+    that option takes. Settings it no longer takes (first-format normalisation) are left out."""
     saved = checkpoint.get("datamodule_hyper_parameters")
     if not saved:
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
         )
-    option = checkpoint.get("data_module", "MNISTDataModule")  # older checkpoints: MNIST's
-    if option != "MNISTDataModule":
-        raise DigitsError(
-            f"ckpt_path={checkpoint['path']}: trained on another data option ({option}); "
-            "digits.evaluate reads MNIST only so far (the run's own test results are in its "
-            "metrics.json and test_predictions.csv)"
-        )
-    accepted = inspect.signature(MNISTDataModule).parameters
-    settings = {key: value for key, value in saved.items() if key in accepted}
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return MNISTDataModule(**(settings | given))
+    # Older checkpoints name no option: MNIST's. A name digits.data does not know is refused.
+    option = checkpoint.get("data_module", "MNISTDataModule")
+    if option not in digits.data.MODULES:
+        raise DigitsError(f"ckpt_path={checkpoint['path']}: trained on unknown data ({option})")
+    datamodule_class = getattr(digits.data, option)
+    accepted = inspect.signature(datamodule_class).parameters
+    settings = saved | {key: value for key, value in overrides.items() if value is not None}
+    return datamodule_class(**{key: value for key, value in settings.items() if key in accepted})
+
+
+def datamodule_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> DigitsDataModule:
+    """The data a report is on: a data option of the command line (`data=folder ...`), else the
+    run's own (MNIST moved to `data.root`, where given), batched by `batch_size`."""
+    if "_target_" in cfg.data:
+        memory = {"pipeline": "memory"} if "pipeline" in cfg.data else {}
+        return instantiate(cfg.data, batch_size=cfg.batch_size, **memory)
+    own_mnist = checkpoint.get("data_module", "MNISTDataModule") == "MNISTDataModule"
+    root = cfg.data.root if own_mnist else None  # data.root moves MNIST only
+    return datamodule_from(checkpoint, root=root, batch_size=cfg.batch_size, pipeline="memory")
 
 
 class SplitPredictions(NamedTuple):
@@ -73,10 +81,8 @@ def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
     checkpoint = read_checkpoint(ckpt_path)
     model = model_from(checkpoint)
     model.test_time_shift = cfg.tta
-    datamodule = datamodule_from(
-        checkpoint, root=cfg.data.root, batch_size=cfg.batch_size, pipeline="memory"
-    )
-    ensure_mnist(datamodule.root, datamodule.hparams.download)
+    datamodule = datamodule_for(cfg, checkpoint)
+    datamodule.prepare_data()
     collected = Logits(cfg.split)
     trainer: L.Trainer = instantiate(
         cfg.trainer,

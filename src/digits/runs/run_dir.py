@@ -156,9 +156,11 @@ class RunDir:
         """A run directory, finished or not (a failed multirun job has no checkpoints)."""
         return self.checkpoints.is_dir() or self.overrides_file.is_file()
 
-    def evaluation(self, split: str, tta: int = 0) -> Path:
-        """Where digits.evaluate writes its report on `split` (with test-time shifts up to `tta`)."""
+    def evaluation(self, split: str, tta: int = 0, data: str | None = None) -> Path:
+        """Where digits.evaluate writes its report on `split` (with test-time shifts up to `tta`)
+        of the run's own data, or of other `data` (its name: digits.evaluate's data_name)."""
         name = "evaluation" if split == "test" else f"evaluation_{split}"
+        name = f"{name}_on_{data}" if data else name
         return self.path / (f"{name}_tta{tta}" if tta else name)
 
     def overrides(self) -> list[str]:
@@ -307,9 +309,9 @@ class SweepDir:
     def plot(self, name: str) -> Path:
         return self.path / f"{name}.png"
 
-    def ensemble_evaluation(self, split: str, tta: int = 0) -> Path:
+    def ensemble_evaluation(self, split: str, tta: int = 0, data: str | None = None) -> Path:
         """Where digits.evaluate ensemble=true writes the committee of the jobs' report."""
-        return self.path / f"ensemble_{RunDir(self.path).evaluation(split, tta).name}"
+        return self.path / f"ensemble_{RunDir(self.path).evaluation(split, tta, data).name}"
 
     def jobs(self) -> list[RunDir]:
         """The jobs' run directories, in job order."""
