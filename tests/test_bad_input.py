@@ -110,6 +110,8 @@ BAD_INPUT = [
     (T, ["data=folder", "data.root={photos}", "data.preprocess=MNIST"], "data.preprocess=MNIST: use one of mnist, mnist_v1, naive"),
     (T, ["data=folder", "data.root={photos}", "data.val_size=100"], "data.val_size=100: no such key"),
     (T, ["data=folder", "data.root={photos}"], "20 images leave a split empty"),
+    (T, ["data=usps", "data.root={empty}", "data.download=false"], "data.root={empty}: no usps.bz2 (USPS's train split, in torchvision's layout: {empty}/usps.bz2); allow data.download=true"),
+    (T, ["data=usps", "data.test_fraction=1"], "data.test_fraction=1: out of range, must be in (0, 1)"),
     # --- train: a run directory that holds a run, damaged runs ---
     (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
     (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),
@@ -214,7 +216,8 @@ BAD_INPUT = [
     (E, ["run={run}", "data=folder"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
     (E, ["run={run}", "data=folder", "data.root={letter_photos}"], "class folder 'a' is not a digit"),
     (E, ["run={run}", "data=folder", "data.root={bad_photos}"], "; remove it, or add data.skip_bad=true to leave such files out"),
-    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: folder, mnist"),
+    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: folder, mnist, usps"),
+    (E, ["run={run}", "data=usps", "data.root={empty}", "data.download=false"], "no usps.bz2 (USPS's train split"),
     (E, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
     (E, ["run={empty}"], "run={empty}: neither a run"),
     (E, ["run={run}", "ckpt_path={ckpt}"], "give one of them, not both"),

@@ -29,6 +29,7 @@ from digits.constraints import OneOf, Range
 from digits.data.folder import FolderDataModule
 from digits.data.mnist import MNISTDataModule
 from digits.data.split import check_folds
+from digits.data.usps import USPSDataModule
 from digits.errors import DigitsError
 from digits.models.classifier import DigitClassifier
 from digits.models.networks import NETWORKS
@@ -264,6 +265,7 @@ DECLARED = [
     *[(net, f"model/{model_option(net)}", "train", "model", (), ("_target_",)) for net in NETWORKS],
     (MNISTDataModule, "data/mnist", "train", "data", (), ("_target_", "_convert_")),
     (FolderDataModule, "data/folder", "train", "data", (), ("_target_", "_convert_")),
+    (USPSDataModule, "data/usps", "train", "data", (), ("_target_", "_convert_")),
     (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (ServeOptions, "serve", "serve", "", (), ()),
 ]

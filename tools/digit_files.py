@@ -1,11 +1,12 @@
-"""Folders of labelled digit photos for `data=folder`, in the layouts users have: torchvision's
-ImageFolder (`<root>/<label>/<name>.png`) and a `file,label` CSV. The digits are typeset (Pillow's
-own font, so nothing is downloaded) at random sizes, places and shades on noisy paper: each class
-has its own shape, as in handwriting, so a network can learn them after the reading preprocessing.
-Shared by the tests and `make hostile`."""
+"""Digit files in the real formats, for the tests and `make hostile`: folders of labelled photos for
+`data=folder` in the layouts users have (torchvision's ImageFolder, `<root>/<label>/<name>.png`, and
+a `file,label` CSV), and USPS's own file format for `data=usps`. The digits are typeset (Pillow's
+own font, so nothing is downloaded) at random sizes and places (photos: random shades on noisy
+paper): each class has its own shape, as in handwriting, so a network can learn them."""
 
 from __future__ import annotations
 
+import bz2
 import csv
 import shutil
 from pathlib import Path
@@ -69,3 +70,21 @@ def folders_of_photos(where: Path) -> dict[str, Path]:
     places["label_csv"] = places["photos"] / "label.csv"
     places["label_csv"].write_text("file,label\n1/photo0.png,12\n")
     return places
+
+
+def write_usps(root: Path, per_class: int, name: str = "usps.bz2", seed: int = 0) -> None:
+    """USPS's file format (LIBSVM text, bz2): a line per digit, `label+1` then `index:value` for its
+    256 pixels in [-1, 1], ink +1; the digits typeset white on black in 16x16, `per_class` each."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for label in [label for label in range(10) for _ in range(per_class)]:
+        image = Image.new("L", (16, 16), 0)
+        font = ImageFont.load_default(size=int(rng.integers(11, 15)))
+        place = (int(rng.integers(2, 6)), int(rng.integers(-2, 1)))
+        ImageDraw.Draw(image).text(place, str(label), fill=255, font=font)
+        values = np.asarray(image, dtype=np.float32) / 127.5 - 1
+        pixels = " ".join(f"{i + 1}:{v:.3f}" for i, v in enumerate(values.flatten()))
+        lines.append(f"{label + 1} {pixels}\n")
+    root.mkdir(parents=True, exist_ok=True)
+    with bz2.open(root / name, "wt") as handle:
+        handle.writelines(lines)

@@ -1,6 +1,6 @@
 """A hostile sweep: the mistakes a new user makes, against every entry point, each in a fresh process.
 
-    python tools/hostile.py --out outputs/hostile [--only train,serve] [--limit N]
+    python tools/hostile.py --out outputs/hostile [--only train,serve] [--limit N] [--match TEXT]
 
 Needs real MNIST (DIGITS_DATA_DIR). It first trains a small run on it, exports it and makes the
 files the cases name (images, a damaged run, a multirun...), then runs each case and gives it a
@@ -91,6 +91,7 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "data=folder data.root={bad_photos}", "data=folder data.labels={missing_csv}",
         "data=folder data.labels={label_csv}", "data=folder data.root={photos} data.val_fraction=1",
         "data=folder data.root={photos} data.labels={label_csv}",
+        "data=usps data.root={empty} data.download=false", "data=usps data.test_fraction=1",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",
@@ -411,6 +412,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", help="commands to run, comma-separated (and http)")
     parser.add_argument("--limit", type=int, help="at most this many cases per command")
+    parser.add_argument("--match", help="only the cases whose command line holds this text")
     args = parser.parse_args()
     data = Path(os.environ.get("DIGITS_DATA_DIR", "../shared/data"))
     scratch = Path(tempfile.mkdtemp(prefix="hostile-"))
@@ -420,6 +422,8 @@ def main() -> None:
     counts: collections.Counter = collections.Counter()
     for command, case_args, expect in cli_cases():
         if args.only and command not in args.only.split(","):
+            continue
+        if args.match and args.match not in " ".join(case_args):
             continue
         counts[command] += 1
         if args.limit and counts[command] > args.limit:

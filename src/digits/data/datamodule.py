@@ -6,23 +6,32 @@ step. Normalisation is the model's own (digits.models.classifier). Lightning's s
 DistributedSampler, limit_*_batches) still apply: batches are drawn by an ordinary DataLoader over
 index lists.
 
-A data option (digits.data.mnist, digits.data.folder) fills `train_set`, `val_set` and `test_set`
-in `setup`, and says what the run read (`provenance`) and which test images it was (`test_set_id`).
+A data option (digits.data.mnist; digits.data.folder and .usps through `HeldOutSplits`) fills
+`train_set`, `val_set` and `test_set` in `setup`, and says what the run read (`provenance`) and
+which test images it was (`test_set_id`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from digits.config.schema import Nested, schema_of
 from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf
 from digits.data.augment import augment
 from digits.data.batches import EpochShuffle, ResumableLoader, TensorImages, keep_batch
+from digits.data.idx import tensors_md5
+from digits.data.split import stratified_split
+
+log = logging.getLogger(__name__)
+Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 28, 28), int64 labels
 
 # The settings every data option takes, typed once (each option's constructor names them).
 BatchSize = Annotated[int, AT_LEAST_ONE]
@@ -121,3 +130,62 @@ class DigitsDataModule(L.LightningDataModule):
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
             images = augment(images, labels, **self.hparams.augment)
         return images, labels
+
+
+class HeldOutSplits(DigitsDataModule):
+    """A data option read whole into memory: its labelled images (`read`), validation and test
+    held out of them by a seeded split stratified by label (`val_fraction`, `test_fraction`),
+    unless `read` gives a test set of its own. Prints each split's images per digit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._splits: dict[str, Split] | None = None
+
+    def read(self) -> tuple[Split, Split | None]:
+        """(the labelled images to split, a test set of their own or None), read once."""
+        raise NotImplementedError
+
+    def splits(self) -> dict[str, Split]:
+        """train, val and test (uint8 images and labels), read and split once."""
+        if self._splits is None:
+            (images, labels), test = self.read()
+            hp = self.hparams
+            test_fraction = 0.0 if test is not None else hp.test_fraction
+            train, val, held = stratified_split(
+                labels, hp.val_fraction, test_fraction, hp.split_seed
+            )
+            self._splits = {
+                "train": (images[train], labels[train]),
+                "val": (images[val], labels[val]),
+                "test": test if test is not None else (images[held], labels[held]),
+            }
+        return self._splits
+
+    def prepare_data(self) -> None:
+        self.splits()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        splits = self.splits()
+        self.train_set, self.val_set, self.test_set = (
+            self.in_memory_set(*splits[name]) for name in ("train", "val", "test")
+        )
+        show_class_counts(splits)
+
+    def training_images(self) -> int:
+        return len(self.splits()["train"][1])
+
+    def test_set_id(self) -> dict[str, Any]:
+        return {"md5": tensors_md5(*self.splits()["test"])}
+
+
+@rank_zero_only
+def show_class_counts(splits: Mapping[str, Split]) -> None:
+    """A line per split: how many images of each digit it holds (once, however many processes)."""
+    lines = []
+    for name, (_, labels) in splits.items():
+        counts = Counter(labels.tolist())
+        shown = " ".join(f"{digit}:{counts.get(digit, 0)}" for digit in range(10))
+        lines.append(f"{name:>5} {len(labels):>6} images  {shown}")
+    log.info("images per digit\n%s", "\n".join(lines))

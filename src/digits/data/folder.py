@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import logging
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 import torch
-from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from digits.config.schema import schema_of, store_schemas
 from digits.constraints import SEED, OneOf, Range
-from digits.data.datamodule import Augment, BatchSize, DigitsDataModule, NumWorkers, OnDevice
-from digits.data.idx import tensors_md5
+from digits.data.datamodule import (
+    Augment,
+    BatchSize,
+    HeldOutSplits,
+    NumWorkers,
+    OnDevice,
+    Split,
+)
 from digits.data.prepared import PreparedImages, content_hash
-from digits.data.split import stratified_split
 from digits.errors import DigitsError
 from digits.reading.images import IMAGE_SUFFIXES
 from digits.reading.preprocess import PREPROCESSORS
 
-log = logging.getLogger(__name__)
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 FRACTION = Range(gt=0, lt=1, note="a share of the images, stratified by label")
 Labelled = list[tuple[Path, int]]
@@ -85,7 +87,7 @@ def csv_listed(table: Path, key: str) -> Labelled:
     return pairs
 
 
-class FolderDataModule(DigitsDataModule):
+class FolderDataModule(HeldOutSplits):
     """Labelled images from a folder (`root`) or a CSV (`labels`), prepared as `digits.predict`
     reads a photo (`preprocess`). Validation is `val_fraction` of them and test `test_fraction`
     (split stratified by label, seeded by `split_seed`), unless `test_root` or `test_labels` gives
@@ -119,7 +121,6 @@ class FolderDataModule(DigitsDataModule):
         if root is None and labels is None:
             raise DigitsError("data=folder needs data.root=<folder> or data.labels=<csv>")
         self.save_hyperparameters()
-        self._sets: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _listings(self) -> tuple[Labelled, Labelled | None]:
         """(the labelled images to train and validate on (and test, without a test set), the
@@ -130,7 +131,7 @@ class FolderDataModule(DigitsDataModule):
             return pool, None
         return pool, listed(hp.test_root, hp.test_labels, "test_root")
 
-    def _prepared(self, images: Labelled, cache: PreparedImages) -> tuple[torch.Tensor, ...]:
+    def _prepared(self, images: Labelled, cache: PreparedImages) -> Split:
         """The images and labels of `images` that were read (the others named or counted)."""
         files = [path for path, _ in images]
         hashes = [content_hash(path) for path in files]
@@ -161,37 +162,11 @@ class FolderDataModule(DigitsDataModule):
             torch.tensor([label for _, label in kept]),
         )
 
-    def prepare_data(self) -> None:
-        """Decode every image not in the cache yet (refusing, or skipping, the unreadable)."""
-        self._load()
-
-    def _load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        if self._sets is not None:
-            return self._sets
+    def read(self) -> tuple[Split, Split | None]:
+        """The folder's (or CSV's) images, each decoded once (the cache), and the test set's."""
         pool, test = self._listings()
         cache = PreparedImages(Path(self.hparams.cache_dir), self.hparams.preprocess)
-        images, labels = self._prepared(pool, cache)
-        hp = self.hparams
-        test_fraction = hp.test_fraction if test is None else 0.0
-        train, val, held = stratified_split(labels, hp.val_fraction, test_fraction, hp.split_seed)
-        self._sets = {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
-        self._sets["test"] = self._prepared(test, cache) if test else (images[held], labels[held])
-        return self._sets
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        sets = self._load()
-        self.train_set, self.val_set, self.test_set = (
-            self.in_memory_set(*sets[name]) for name in ("train", "val", "test")
-        )
-        show_class_counts(sets)
-
-    def training_images(self) -> int:
-        return len(self._load()["train"][1])
-
-    def test_set_id(self) -> dict[str, Any]:
-        return {"md5": tensors_md5(*self._load()["test"])}
+        return self._prepared(pool, cache), test and self._prepared(test, cache)
 
     @classmethod
     def provenance(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,17 +181,6 @@ class FolderDataModule(DigitsDataModule):
         lines = "\n".join(sorted(f"{content_hash(path)} {label}" for path, label in images))
         digest = hashlib.md5(lines.encode(), usedforsecurity=False).hexdigest()
         return where | {"preprocess": settings["preprocess"], "images": len(images), "md5": digest}
-
-
-@rank_zero_only
-def show_class_counts(sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """A line per split: how many images of each digit it holds (once, however many processes)."""
-    lines = []
-    for name, (_, labels) in sets.items():
-        counts = Counter(labels.tolist())
-        shown = " ".join(f"{digit}:{counts.get(digit, 0)}" for digit in range(10))
-        lines.append(f"{name:>5} {len(labels):>6} images  {shown}")
-    log.info("images per digit\n%s", "\n".join(lines))
 
 
 # conf/data/folder.yaml's schema: the constructor's arguments are its settings.

@@ -2,4 +2,5 @@
 composes `data` imports this module). A new option adds its module here."""
 
 import digits.data.folder
-import digits.data.mnist  # noqa: F401
+import digits.data.mnist
+import digits.data.usps  # noqa: F401
