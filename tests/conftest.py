@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from digit_files import write_idx  # tools/digit_files.py
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -39,13 +39,6 @@ FAST = [
     "trainer.num_sanity_val_steps=0",
     "trainer.log_every_n_steps=1",
 ]
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write `array` (uint8) in the IDX format MNIST uses: magic, big-endian dims, raw bytes."""
-    magic = 0x0800 | array.ndim
-    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def synthetic_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

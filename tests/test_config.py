@@ -26,8 +26,10 @@ from digits.config.command_line import check_command_line
 from digits.config.hydra_flags import override, override_value
 from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
+from digits.data.emnist import EMNISTDataModule
 from digits.data.folder import FolderDataModule
 from digits.data.mnist import MNISTDataModule
+from digits.data.qmnist import QMNISTDataModule
 from digits.data.split import check_folds
 from digits.data.usps import USPSDataModule
 from digits.errors import DigitsError
@@ -266,6 +268,8 @@ DECLARED = [
     (MNISTDataModule, "data/mnist", "train", "data", (), ("_target_", "_convert_")),
     (FolderDataModule, "data/folder", "train", "data", (), ("_target_", "_convert_")),
     (USPSDataModule, "data/usps", "train", "data", (), ("_target_", "_convert_")),
+    (EMNISTDataModule, "data/emnist", "train", "data", (), ("_target_", "_convert_")),
+    (QMNISTDataModule, "data/qmnist", "train", "data", (), ("_target_", "_convert_")),
     (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (ServeOptions, "serve", "serve", "", (), ()),
 ]

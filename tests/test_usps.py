@@ -55,12 +55,12 @@ def test_without_the_test_file_a_share_of_the_training_digits_is_held_out(
     usps_root: Path, tmp_path: Path
 ) -> None:
     shutil.copy(usps_root / "usps.bz2", tmp_path)
-    with pytest.raises(DigitsError, match=r"no usps.t.bz2 .* data.test_fraction=0.2"):
+    with pytest.raises(DigitsError, match=r"usps.t.bz2: not found .* data.test_fraction=0.2"):
         USPSDataModule(root=str(tmp_path), **SETTINGS).setup()
     data = USPSDataModule(root=str(tmp_path), **SETTINGS | {"test_fraction": 0.2})
     data.setup()
     assert (len(data.train_set), len(data.val_set), len(data.test_set)) == (70, 10, 20)
-    with pytest.raises(DigitsError, match=r"no usps.bz2 \(USPS's train split"):
+    with pytest.raises(DigitsError, match=r"none/usps.bz2: not found \(USPS's train split"):
         USPSDataModule(root=str(tmp_path / "none"), **SETTINGS).setup()
 
 

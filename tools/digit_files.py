@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import csv
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,25 @@ def write_usps(root: Path, per_class: int, name: str = "usps.bz2", seed: int = 0
     root.mkdir(parents=True, exist_ok=True)
     with bz2.open(root / name, "wt") as handle:
         handle.writelines(lines)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """`array` in the IDX format of MNIST and its kin: a magic number naming the type (uint8, or
+    QMNIST's int32 labels) and the dimensions, the big-endian sizes, then the values."""
+    kind = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}[array.dtype]
+    header = struct.pack(f">I{array.ndim}I", kind << 8 | array.ndim, *array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
+
+
+def typeset_digits(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """uint8 (N, 28, 28) digits typeset white on black, as MNIST's (for the MNIST-like files)."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((len(labels), 28, 28), dtype=np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        canvas = Image.new("L", (28, 28), 0)
+        font = ImageFont.load_default(size=int(rng.integers(18, 24)))
+        place = (int(rng.integers(6, 10)), int(rng.integers(0, 3)))
+        ImageDraw.Draw(canvas).text(place, str(int(label)), fill=255, font=font)
+        image[:] = np.asarray(canvas)
+    return images

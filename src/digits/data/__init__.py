@@ -1,5 +1,5 @@
 """The data options (mnist.py: MNIST's IDX files; folder.py: a folder or CSV of labelled images;
-usps.py: USPS through torchvision),
+usps.py, emnist.py, qmnist.py: standard sets through torchvision),
 the batching they share (datamodule.py), batch augmentation.
 
 The data modules are loaded on first use (they import Lightning, which reading IDX files does not
@@ -9,7 +9,13 @@ need).
 from importlib import import_module
 from typing import Any
 
-MODULES = {"MNISTDataModule": "mnist", "FolderDataModule": "folder", "USPSDataModule": "usps"}
+MODULES = {
+    "MNISTDataModule": "mnist",
+    "FolderDataModule": "folder",
+    "USPSDataModule": "usps",
+    "EMNISTDataModule": "emnist",
+    "QMNISTDataModule": "qmnist",
+}
 __all__ = list(MODULES)
 
 

@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from digits.config.schema import Nested, schema_of
-from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf
+from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf, Range
 from digits.data.augment import augment
 from digits.data.batches import EpochShuffle, ResumableLoader, TensorImages, keep_batch
 from digits.data.idx import tensors_md5
@@ -37,6 +37,8 @@ Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 28, 28), int64 lab
 BatchSize = Annotated[int, AT_LEAST_ONE]
 NumWorkers = Annotated[int, NOT_NEGATIVE]
 OnDevice = Annotated[bool | str, OneOf(("auto", "true", "false"))]
+# The share of an option's labelled images held out (validation, test), stratified by label.
+Fraction = Annotated[float, Range(gt=0, lt=1, note="a share of the images, stratified by label")]
 # data.augment: a mapping of `augment`'s own settings (its annotations declare them), or null.
 Augment = Annotated[
     Mapping[str, Any] | None,

@@ -18,10 +18,11 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from digits.config.schema import schema_of, store_schemas
-from digits.constraints import SEED, OneOf, Range
+from digits.constraints import SEED, OneOf
 from digits.data.datamodule import (
     Augment,
     BatchSize,
+    Fraction,
     HeldOutSplits,
     NumWorkers,
     OnDevice,
@@ -33,7 +34,6 @@ from digits.reading.images import IMAGE_SUFFIXES
 from digits.reading.preprocess import PREPROCESSORS
 
 DIGIT_NAMES = tuple(str(digit) for digit in range(10))
-FRACTION = Range(gt=0, lt=1, note="a share of the images, stratified by label")
 Labelled = list[tuple[Path, int]]
 
 
@@ -106,8 +106,8 @@ class FolderDataModule(HeldOutSplits):
         test_root: str | None,
         test_labels: str | None,
         preprocess: Annotated[str, OneOf(tuple(PREPROCESSORS))],
-        val_fraction: Annotated[float, FRACTION],
-        test_fraction: Annotated[float, FRACTION],
+        val_fraction: Fraction,
+        test_fraction: Fraction,
         split_seed: Annotated[int, SEED],
         cache_dir: str,
         skip_bad: bool,

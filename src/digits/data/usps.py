@@ -14,14 +14,20 @@ import torch
 from torchvision.datasets import USPS
 
 from digits.config.schema import schema_of, store_schemas
-from digits.constraints import SEED, Range
-from digits.data.datamodule import Augment, BatchSize, HeldOutSplits, NumWorkers, OnDevice, Split
-from digits.data.idx import file_md5
-from digits.errors import DigitsError
+from digits.constraints import SEED
+from digits.data.datamodule import (
+    Augment,
+    BatchSize,
+    Fraction,
+    HeldOutSplits,
+    NumWorkers,
+    OnDevice,
+    Split,
+)
+from digits.data.torchvision_sets import files_provenance, read_set
 from digits.reading.preprocess import mnist_rule
 
 FILES = {"train": "usps.bz2", "test": "usps.t.bz2"}
-FRACTION = Range(gt=0, lt=1, note="a share of the training digits, stratified by label")
 
 
 def in_mnist_layout(digits: torch.Tensor) -> torch.Tensor:
@@ -39,8 +45,8 @@ class USPSDataModule(HeldOutSplits):
         self,
         root: str,
         download: bool,
-        val_fraction: Annotated[float, FRACTION],
-        test_fraction: Annotated[float | None, FRACTION],
+        val_fraction: Fraction,
+        test_fraction: Fraction | None,
         split_seed: Annotated[int, SEED],
         batch_size: BatchSize,
         num_workers: NumWorkers,
@@ -53,20 +59,13 @@ class USPSDataModule(HeldOutSplits):
         self.root = Path(root).expanduser()
 
     def _split(self, name: str) -> Split:
-        path = self.root / FILES[name]
-        if not path.is_file() and not self.hparams.download:
-            raise DigitsError(
-                f"data.root={self.root}: no {FILES[name]} (USPS's {name} split, in torchvision's "
-                f"layout: {path}); allow data.download=true where the network does"
-                + ("" if name == "train" else ", or hold test digits out: data.test_fraction=0.2")
-            )
-        try:
-            found = USPS(str(self.root), train=name == "train", download=self.hparams.download)
-        except Exception as error:  # the download (no network), or a damaged file
-            raise DigitsError(
-                f"data.root={self.root}: could not read or download {FILES[name]} ({error}); "
-                "put USPS's files there (torchvision's layout)"
-            ) from error
+        found = read_set(
+            lambda download: USPS(str(self.root), train=name == "train", download=download),
+            [self.root / FILES[name]],
+            self.hparams.download,
+            f"USPS's {name} split",
+            "" if name == "train" else ", or hold test digits out: data.test_fraction=0.2",
+        )
         return in_mnist_layout(torch.from_numpy(found.data)), torch.tensor(found.targets)
 
     def read(self) -> tuple[Split, Split | None]:
@@ -76,10 +75,8 @@ class USPSDataModule(HeldOutSplits):
 
     @classmethod
     def provenance(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The MD5 of each USPS file under `root`."""
-        root = Path(settings["root"]).expanduser().resolve()
-        files = {name: file_md5(root / name) for name in FILES.values() if (root / name).is_file()}
-        return {"root": str(root), "md5": files}
+        root = Path(settings["root"]).expanduser()
+        return files_provenance(settings["root"], [root / name for name in FILES.values()])
 
 
 # conf/data/usps.yaml's schema: the constructor's arguments are its settings.
