@@ -21,8 +21,10 @@ from digits.reading.preprocess import (
     STROKE_BOX,
     BlankImage,
     mnist_like,
+    mnist_rule,
     mnist_v1,
     naive,
+    scan,
 )
 from digits.reading.strokes import stroke_width
 from digits.runs import RunDir
@@ -304,3 +306,14 @@ def test_below_min_confidence_the_answer_is_unsure_with_the_top_two(
     assert [d for d, _ in unsure.top][:1] == [sure.digit] and len(unsure.top) == 2
     assert unsure.record()["unsure"] is True and unsure.record()["digit"] is None
     assert unsure.confidence == pytest.approx(sure.confidence)
+
+
+def test_a_clean_scan_is_laid_out_by_mnist_s_rule_alone_whatever_its_polarity() -> None:
+    digit = torch.from_numpy(seven(16))  # a 16x16 scan, as USPS's
+    expected = mnist_rule(digit)
+    assert torch.allclose(scan(255 - 255 * digit.numpy()), expected, atol=1e-5)  # dark on light
+    assert torch.allclose(scan(255 * digit.numpy()), expected, atol=1e-5)  # light on dark
+    box = expected > 0
+    assert max(int(box.any(dim=1).sum()), int(box.any(dim=0).sum())) in (20, 21)
+    with pytest.raises(BlankImage):
+        scan(np.full((16, 16), 200, np.float32))

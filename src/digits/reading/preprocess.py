@@ -243,4 +243,17 @@ def drawing(gray: np.ndarray) -> torch.Tensor:
     return box_and_centre(digit / digit.max())
 
 
-PREPROCESSORS = {"mnist": mnist_like, "mnist_v1": mnist_v1, "naive": naive}
+def scan(gray: np.ndarray) -> torch.Tensor:
+    """A clean scan of one digit (a postal code's digit, a form's box), laid out by MNIST's own rule
+    (`mnist_rule`): the ink is what differs from the paper (the border's median shade, light or
+    dark), with no cleanup of light or noise and no change of stroke width, which a scan does not
+    need. Returns 28x28, 0-1, white ink on black. Raises BlankImage when there is no ink."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = torch.from_numpy(np.abs(gray - np.median(border)).astype(np.float32))
+    if float(ink.max()) < MIN_CONTRAST:
+        raise BlankImage("no ink found (blank image)")
+    ink = torch.where(ink >= MIN_CONTRAST / 2, ink, torch.zeros_like(ink))
+    return mnist_rule(ink / ink.max())
+
+
+PREPROCESSORS = {"mnist": mnist_like, "mnist_v1": mnist_v1, "scan": scan, "naive": naive}
