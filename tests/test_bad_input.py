@@ -112,6 +112,10 @@ BAD_INPUT = [
     (T, ["data=folder", "data.root={photos}"], "20 images leave a split empty"),
     (T, ["data=usps", "data.root={empty}", "data.download=false"], "{empty}/usps.bz2: not found (USPS's train split, in torchvision's layout); put the file there, or allow data.download=true"),
     (T, ["data=usps", "data.test_fraction=1"], "data.test_fraction=1: out of range, must be in (0, 1)"),
+    (T, ["data=mix", "data.weights={qmnist:2}"], "data.weights.qmnist: no such source; the sources are mnist, usps"),
+    (T, ["data=mix", "data.weights={usps:-1}"], "data.weights.usps=-1: must be a number > 0"),
+    (T, ["data=mix", "+data@data.sources.mine=folder"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
+    (T, ["data=mix", "+data@data.sources.mine=nosuch"], "nosuch"),
     # --- train: a run directory that holds a run, damaged runs ---
     (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
     (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),
@@ -216,7 +220,7 @@ BAD_INPUT = [
     (E, ["run={run}", "data=folder"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
     (E, ["run={run}", "data=folder", "data.root={letter_photos}"], "class folder 'a' is not a digit"),
     (E, ["run={run}", "data=folder", "data.root={bad_photos}"], "; remove it, or add data.skip_bad=true to leave such files out"),
-    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: emnist, folder, mnist, qmnist, usps"),
+    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: emnist, folder, mix, mnist, qmnist, usps"),
     (E, ["run={run}", "data=usps", "data.root={empty}", "data.download=false"], "usps.bz2: not found (USPS's train split"),
     (E, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
     (E, ["run={empty}"], "run={empty}: neither a run"),
@@ -497,7 +501,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         if entry == T
         and not args[0].startswith(("resume", "reproduce", "-"))
         and not any(a.startswith("data.folds=") for a in args)
-        and "data=folder" not in args
+        and not any(a.startswith("data=") for a in args)  # another data option
         else args
     )
     status = run_entry_point(entry, [fill(a, places) for a in given], monkeypatch)

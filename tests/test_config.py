@@ -28,6 +28,7 @@ from digits.config.validate import schema_nodes
 from digits.constraints import OneOf, Range
 from digits.data.emnist import EMNISTDataModule
 from digits.data.folder import FolderDataModule
+from digits.data.mix import MixDataModule
 from digits.data.mnist import MNISTDataModule
 from digits.data.qmnist import QMNISTDataModule
 from digits.data.split import check_folds
@@ -270,6 +271,7 @@ DECLARED = [
     (USPSDataModule, "data/usps", "train", "data", (), ("_target_", "_convert_")),
     (EMNISTDataModule, "data/emnist", "train", "data", (), ("_target_", "_convert_")),
     (QMNISTDataModule, "data/qmnist", "train", "data", (), ("_target_", "_convert_")),
+    (MixDataModule, "data/mix", "train", "data", (), ("_target_", "_convert_", "_recursive_")),
     (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (ServeOptions, "serve", "serve", "", (), ()),
 ]

@@ -92,6 +92,8 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "data=folder data.labels={label_csv}", "data=folder data.root={photos} data.val_fraction=1",
         "data=folder data.root={photos} data.labels={label_csv}",
         "data=usps data.root={empty} data.download=false", "data=usps data.test_fraction=1",
+        "data=mix data.weights={{qmnist:2}}", "data=mix data.weights={{usps:-1}}",
+        "data=mix +data@data.sources.mine=nosuch", "data=mix data.sources.mnist.val_size=-1",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",

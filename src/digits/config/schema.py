@@ -85,7 +85,9 @@ def schema_of(
     annotated = function.__init__ if isinstance(function, type) else function
     hints = typing.get_type_hints(annotated, include_extras=True)
     keys = ("_target_",) * target + plumbing
-    fields: list[tuple[str, Any, Any]] = [(key, str, field(default=MISSING)) for key in keys]
+    fields: list[tuple[str, Any, Any]] = [
+        (key, bool if key == "_recursive_" else str, field(default=MISSING)) for key in keys
+    ]
     for name, parameter in inspect.signature(function).parameters.items():
         if name in leave_out:
             continue

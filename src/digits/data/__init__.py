@@ -1,5 +1,5 @@
 """The data options (mnist.py: MNIST's IDX files; folder.py: a folder or CSV of labelled images;
-usps.py, emnist.py, qmnist.py: standard sets through torchvision),
+usps.py, emnist.py, qmnist.py: standard sets through torchvision; mix.py: several at once),
 the batching they share (datamodule.py), batch augmentation.
 
 The data modules are loaded on first use (they import Lightning, which reading IDX files does not
@@ -15,6 +15,7 @@ MODULES = {
     "USPSDataModule": "usps",
     "EMNISTDataModule": "emnist",
     "QMNISTDataModule": "qmnist",
+    "MixDataModule": "mix",
 }
 __all__ = list(MODULES)
 

@@ -74,9 +74,15 @@ class DigitsDataModule(L.LightningDataModule):
         are never compared image by image."""
         raise NotImplementedError
 
-    def provenance(self) -> dict[str, Any]:
-        """What the run read, for its manifest.json (where, and a digest of the files)."""
+    @classmethod
+    def provenance(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """What a run with these settings reads, for its manifest.json (where, and a digest of
+        the files: `md5`)."""
         raise NotImplementedError
+
+    def test_sources(self) -> dict[str, slice]:
+        """Where each source's images are in the test set, for an option of several (data=mix)."""
+        return {}
 
     @property
     def device(self) -> torch.device:

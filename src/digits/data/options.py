@@ -3,6 +3,7 @@ composes `data` imports this module). A new option adds its module here."""
 
 import digits.data.emnist
 import digits.data.folder
+import digits.data.mix
 import digits.data.mnist
 import digits.data.qmnist
 import digits.data.usps  # noqa: F401

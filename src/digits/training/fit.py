@@ -102,7 +102,13 @@ def keep_test_predictions(
     if trainer.is_global_zero:
         results.write(run_dir.test_predictions_file)
     fingerprint = {"images": len(labels)} | datamodule.test_set_id()
-    return results.summary() | {"test/set": fingerprint}
+    summary = results.summary() | {"test/set": fingerprint}
+    for name, part in datamodule.test_sources().items():  # each source of a mix, on its own
+        source = PerImageResults(*(column[part] for column in results))
+        summary |= source.summary(f"test/{name}") | {
+            f"test/{name}/acc": float(source.correct.mean())
+        }
+    return summary
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
