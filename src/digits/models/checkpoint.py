@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,23 @@ NETWORK_TARGETS = frozenset(
     for name in (f"digits.models.{network.__name__}", f"{network.__module__}.{network.__name__}")
 )
 OPTIMIZER_TARGETS = ("torch.optim.",)
+# Your own networks, trusted by you: module prefixes (DIGITS_TRUSTED_CODE=my_pkg,other_pkg), or an
+# installed package's `digits.networks` entry points (name = "my_pkg.nets:MyNet").
+TRUSTED_CODE_VARIABLE = "DIGITS_TRUSTED_CODE"
+ENTRY_POINT_GROUP = "digits.networks"
+
+
+def trusted_network(target: str) -> bool:
+    """Whether a checkpoint may name `target` as its network: one of digits' own, one an installed
+    package declares under the `digits.networks` entry points, or one under a module prefix the
+    user lists in DIGITS_TRUSTED_CODE."""
+    if target in NETWORK_TARGETS:
+        return True
+    declared = {point.value.replace(":", ".") for point in entry_points(group=ENTRY_POINT_GROUP)}
+    prefixes = [
+        p.strip() for p in os.environ.get(TRUSTED_CODE_VARIABLE, "").split(",") if p.strip()
+    ]
+    return target in declared or any(target.startswith(f"{prefix}.") for prefix in prefixes)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -87,11 +106,12 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
     (and torch's optimizers and schedules): see NETWORK_TARGETS."""
     net = hparams["net"]
     target = net.get("_target_") if isinstance(net, dict) else None
-    if not isinstance(target, str) or target not in NETWORK_TARGETS:
+    if not isinstance(target, str) or not trusted_network(target):
         known = ", ".join(sorted({f"digits.models.{n.__name__}" for n in NETWORKS}))
         raise DigitsError(
             f"ckpt_path={path}: refused: its network is {target!r}, not one of digits' own "
-            f"({known}); a checkpoint's settings are never run as code"
+            f"({known}) nor one you trust ({TRUSTED_CODE_VARIABLE}=<your package>, or a "
+            f"'{ENTRY_POINT_GROUP}' entry point); a checkpoint's settings are never run as code"
         )
     settings = {key: hparams.get(key) for key in ("net", "optimizer", "scheduler")}
     leaves = list(_leaves(settings, "hyper_parameters"))
