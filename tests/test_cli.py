@@ -138,7 +138,7 @@ def test_help_lists_groups_and_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "groups"),
     [
-        ("evaluate", ["trainer"]),
+        ("evaluate", ["trainer", "data"]),  # data: another data option to score on
         ("predict", ["trainer"]),
         ("explore", ["data"]),
         ("serve", []),
