@@ -54,9 +54,10 @@ def listed(root: str | None, labels: str | None, key: str) -> Labelled:
             f"data.{key}={root}: class folder {strays[0]!r} is not a digit; name the class "
             "folders 0-9 (the label of the images inside)"
         )
-    found = classes and make_dataset(
-        folder, {name: int(name) for name in classes}, tuple(IMAGE_SUFFIXES), allow_empty=True
-    )
+    found = []  # make_dataset refuses an empty class list: no class folders, no images
+    if classes:
+        labels = {name: int(name) for name in classes}
+        found = make_dataset(folder, labels, tuple(IMAGE_SUFFIXES), allow_empty=True)
     if not found:
         raise DigitsError(
             f"data.{key}={root}: no images in <label>/ folders (0-9) with a suffix of "
