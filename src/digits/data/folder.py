@@ -167,7 +167,7 @@ class FolderDataModule(HeldOutSplits):
         """The folder's (or CSV's) images, each decoded once (the cache), and the test set's."""
         pool, test = self._listings()
         cache = PreparedImages(Path(self.hparams.cache_dir), self.hparams.preprocess)
-        return self._prepared(pool, cache), test and self._prepared(test, cache)
+        return self._prepared(pool, cache), None if test is None else self._prepared(test, cache)
 
     @classmethod
     def provenance(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
