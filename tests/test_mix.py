@@ -1,5 +1,5 @@
 """`data=mix`: several data options trained on at once, each split by its own settings, weighted
-per source, the test report per source; only digits' own data options as sources."""
+per source, validation and the test report per source; only digits' own data options as sources."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ def test_mnist_and_usps_train_together_and_are_tested_each_on_its_own(
     assert checkpoint["data_module"] == "MixDataModule"
     rebuilt = datamodule_from(checkpoint)
     assert rebuilt.test_set_id()["md5"] == metrics["test/set"]["md5"]
+    # Validation per source too: the pooled val/acc is their image-weighted mean.
+    counts = {name: part.stop - part.start for name, part in rebuilt.source_slices("val").items()}
+    pooled = sum(metrics[f"val/{name}/acc"] * count for name, count in counts.items())
+    assert metrics["val/acc"] == pytest.approx(pooled / sum(counts.values()), abs=1e-6)
 
 
 def test_weights_repeat_a_source_s_training_images(data_root: Path, usps_root: Path) -> None:

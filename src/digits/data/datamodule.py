@@ -80,8 +80,9 @@ class DigitsDataModule(L.LightningDataModule):
         the files: `md5`)."""
         raise NotImplementedError
 
-    def test_sources(self) -> dict[str, slice]:
-        """Where each source's images are in the test set, for an option of several (data=mix)."""
+    def source_slices(self, split: str) -> dict[str, slice]:
+        """Where each source's images are in a split ("val", "test"), for an option of several
+        (data=mix); none for an option of one."""
         return {}
 
     @property

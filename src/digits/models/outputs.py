@@ -1,5 +1,6 @@
 """What the classifier's test and validation steps return (its logits), collected with the labels:
-digits.evaluate scores them, digits.train keeps its test predictions image by image."""
+digits.evaluate scores them, digits.train keeps its test predictions image by image and logs each
+source's validation accuracy (data=mix)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,33 @@ class Logits(L.Callback):
         shares = [trainer.strategy.all_gather(t.to(device)).cpu() for t in (logits, labels)]
         logits, labels = (share.transpose(0, 1).flatten(0, 1)[:size] for share in shares)
         return logits, labels
+
+
+class PerSourceAccuracy(Logits):
+    """Each source's validation accuracy, `val/<source>/acc`, beside the pooled val/acc, for a data
+    option of several sources (data=mix; the data module's `source_slices("val")`). The model cannot
+    keep a torchmetrics metric per source: only the data module knows where each image came from,
+    by its place in the validation set."""
+
+    def __init__(self) -> None:
+        super().__init__("val")
+        self.sources: dict[str, slice] = {}
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.logits, self.labels = [], []
+        datamodule = trainer.datamodule
+        wanted = not trainer.sanity_checking and hasattr(datamodule, "source_slices")
+        self.sources = datamodule.source_slices("val") if wanted else {}
+
+    def on_validation_batch_end(self, *args: Any) -> None:
+        if self.sources:
+            super().on_validation_batch_end(*args)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if not self.sources:
+            return
+        logits, labels = self.in_dataset_order(trainer, len(trainer.datamodule.val_set))
+        right = (logits.argmax(dim=1) == labels).float()
+        for name, part in self.sources.items():
+            if len(right[part]):  # limit_val_batches may stop before a source's images
+                pl_module.log(f"val/{name}/acc", right[part].mean(), sync_dist=False)

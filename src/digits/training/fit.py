@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
-from digits.models.outputs import Logits
+from digits.models.outputs import Logits, PerSourceAccuracy
 from digits.presentation.tables import print_final_metrics
 from digits.runs import RunDir, holding, manifest
 from digits.runs.per_image import PerImageResults
@@ -103,7 +103,7 @@ def keep_test_predictions(
         results.write(run_dir.test_predictions_file)
     fingerprint = {"images": len(labels)} | datamodule.test_set_id()
     summary = results.summary() | {"test/set": fingerprint}
-    for name, part in datamodule.test_sources().items():  # each source of a mix, on its own
+    for name, part in datamodule.source_slices("test").items():  # each source of a mix, on its own
         source = PerImageResults(*(column[part] for column in results))
         summary |= source.summary(f"test/{name}") | {
             f"test/{name}/acc": float(source.correct.mean())
@@ -126,7 +126,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
     callbacks += pruning_callbacks(cfg.optimized_metric)  # in a search's trial only
     tested = Logits("test")
-    callbacks.append(tested)
+    callbacks += [tested, PerSourceAccuracy()]
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -145,6 +145,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         # A resumed run with no training left logs nothing: its checkpoint remembers.
         fitted = model.restored_metrics | scalars(trainer.callback_metrics)
         metrics |= {name: fitted[name] for name in FIT_METRICS if name in fitted}
+        per_source = (f"val/{name}/acc" for name in datamodule.source_slices("val"))
+        metrics |= {name: fitted[name] for name in per_source if name in fitted}
         metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
         metrics |= early_stop(trainer)
     best = next(
