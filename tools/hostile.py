@@ -94,6 +94,8 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "data=usps data.root={empty} data.download=false", "data=usps data.test_fraction=1",
         "data=mix data.weights={{qmnist:2}}", "data=mix data.weights={{usps:-1}}",
         "data=mix +data@data.sources.mine=nosuch", "data=mix data.sources.mnist.val_size=-1",
+        "data._target_=builtins.dict", "data._target_=no_such_package.Digits",
+        "data=mix data.sources.mnist._target_=os.system",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",

@@ -10,7 +10,6 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +20,7 @@ from digits.config import config_dir
 from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.constraints import Range
-from digits.data.datamodule import DigitsDataModule
+from digits.data.building import build_data
 from digits.errors import reports_user_errors
 from digits.models.networks import NUM_CLASSES
 from digits.presentation.figures import (
@@ -58,7 +57,7 @@ def hydra_main(cfg: DictConfig) -> None:
     # The decoded tensors, whatever MNIST's data.pipeline says: it only changes how training
     # batches are made.
     memory = {"pipeline": "memory"} if "pipeline" in cfg.data else {}
-    datamodule: DigitsDataModule = instantiate(cfg.data, **memory)
+    datamodule = build_data(cfg.data, **memory)
     datamodule.prepare_data()
     datamodule.setup()
     splits = {"train": datamodule.train_set, "val": datamodule.val_set, "test": datamodule.test_set}

@@ -26,7 +26,7 @@ from omegaconf.errors import (
 )
 
 from digits.config import group_options
-from digits.config.schema import ExtraKeys, Nested
+from digits.config.schema import ExtraKeys, Nested, schema_of
 from digits.constraints import OneOf
 from digits.errors import DigitsError
 
@@ -155,6 +155,33 @@ def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[st
             if isinstance(value, float) and not math.isfinite(value):
                 problem = "not a finite number; must be"
             raise DigitsError(f"{shown(key, value, combo)}: {problem} {allowed.describe()}")
+
+
+def check_by_signature(node: DictConfig, prefix: str, combo: Sequence[str] = ()) -> None:
+    """A node with no stored schema whose `_target_` is your own class, checked as digits' own
+    classes are: against the schema derived from its annotated signature (unknown and missing
+    keys, types, ranges). A class whose arguments are not all annotated, or annotated with types
+    a config cannot hold, is left to Python's own check of the call."""
+    target = node.get("_target_")
+    if schema_fields(node) is not None or not isinstance(target, str):
+        return
+    plumbing = tuple(str(key) for key in node if str(key).startswith("_") and key != "_target_")
+    try:
+        schema = schema_of(get_object(target), target=True, plumbing=plumbing)
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        empty = OmegaConf.structured(schema)
+    except Exception:  # not a class, unannotated, or no config type for an annotation
+        return
+    try:
+        typed = OmegaConf.merge(empty, node)
+    except OmegaConfBaseException as error:
+        name = str(getattr(error, "full_key", "") or "").split(".")[0]
+        key = f"{prefix}{name}"
+        if name in fields and isinstance(error, ValidationError):
+            value = shown(key, node.get(name), combo)
+            raise DigitsError(f"{value}: must be {describe(fields[name])}") from error
+        raise unknown_key(key, shown(key, node.get(name), combo), fields) from error
+    check_node(typed, fields, prefix, combo)
 
 
 def check_nested(value: Any, schema: type, prefix: str, combo: Sequence[str]) -> None:

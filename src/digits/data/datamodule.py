@@ -29,6 +29,8 @@ from digits.data.augment import augment
 from digits.data.batches import EpochShuffle, ResumableLoader, TensorImages, keep_batch
 from digits.data.idx import tensors_md5
 from digits.data.split import stratified_split
+from digits.errors import DigitsError
+from digits.reading.preprocess import FIELD
 
 log = logging.getLogger(__name__)
 Split = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, 28, 28), int64 labels
@@ -158,6 +160,9 @@ class HeldOutSplits(DigitsDataModule):
         """train, val and test (uint8 images and labels), read and split once."""
         if self._splits is None:
             (images, labels), test = self.read()
+            for split in (images, labels), test:
+                if split is not None:
+                    keeps_contract(type(self), *split)
             hp = self.hparams
             test_fraction = 0.0 if test is not None else hp.test_fraction
             train, val, held = stratified_split(
@@ -187,6 +192,42 @@ class HeldOutSplits(DigitsDataModule):
 
     def test_set_id(self) -> dict[str, Any]:
         return {"md5": tensors_md5(*self.splits()["test"])}
+
+
+def keeps_contract(option: type, images: Any, labels: Any) -> None:
+    """What `read` gives must be what the model takes: uint8 images (N, 28, 28), white ink on
+    black, and int64 labels 0-9, one each (a data module of your own is held to it in one line)."""
+    where = f"data._target_={option.__module__}.{option.__qualname__}: read() gives"
+    if not (
+        isinstance(images, torch.Tensor)
+        and images.dtype == torch.uint8
+        and images.shape[1:] == (FIELD, FIELD)
+    ):
+        found = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise DigitsError(
+            f"{where} images as {found}; the input contract is uint8 (N, {FIELD}, {FIELD}), white "
+            "ink on black"
+        )
+    if not (
+        isinstance(labels, torch.Tensor)
+        and labels.dtype == torch.int64
+        and labels.shape == images.shape[:1]
+    ):
+        found = (
+            f"{labels.dtype} {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        raise DigitsError(
+            f"{where} labels as {found}; they are int64 ({len(images)},), one per image"
+        )
+    outside = labels[(labels < 0) | (labels > 9)]
+    if len(outside):
+        raise DigitsError(f"{where} a label {outside[0].item()}; labels are digits 0-9")
 
 
 @rank_zero_only

@@ -21,12 +21,14 @@ from torchmetrics.classification import (
 )
 
 import digits.data
+from digits.data.building import build_data
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.checkpoint import model_from, read_checkpoint
 from digits.models.networks import NUM_CLASSES
 from digits.models.outputs import Logits
 from digits.runs import RunDir
+from digits.trusted_code import DATA_GROUP, how_to_trust, trusted, trusted_class
 from digits.uncertainty import accuracy_interval
 
 
@@ -38,14 +40,28 @@ def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> DigitsDataM
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
         )
-    # Older checkpoints name no option: MNIST's. A name digits.data does not know is refused.
-    option = checkpoint.get("data_module", "MNISTDataModule")
-    if option not in digits.data.MODULES:
-        raise DigitsError(f"ckpt_path={checkpoint['path']}: trained on unknown data ({option})")
-    datamodule_class = getattr(digits.data, option)
+    datamodule_class = data_option(checkpoint)
     accepted = inspect.signature(datamodule_class).parameters
     settings = saved | {key: value for key, value in overrides.items() if value is not None}
     return datamodule_class(**{key: value for key, value in settings.items() if key in accepted})
+
+
+def data_option(checkpoint: dict[str, Any]) -> type[DigitsDataModule]:
+    """The data module class a checkpoint names: digits' own (older checkpoints name none:
+    MNIST's), or your own that you trust; anything else is refused, never imported."""
+    option = checkpoint.get("data_module", "MNISTDataModule")
+    if option in digits.data.MODULES:
+        return getattr(digits.data, option)
+    if not trusted(option, DATA_GROUP):
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: refused: its data is read by {option!r}, not one of "
+            f"digits' own data options nor code you trust ({how_to_trust(DATA_GROUP)}); a "
+            "checkpoint's settings are never run as code"
+        )
+    found = trusted_class(option, DATA_GROUP, f"ckpt_path={checkpoint['path']}")
+    if not issubclass(found, DigitsDataModule):
+        raise DigitsError(f"ckpt_path={checkpoint['path']}: {option} is not a digits data module")
+    return found
 
 
 def datamodule_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> DigitsDataModule:
@@ -53,7 +69,7 @@ def datamodule_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> DigitsDataMod
     run's own (MNIST moved to `data.root`, where given), batched by `batch_size`."""
     if "_target_" in cfg.data:
         memory = {"pipeline": "memory"} if "pipeline" in cfg.data else {}
-        return instantiate(cfg.data, batch_size=cfg.batch_size, **memory)
+        return build_data(cfg.data, batch_size=cfg.batch_size, **memory)
     own_mnist = checkpoint.get("data_module", "MNISTDataModule") == "MNISTDataModule"
     root = cfg.data.root if own_mnist else None  # data.root moves MNIST only
     return datamodule_from(checkpoint, root=root, batch_size=cfg.batch_size, pipeline="memory")

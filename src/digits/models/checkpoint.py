@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from digits.models.classifier import DigitClassifier
 from digits.models.networks import NETWORKS
 from digits.runs import RunDir
 from digits.runs.run_dir import md5
+from digits.trusted_code import NETWORKS_GROUP, how_to_trust, trusted
 
 # Checkpoints written before the model carried its normalisation (digits 0.1, first format) keep it
 # in the data module's settings; these are MNIST's statistics, its default there.
@@ -31,23 +30,12 @@ NETWORK_TARGETS = frozenset(
     for name in (f"digits.models.{network.__name__}", f"{network.__module__}.{network.__name__}")
 )
 OPTIMIZER_TARGETS = ("torch.optim.",)
-# Your own networks, trusted by you: module prefixes (DIGITS_TRUSTED_CODE=my_pkg,other_pkg), or an
-# installed package's `digits.networks` entry points (name = "my_pkg.nets:MyNet").
-TRUSTED_CODE_VARIABLE = "DIGITS_TRUSTED_CODE"
-ENTRY_POINT_GROUP = "digits.networks"
 
 
 def trusted_network(target: str) -> bool:
-    """Whether a checkpoint may name `target` as its network: one of digits' own, one an installed
-    package declares under the `digits.networks` entry points, or one under a module prefix the
-    user lists in DIGITS_TRUSTED_CODE."""
-    if target in NETWORK_TARGETS:
-        return True
-    declared = {point.value.replace(":", ".") for point in entry_points(group=ENTRY_POINT_GROUP)}
-    prefixes = [
-        p.strip() for p in os.environ.get(TRUSTED_CODE_VARIABLE, "").split(",") if p.strip()
-    ]
-    return target in declared or any(target.startswith(f"{prefix}.") for prefix in prefixes)
+    """Whether a checkpoint may name `target` as its network: one of digits' own, or your own
+    that you trust (digits.trusted_code)."""
+    return target in NETWORK_TARGETS or trusted(target, NETWORKS_GROUP)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -110,8 +98,8 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
         known = ", ".join(sorted({f"digits.models.{n.__name__}" for n in NETWORKS}))
         raise DigitsError(
             f"ckpt_path={path}: refused: its network is {target!r}, not one of digits' own "
-            f"({known}) nor one you trust ({TRUSTED_CODE_VARIABLE}=<your package>, or a "
-            f"'{ENTRY_POINT_GROUP}' entry point); a checkpoint's settings are never run as code"
+            f"({known}) nor one you trust ({how_to_trust(NETWORKS_GROUP)}); a checkpoint's "
+            "settings are never run as code"
         )
     settings = {key: hparams.get(key) for key in ("net", "optimizer", "scheduler")}
     leaves = list(_leaves(settings, "hyper_parameters"))

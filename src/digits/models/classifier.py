@@ -247,11 +247,15 @@ class DigitClassifier(L.LightningModule):
         }
         if torch.cuda.is_available():
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
-        # Which data option the data settings are for (a class name of digits.data: a checkpoint
-        # names, never chooses, the code that reads its data).
+        # Which data option the data settings are for: a class name of digits.data, or your own
+        # module's module.Class (loaded again only when you trust it: digits.trusted_code).
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None:
-            checkpoint["data_module"] = type(datamodule).__name__
+            option = type(datamodule)
+            own = option.__module__.startswith("digits.data.")
+            checkpoint["data_module"] = (
+                option.__name__ if own else f"{option.__module__}.{option.__qualname__}"
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.restored_metrics = checkpoint.get("logged_metrics", {})

@@ -14,7 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from digits.config.extras import require_extra
 from digits.config.machine import check_writable
+from digits.config.validate import check_by_signature
 from digits.errors import DigitsError
+from digits.runs.manifest import data_provenance
 from digits.runs.naming import check_run_name
 from digits.runs.run_dir import RunDir
 
@@ -114,6 +116,7 @@ def check_network(model: DictConfig) -> None:
 
     from digits.models.networks import IMAGE_SIZE, NUM_CLASSES
 
+    check_by_signature(model, "model.")  # your own network's settings, by its annotations
     sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
     try:
         network = instantiate(model, _convert_="all")
@@ -213,9 +216,10 @@ def check_data(cfg: DictConfig) -> int | None:
     """The data option's settings agree and its files are there (downloaded or decoded now, where
     it does that), before the run directory is made; returns the training batches of an epoch on
     one device (None when not training)."""
-    from hydra.utils import instantiate
+    from digits.data.building import build_data
 
-    datamodule = instantiate(cfg.data)  # its own checks of its settings: a DigitsError
+    datamodule = build_data(cfg.data)  # its own checks of its settings: a DigitsError
+    check_provenance(cfg.data)
     datamodule.prepare_data()
     training_images = datamodule.training_images()
     if not cfg.train:
@@ -228,6 +232,17 @@ def check_data(cfg: DictConfig) -> int | None:
     if limit is None:
         return per_device
     return min(limit, per_device) if isinstance(limit, int) else int(per_device * limit)
+
+
+def check_provenance(data: DictConfig) -> None:
+    """A data option says what a run reads, for its manifest (one of your own must say it too)."""
+    try:
+        data_provenance(data)
+    except NotImplementedError as error:
+        raise DigitsError(
+            f"data._target_={data._target_}: says not what a run reads; define its classmethod "
+            "provenance(settings), recorded in the run's manifest.json (docs/your-own-data.md)"
+        ) from error
 
 
 def check_batches(cfg: DictConfig, batches: int | None) -> None:

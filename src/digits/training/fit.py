@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from digits.data.building import build_data
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.classifier import FIT_METRICS, DigitClassifier
@@ -118,7 +119,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: DigitsDataModule = instantiate(cfg.data)
+    datamodule = build_data(cfg.data)
     model = DigitClassifier(
         net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )
