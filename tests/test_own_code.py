@@ -112,7 +112,7 @@ def test_your_own_data_module_must_keep_the_input_contract(
     assert not (tmp_path / "outputs").exists()
 
 
-def test_your_own_network_must_keep_the_input_contract(
+def test_your_own_network_must_keep_the_input_contract_and_its_declared_ranges(
     my_code: list[str], data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
@@ -125,4 +125,9 @@ def test_your_own_network_must_keep_the_input_contract(
     assert run_entry_point("train", args, monkeypatch) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "model: the network gives (1, 784), not (1, 10)" in line
+    # A setting out of the range its annotation declares: refused before the network is built.
+    args = [*my_code, "model=tiny", "model.channels=0", "logger=none"]
+    assert run_entry_point("train", args, monkeypatch) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: model.channels=0: out of range, must be >= 1"
     assert not (tmp_path / "outputs").exists()

@@ -3,8 +3,8 @@ image into the cache, the later ones (and a later run) reading it.
 
     python tools/bench_folder.py [per_class=500] [epochs=3]
 
-Writes a folder of `per_class` typeset photos of each digit (tools/digit_files.py: 64x64 PNG and
-JPEG on noisy paper), then times, in this process, with the default model and data settings:
+Writes a folder of `per_class` typeset photos of each digit (tools/digit_files.py: PNG and JPEG on
+noisy paper, of mixed sizes from 28x28 to 240x240), then times, in this process, with the default model and data settings:
   first epoch      a fresh data module and an empty cache: listing, hashing, decoding every image
                    through the reading preprocessing, the cache written, then one training epoch
   later epochs     the same data module's next epochs (the images already in memory)
@@ -34,6 +34,7 @@ from digits.config import config_dir
 from digits.models.classifier import DigitClassifier
 
 REPO = Path(__file__).resolve().parents[1]
+SIZES = (28, 48, 64, 100, 160, 240)  # pixels square: a folder of mixed sizes, as users' photos are
 
 
 def timed_epochs(cfg, datamodule, epochs: int) -> list[float]:
@@ -54,7 +55,7 @@ def main(args: dict[str, str]) -> None:
     per_class, epochs = int(args.get("per_class", 500)), int(args.get("epochs", 3))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
-        write_digit_folder(folder, per_class)
+        write_digit_folder(folder, per_class, sizes=SIZES)
         overrides = ["data=folder", f"data.root={folder}", f"data.cache_dir={Path(tmp) / 'cache'}"]
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
@@ -64,6 +65,7 @@ def main(args: dict[str, str]) -> None:
     result = {
         "date": datetime.now().isoformat(timespec="seconds"),
         "images": 10 * per_class,
+        "sizes_px": list(SIZES),
         "first_epoch_s": round(first_run[0], 2),
         "later_epochs_s": [round(s, 3) for s in first_run[1:]],
         "later_run_first_epoch_s": round(later_run[0], 2),

@@ -28,10 +28,15 @@ def digit_photo(label: int, rng: np.random.Generator, size: int = 64) -> Image.I
 
 
 def write_digit_folder(
-    root: Path, per_class: int, seed: int = 0, suffixes: tuple[str, ...] = (".png", ".jpg")
+    root: Path,
+    per_class: int,
+    seed: int = 0,
+    suffixes: tuple[str, ...] = (".png", ".jpg"),
+    sizes: tuple[int, ...] = (64,),
 ) -> list[tuple[Path, int]]:
-    """`per_class` photos of each digit in `root/<label>/`, the suffixes taken in turn; returns
-    (file, label) pairs."""
+    """`per_class` photos of each digit in `root/<label>/`, the suffixes taken in turn, each photo
+    one of `sizes` pixels square (drawn at random when there are several); returns (file, label)
+    pairs."""
     rng = np.random.default_rng(seed)
     written = []
     for label in range(10):
@@ -39,7 +44,8 @@ def write_digit_folder(
         folder.mkdir(parents=True, exist_ok=True)
         for number in range(per_class):
             path = folder / f"photo{number}{suffixes[number % len(suffixes)]}"
-            digit_photo(label, rng).convert("RGB").save(path)
+            size = int(rng.choice(sizes)) if len(sizes) > 1 else sizes[0]
+            digit_photo(label, rng, size).convert("RGB").save(path)
             written.append((path, label))
     return written
 

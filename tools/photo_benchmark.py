@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from digit_files import write_labels_csv
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
@@ -321,7 +322,8 @@ def report_numbers(predictor: Predictor, files: list[Path]) -> None:
 
 def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
     """`count` images of each MNIST-made category, 20 drawn digits and 20 European 1s, named
-    <category><index>_label<digit>.<png|jpg>."""
+    <category><index>_label<digit>.<png|jpg>, and a `file,label` CSV of each category's images,
+    <category>.csv (for digits.evaluate data=folder data.labels=<csv>)."""
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, labels = load_mnist(data_root, train=False)
@@ -344,6 +346,9 @@ def make_photos(out: Path, count: int, data_root: str, seed: int = 0) -> None:
     for i in range(20):
         one = drawn_digit(1, rng, EUROPEAN_ONE[: 1 + i % 2])
         save(photograph(one, rng), out / f"european{i:02d}_label1.png", rng)
+    for category in CATEGORIES:  # each set as data=folder reads it: data.labels=<csv>
+        files = sorted(out.glob(f"{category}[0-9]*_label*"))
+        write_labels_csv(out / f"{category}.csv", [(f, int(f.stem[-1])) for f in files])
 
 
 def main(args: dict[str, str]) -> None:
