@@ -15,6 +15,8 @@ from digit_files import typeset_digits  # tools/digit_files.py
 
 from conftest import REPO, run_entry_point
 from digits.runs import RunDir
+from digits.runs.per_image import PerImageResults
+from digits.runs.run_dir import PREDICTIONS_FILE
 
 EXAMPLE = REPO / "docs" / "examples" / "my_code"
 
@@ -79,6 +81,11 @@ def test_your_own_data_module_trains_and_loads_only_when_you_trust_it(
     report = json.loads((run.evaluation("test") / "metrics.json").read_text())
     assert report["images"] == 60  # the same test images, rebuilt from the checkpoint
     assert round(report["accuracy"] * 60) == metrics["test/correct"]
+    # Image by image, as the run's own test pass read them.
+    evaluated = PerImageResults.read(run.evaluation("test") / PREDICTIONS_FILE)
+    tested = PerImageResults.read(run.test_predictions_file)
+    assert np.array_equal(evaluated.labels, tested.labels)
+    assert np.array_equal(evaluated.predicted, tested.predicted)
 
 
 @pytest.mark.parametrize(

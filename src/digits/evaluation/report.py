@@ -1,5 +1,6 @@
-"""What an evaluation leaves: metrics.json and figures (reliability, confusion matrix, most confident
-mistakes) in the evaluated run's evaluation folder, and the figures in its TensorBoard."""
+"""What an evaluation leaves: metrics.json, each image's result (predictions.csv, as a run's
+test_predictions.csv) and figures (reliability, confusion matrix, most confident mistakes) in the
+evaluated run's evaluation folder, and the figures in its TensorBoard."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from digits.presentation.figures import (
     save,
 )
 from digits.runs import RunDir
+from digits.runs.per_image import PerImageResults
+from digits.runs.run_dir import PREDICTIONS_FILE
 from digits.runs.writing import write_json
 
 
@@ -60,6 +63,9 @@ def write_report(
     for name, figure in figures.items():
         save(figure, out_dir / f"{name}.png")
     write_json(out_dir / "metrics.json", result)
+    confidence, predicted = probabilities.max(dim=1)
+    per_image = PerImageResults(labels.numpy(), predicted.numpy(), confidence.numpy())
+    per_image.write(out_dir / PREDICTIONS_FILE)
     if cfg.tensorboard and run is not None:
         tta = f"/tta{cfg.tta}" if cfg.tta else ""
         figures_to_tensorboard(

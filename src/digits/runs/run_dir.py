@@ -12,7 +12,8 @@
       requirements.txt, code.diff          every installed package; uncommitted changes, if any
       tune.json, lr_find.png               what tune=lr_find / tune=batch_size found
       reproduction.json                    reproduce=<run>: its metrics beside the original's
-      evaluation/ (evaluation_<split>/)    what digits.evaluate wrote
+      evaluation/ (evaluation_<split>/)    what digits.evaluate wrote: metrics.json, figures,
+                                           predictions.csv (each image's result, as above)
       export/<checkpoint>.onnx (.pt)       what digits.export wrote
       error.txt                            why a multirun job failed
       .lock                                held by the process writing the run (holding.py)
@@ -58,6 +59,8 @@ from digits.errors import DigitsError
 from digits.runs.differences import settings_of
 
 LAST = "last"  # ModelCheckpoint's file name for the latest checkpoint, without ".ckpt"
+# What digits.evaluate writes in an evaluation folder beside metrics.json: each image's result.
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def md5(path: Path) -> str:
