@@ -119,7 +119,7 @@ BAD_INPUT = [
     # issue 42: a data module of your own (tests/test_own_code.py has the example package's)
     (T, ["data._target_=builtins.dict"], "data._target_=builtins.dict: not a digits data module; subclass digits.data.datamodule.HeldOutSplits"),
     (T, ["data._target_=no_such_package.Digits"], "data._target_=no_such_package.Digits: cannot import it"),
-    (T, ["data=mix", "data.sources.mnist._target_=os.system"], "data.sources.mnist._target_=os.system: not a data option of digits.data"),
+    (T, ["data=mix", "data.sources.mnist._target_=os.system"], "data.sources.mnist._target_: refused: 'os.system' is not one of digits' data options"),
     # --- train: a run directory that holds a run, damaged runs ---
     (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
     (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),

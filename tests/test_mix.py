@@ -76,7 +76,7 @@ def test_weights_repeat_a_source_s_training_images(data_root: Path, usps_root: P
         ({"weights": {"mnist": 0}}, "data.weights.mnist=0: must be a number > 0"),
         ({"sources": {}}, "data=mix needs sources"),
         ({"sources": {"evil": {"_target_": "os.system", "command": "touch x"}}},
-         "data.sources.evil._target_=os.system: not a data option of digits.data"),
+         "data.sources.evil._target_: refused: 'os.system' is not one of digits' data options"),
     ],
 )  # fmt: skip
 def test_a_mix_is_refused_in_one_line(change: dict, expected: str, data_root: Path) -> None:

@@ -75,7 +75,7 @@ def test_your_own_data_module_trains_and_loads_only_when_you_trust_it(
     evaluate = [f"run={run.path}", "tensorboard=false"]
     assert run_entry_point("evaluate", evaluate, monkeypatch) == 2  # its data module: not trusted
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "refused: its data is read by 'my_digits.data.NpzDigits'" in line
+    assert "refused: 'my_digits.data.NpzDigits' is not one of digits' data options" in line
     monkeypatch.setenv("DIGITS_TRUSTED_CODE", "my_digits")
     assert run_entry_point("evaluate", evaluate, monkeypatch) == 0
     report = json.loads((run.evaluation("test") / "metrics.json").read_text())

@@ -1,6 +1,8 @@
 """A data option built from its composed settings, digits' own or your own (`data._target_`):
 your own class's settings checked by its annotated signature (digits' own have their schema), the
-class held to being a digits data module, and a mistake said in one line."""
+class held to being a digits data module, and a mistake said in one line. And the data module
+class that saved settings name (a checkpoint's, a mix's sources), chosen by the user's trust,
+never by the settings."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+import digits.data
 from digits.config.validate import check_by_signature
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
+from digits.trusted_code import DATA_GROUP, how_to_trust, trusted, trusted_class
 
 
 def build_data(data: DictConfig, **overrides: Any) -> DigitsDataModule:
@@ -32,3 +36,22 @@ def build_data(data: DictConfig, **overrides: Any) -> DigitsDataModule:
             "or DigitsDataModule (docs/your-own-data.md)"
         )
     return datamodule
+
+
+def data_class(name: str, where: str) -> type[DigitsDataModule]:
+    """The data module class that saved settings name (a class of digits.data, by its name or as
+    `digits.data.<Class>`, or module.Class of your own): digits' own, or yours when you trust it
+    (digits.trusted_code); anything else is refused in one line naming `where`, never imported."""
+    own = name.removeprefix("digits.data.")
+    if own in digits.data.MODULES:
+        return getattr(digits.data, own)
+    if not trusted(name, DATA_GROUP):
+        raise DigitsError(
+            f"{where}: refused: {name!r} is not one of digits' data options "
+            f"({', '.join(digits.data.MODULES)}) nor a data module you trust "
+            f"({how_to_trust(DATA_GROUP)}); saved settings never choose the code that runs"
+        )
+    found = trusted_class(name, DATA_GROUP, where)
+    if not issubclass(found, DigitsDataModule):
+        raise DigitsError(f"{where}: {name} is not a digits data module")
+    return found

@@ -15,12 +15,11 @@ from typing import Any
 
 import torch
 
-import digits.data
 from digits.config.schema import schema_of, store_schemas
+from digits.data.building import data_class
 from digits.data.datamodule import Augment, BatchSize, DigitsDataModule, NumWorkers, OnDevice, Split
 from digits.data.idx import tensors_md5
 from digits.errors import DigitsError
-from digits.trusted_code import DATA_GROUP, how_to_trust, trusted, trusted_class
 
 
 class MixDataModule(DigitsDataModule):
@@ -125,18 +124,11 @@ class MixDataModule(DigitsDataModule):
 
 def source_class(name: str, settings: Mapping[str, Any]) -> type[DigitsDataModule]:
     """The data option a source's `_target_` names: one of digits.data's, or your own that you
-    trust (a checkpoint's settings name the code that reads the data, never choose it)."""
-    target = str(settings.get("_target_"))
-    known = {f"digits.data.{option}": option for option in digits.data.MODULES}
-    if target in known and known[target] != "MixDataModule":
-        return getattr(digits.data, known[target])
+    trust (a checkpoint's settings name the code that reads the data, never choose it); not a mix."""
     where = f"data.sources.{name}._target_"
-    found = trusted_class(target, DATA_GROUP, where) if trusted(target, DATA_GROUP) else None
-    if found is None or not issubclass(found, DigitsDataModule) or issubclass(found, MixDataModule):
-        raise DigitsError(
-            f"data.sources.{name}._target_={target}: not a data option of digits.data "
-            f"({', '.join(sorted(known))}) nor a data module you trust ({how_to_trust(DATA_GROUP)})"
-        )
+    found = data_class(str(settings.get("_target_")), where)
+    if issubclass(found, MixDataModule):
+        raise DigitsError(f"{where}: a mix cannot be a source of a mix; list its sources instead")
     return found
 
 

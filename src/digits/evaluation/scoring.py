@@ -20,15 +20,13 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-import digits.data
-from digits.data.building import build_data
+from digits.data.building import build_data, data_class
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
 from digits.models.checkpoint import model_from, read_checkpoint
 from digits.models.networks import NUM_CLASSES
 from digits.models.outputs import Logits
 from digits.runs import RunDir
-from digits.trusted_code import DATA_GROUP, how_to_trust, trusted, trusted_class
 from digits.uncertainty import accuracy_interval
 
 
@@ -40,28 +38,12 @@ def datamodule_from(checkpoint: dict[str, Any], **overrides: Any) -> DigitsDataM
         raise DigitsError(
             f"ckpt_path={checkpoint['path']}: holds no data settings (trained outside digits.train?)"
         )
-    datamodule_class = data_option(checkpoint)
+    # Older checkpoints name no option: MNIST's.
+    option = checkpoint.get("data_module", "MNISTDataModule")
+    datamodule_class = data_class(option, f"ckpt_path={checkpoint['path']}")
     accepted = inspect.signature(datamodule_class).parameters
     settings = saved | {key: value for key, value in overrides.items() if value is not None}
     return datamodule_class(**{key: value for key, value in settings.items() if key in accepted})
-
-
-def data_option(checkpoint: dict[str, Any]) -> type[DigitsDataModule]:
-    """The data module class a checkpoint names: digits' own (older checkpoints name none:
-    MNIST's), or your own that you trust; anything else is refused, never imported."""
-    option = checkpoint.get("data_module", "MNISTDataModule")
-    if option in digits.data.MODULES:
-        return getattr(digits.data, option)
-    if not trusted(option, DATA_GROUP):
-        raise DigitsError(
-            f"ckpt_path={checkpoint['path']}: refused: its data is read by {option!r}, not one of "
-            f"digits' own data options nor code you trust ({how_to_trust(DATA_GROUP)}); a "
-            "checkpoint's settings are never run as code"
-        )
-    found = trusted_class(option, DATA_GROUP, f"ckpt_path={checkpoint['path']}")
-    if not issubclass(found, DigitsDataModule):
-        raise DigitsError(f"ckpt_path={checkpoint['path']}: {option} is not a digits data module")
-    return found
 
 
 def datamodule_for(cfg: DictConfig, checkpoint: dict[str, Any]) -> DigitsDataModule:
