@@ -170,3 +170,17 @@ def test_an_empty_class_folder_is_named_in_a_warning(photos: Path, tmp_path: Pat
     with pytest.warns(UserWarning, match=rf"{root / '7'}: no images, so digit 7 is not learned"):
         pairs = listed(str(root), None, "root")
     assert {label for _, label in pairs} == set(range(10)) - {7}
+
+
+def test_a_folder_of_mixed_sizes_is_decoded_with_a_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "mixed"  # 12 to 300 pixels square: each goes into the same 28x28 contract
+    write_digit_folder(root, per_class=6, sizes=(12, 28, 64, 150, 300))
+    monkeypatch.setattr(digits.data.prepared, "SHOW_PROGRESS_FROM", 50)  # 200 in use: kept small
+    data = folder_data(tmp_path / "cache", root=str(root))
+    data.prepare_data()
+    assert "preparing 60 images" in capsys.readouterr().out
+    data.setup()
+    assert data.train_set.images.shape[1:] == (28, 28)
+    assert data.training_images() + 12 + 12 == 60  # val and test: 0.2 each, stratified
