@@ -138,6 +138,18 @@ BAD_INPUT = [
     (C, ["{run}", "{other_images}"], "are not the same test images (200 and 200 images, labels that differ): no paired test"),
     (C, ["{run}", "{other_test_set}"], "{run} and {other_test_set} were tested on different test sets (200 images, md5"),
     # --- train: reproduce ---
+    # issue 43: init_from= (transfer learning)
+    (T, ["init_from={empty}/gone"], "init_from={empty}/gone: no such file or run directory"),
+    (T, ["init_from={empty}"], "init_from={empty}: a folder that holds no run (give a run directory, or a checkpoint file"),
+    (T, ["init_from={damaged_run}"], "init_from={damaged_run}: {damaged_run}/metrics.json: damaged"),
+    (T, ["init_from={fixed_batch_onnx}"], "init_from={fixed_batch_onnx}: not a digits checkpoint"),
+    (T, ["init_from={torchscript}"], "init_from={torchscript}: a TorchScript export (digits.export format=torchscript)"),
+    (T, ["init_from={notes}"], "init_from={notes}: not a digits checkpoint"),
+    (T, ["init_from={evil_ckpt}"], "init_from={evil_ckpt}: refused: its network is"),
+    (T, ["init_from={run}", "model=cnn"], "init_from={run}: holds a MLP network, not the selected CNN:"),
+    (T, ["init_from={run}", "module.std=0.5"], "its network learned on images normalised with module.std=0.3081, not 0.5"),
+    (T, ["init_from={run}", "resume={run}"], "resume= and init_from= together: give one"),
+    (T, ["init_from={run}", "ckpt_path={ckpt}"], "init_from={run} ckpt_path={ckpt}: give one (ckpt_path continues training"),
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
     # --- train: early stopping and the tuner ---

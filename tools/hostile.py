@@ -96,6 +96,9 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         "data=mix +data@data.sources.mine=nosuch", "data=mix data.sources.mnist.val_size=-1",
         "data._target_=builtins.dict", "data._target_=no_such_package.Digits",
         "data=mix data.sources.mnist._target_=os.system",
+        # issue 43: init_from=
+        "init_from=/no/such", "init_from={empty}", "init_from={run} model=cnn",
+        "init_from={run} resume={run}", "init_from={run} module.mean=0.5",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",

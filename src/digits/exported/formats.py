@@ -58,6 +58,7 @@ def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
         "network": json.dumps(net),
         "checkpoint": str(ckpt_path.resolve()),
         "run": str(run.path.resolve()) if run is not None else "",
+        "parent": (classifier.parent or {}).get("checkpoint", ""),  # init_from=: its lineage
         "test_accuracy": "" if accuracy is None else f"{accuracy:.4f}",
         "temperature": f"{classifier.temperature.item():.6g}",  # already applied to the output
         "commit": _commit(run),

@@ -38,22 +38,22 @@ def trusted_network(target: str) -> bool:
     return target in NETWORK_TARGETS or trusted(target, NETWORKS_GROUP)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """The checkpoint's contents (weights-only load), upgraded to the current format, or a one-line
-    error naming the file."""
+    error naming the file (as the setting `key` gave it)."""
     path = Path(path)
     if path.is_dir():
         run = RunDir(path)
         example = run.last_checkpoint if run.is_run() else path / "<name>.ckpt"
-        raise DigitsError(f"ckpt_path={path}: a folder, not a checkpoint file (e.g. {example})")
+        raise DigitsError(f"{key}={path}: a folder, not a checkpoint file (e.g. {example})")
     if not path.is_file():
-        raise DigitsError(f"ckpt_path={path}: no such file")
+        raise DigitsError(f"{key}={path}: no such file")
     if path.stat().st_size == 0:
-        raise DigitsError(f"ckpt_path={path}: an empty file, not a checkpoint")
-    check_recorded_hash(path)
+        raise DigitsError(f"{key}={path}: an empty file, not a checkpoint")
+    check_recorded_hash(path, key)
     if is_torchscript(path):
         raise DigitsError(
-            f"ckpt_path={path}: a TorchScript export (digits.export format=torchscript), for "
+            f"{key}={path}: a TorchScript export (digits.export format=torchscript), for "
             "torch.jit.load in your own code; digits reads a checkpoint (.ckpt) or an ONNX "
             "export (.onnx)"
         )
@@ -61,19 +61,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:  # torch's own text would suggest weights_only=False
         raise DigitsError(
-            f"ckpt_path={path}: not a digits checkpoint (not a PyTorch file, or one holding "
+            f"{key}={path}: not a digits checkpoint (not a PyTorch file, or one holding "
             "objects; digits checkpoints hold plain values only)"
         ) from error
     except Exception as error:  # torch names no cause a user can act on: a cut-off copy, mostly
         reason = str(error).split("\n")[0]
         raise DigitsError(
-            f"ckpt_path={path}: not a readable checkpoint: truncated or damaged ({reason})"
+            f"{key}={path}: not a readable checkpoint: truncated or damaged ({reason})"
         ) from error
     hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
     if "net" not in hparams or "state_dict" not in checkpoint:
-        raise DigitsError(f"ckpt_path={path}: not a checkpoint of a digits model")
+        raise DigitsError(f"{key}={path}: not a checkpoint of a digits model")
     checkpoint["path"] = str(path)
-    check_builds_nothing_else(hparams, path)
+    check_builds_nothing_else(hparams, path, key)
     return upgrade(checkpoint)
 
 
@@ -89,7 +89,7 @@ def _leaves(value: Any, where: str) -> Iterator[tuple[str, Any]]:
         yield where, value
 
 
-def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
+def check_builds_nothing_else(hparams: dict[str, Any], path: Path, key: str = "ckpt_path") -> None:
     """Refuse a checkpoint whose settings would make Hydra build anything but a digits network
     (and torch's optimizers and schedules): see NETWORK_TARGETS."""
     net = hparams["net"]
@@ -97,7 +97,7 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
     if not isinstance(target, str) or not trusted_network(target):
         known = ", ".join(sorted({f"digits.models.{n.__name__}" for n in NETWORKS}))
         raise DigitsError(
-            f"ckpt_path={path}: refused: its network is {target!r}, not one of digits' own "
+            f"{key}={path}: refused: its network is {target!r}, not one of digits' own "
             f"({known}) nor one you trust ({how_to_trust(NETWORKS_GROUP)}); a checkpoint's "
             "settings are never run as code"
         )
@@ -108,18 +108,18 @@ def check_builds_nothing_else(hparams: dict[str, Any], path: Path) -> None:
             continue  # a plain setting, or the network, checked above
         if not (isinstance(value, str) and value.startswith(OPTIMIZER_TARGETS)):
             raise DigitsError(
-                f"ckpt_path={path}: refused: {where} names {value!r} to build; a checkpoint may "
+                f"{key}={path}: refused: {where} names {value!r} to build; a checkpoint may "
                 "name only digits' networks and torch.optim's classes"
             )
     for where, value in leaves:
         if isinstance(value, str) and "${" in value:  # saved settings are resolved
             raise DigitsError(
-                f"ckpt_path={path}: refused: {where} holds an interpolation (${{...}}); a digits "
+                f"{key}={path}: refused: {where} holds an interpolation (${{...}}); a digits "
                 "checkpoint's settings are plain values"
             )
 
 
-def check_recorded_hash(path: Path) -> None:
+def check_recorded_hash(path: Path, key: str = "ckpt_path") -> None:
     """A checkpoint in a run whose manifest recorded its MD5 at the run's end must still have it:
     a bit flipped on disk or in a copy would otherwise load and answer wrongly, without a word."""
     run = RunDir.of_checkpoint(path.absolute())
@@ -128,7 +128,7 @@ def check_recorded_hash(path: Path) -> None:
     recorded = (run.manifest().get("checkpoints") or {}).get(path.name)
     if recorded and md5(path) != recorded:
         raise DigitsError(
-            f"ckpt_path={path}: refused: its MD5 differs from the one its run recorded "
+            f"{key}={path}: refused: its MD5 differs from the one its run recorded "
             f"({run.manifest_file}): damaged or changed since the run ended"
         )
 
@@ -170,6 +170,7 @@ def model_from(checkpoint: dict[str, Any], **settings: Any) -> DigitClassifier:
     """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU;
     `settings` replace the module's own (e.g. compile=False)."""
     model = DigitClassifier(**(checkpoint["hyper_parameters"] | settings))
+    model.parent = checkpoint.get("parent")  # where its training started (init_from=), if anywhere
     # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
     broken = [key for key in [*missing, *unexpected] if key.startswith(("net.", "ema."))]

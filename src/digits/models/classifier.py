@@ -100,6 +100,9 @@ class DigitClassifier(L.LightningModule):
             logger=False,
         )
         self.normalize = v2.Normalize([mean], [std])
+        # The run whose weights this model started from (init_from=: digits.runs.lineage), kept
+        # in every checkpoint; None for a model trained from scratch.
+        self.parent: dict[str, Any] | None = None
         self.net = instantiate(self.hparams.net, _convert_="all")
         self.channels_last = channels_last
         if channels_last:
@@ -249,6 +252,8 @@ class DigitClassifier(L.LightningModule):
             checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
         # Which data option the data settings are for: a class name of digits.data, or your own
         # module's module.Class (loaded again only when you trust it: digits.trusted_code).
+        if self.parent is not None:
+            checkpoint["parent"] = self.parent
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None:
             option = type(datamodule)
@@ -259,6 +264,7 @@ class DigitClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.restored_metrics = checkpoint.get("logged_metrics", {})
+        self.parent = checkpoint.get("parent")
         if "rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():

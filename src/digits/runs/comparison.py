@@ -65,8 +65,11 @@ def label(run: RunDir) -> str:
 
 
 def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
-    settings = [run.settings() for run in runs]
-    keys = differing_settings(settings)
+    """A row per run: its status, the settings that differ between the runs (with `parent`, the
+    model it started from, first, when any run has one), its metrics; best first."""
+    settings = [run.settings() | {"parent": parent_of(run)} for run in runs]
+    lineage = ["parent"] if any(setting["parent"] != "-" for setting in settings) else []
+    keys = lineage + [key for key in differing_settings(settings) if key != "parent"]
     rows = []
     for run, setting in zip(runs, settings, strict=True):
         status, metrics = status_and_metrics(run)
@@ -75,6 +78,13 @@ def rows_of(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
         row |= metric_columns(metrics, METRICS)
         rows.append(row)
     return keys, sorted(rows, key=sort_key)
+
+
+def parent_of(run: RunDir) -> str:
+    """The run (or checkpoint file) a run's training started from (init_from=), or "-"."""
+    parent = run.manifest().get("parent") or {}
+    source = parent.get("run") or parent.get("checkpoint")
+    return Path(source).name if source else "-"
 
 
 def metric_columns(metrics: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from optuna.exceptions import TrialPruned  # a search's pruner stopped the run
 from digits.atomic import write_text
 from digits.errors import user_error
 from digits.runs.differences import settings_of
+from digits.runs.lineage import parent_record
 from digits.runs.run_dir import RunDir, md5
 
 # The packages whose versions decide a result; requirements.txt holds every installed one.
@@ -180,6 +181,7 @@ def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
         "packages": package_versions(installed),
         "machine": machine(str(cfg.trainer.get("accelerator", "auto"))),
         "data": data_provenance(cfg.data),
+        "parent": parent_record(cfg.init_from) if cfg.get("init_from") else None,
     }
     run_dir.requirements_file.write_text("\n".join(installed) + "\n")
     if diff:

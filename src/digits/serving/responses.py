@@ -92,6 +92,9 @@ class ModelAnswer(BaseModel):
     file: str = Field(description="the file the server was started with")
     checkpoint: str | None = Field(description="the checkpoint it was made from")
     run: str | None = Field(description="the run that trained it")
+    parent: str | None = Field(
+        description="the checkpoint its training started from (init_from=), if any"
+    )
     test_accuracy: float | None = Field(description="that checkpoint's MNIST test accuracy")
     temperature: float = Field(description="calibration temperature, already in its output")
     input: str = Field(description="the input the network takes (the contract)")

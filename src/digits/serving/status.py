@@ -63,6 +63,7 @@ def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> Mode
         file=source,
         checkpoint=metadata.get("checkpoint") or None,
         run=metadata.get("run") or None,
+        parent=metadata.get("parent") or None,
         test_accuracy=float(accuracy) if accuracy else None,
         temperature=float(metadata.get("temperature", 1.0)),
         input=metadata.get("input", ""),

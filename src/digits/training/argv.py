@@ -63,6 +63,12 @@ def resume_arguments(args: list[str]) -> list[str]:
         raise DigitsError(
             "resume= and overwrite= together: give one (resume continues the run in its directory)"
         )
+    if any(a.startswith("init_from=") for a in args):
+        raise DigitsError(
+            "resume= and init_from= together: give one (resume continues the run in its "
+            "directory from its own last checkpoint; init_from starts a new run from another "
+            "model's weights)"
+        )
     previous = [moved(o) for o in run.overrides() if not o.startswith(NOT_CONTINUED)]
     rest = [a for a in args if not a.startswith("resume=")]
     ours = [

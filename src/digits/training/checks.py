@@ -33,6 +33,10 @@ def check_train(cfg: DictConfig) -> None:
     if not OmegaConf.is_interpolation(cfg, "run_name"):  # given by the user (else made safe)
         check_run_name(str(cfg.run_name))
     check_tune(cfg)
+    if cfg.init_from:
+        from digits.training.transfer import check_init_from  # the LightningModule: heavy
+
+        check_init_from(cfg)
     if cfg.get("ckpt_path"):
         from digits.models.checkpoint import read_checkpoint  # heavy import, only when resuming
 

@@ -36,6 +36,7 @@ from digits.search.pruning import pruning_callbacks, raise_if_pruned
 from digits.training import reproduce as reproduction
 from digits.training.cuda_check import drop_nvml_check_without_driver
 from digits.training.review import ReviewLogger
+from digits.training.transfer import start_from_parent
 from digits.training.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model = DigitClassifier(
         net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )
+    if cfg.init_from and not cfg.ckpt_path:  # a resumed child has its weights in ckpt_path
+        start_from_parent(model, cfg)
     loggers: list[Logger] = instantiate_all(cfg.get("logger"), "logger")
     callbacks = instantiate_all(cfg.get("callbacks"), "callbacks")
     callbacks += pruning_callbacks(cfg.optimized_metric)  # in a search's trial only

@@ -68,7 +68,10 @@ def card(
     cfg: DictConfig, hparams: Mapping[str, Any], metrics: Mapping[str, Any], command: str
 ) -> str:
     """The run in markdown: the command, the final metrics and the key settings."""
-    lines = [f"**{cfg.run_name}**", "", f"`{command}`", "", "| metric | value |", "|---|---|"]
+    lines = [f"**{cfg.run_name}**", "", f"`{command}`", ""]
+    if cfg.get("init_from"):  # lineage: the model it started from
+        lines += [f"started from `{cfg.init_from}` (init_from)", ""]
+    lines += ["| metric | value |", "|---|---|"]
     lines += [
         f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
     ]

@@ -221,6 +221,8 @@ class TrainConfig:
     train: bool = MISSING
     test: bool = MISSING
     ckpt_path: str | None = MISSING
+    init_from: str | None = MISSING
+    init_strict: bool = MISSING
     resume: str | None = MISSING
     reproduce: str | None = MISSING
     overwrite: bool = MISSING

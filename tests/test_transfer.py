@@ -1,0 +1,76 @@
+"""Transfer learning: `init_from=` starts a new run from a trained model's weights (a run directory
+means its best checkpoint), with a fresh optimizer and schedule; the run records its parent in its
+manifest and checkpoints, and compare and the server's /model show it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import FAST, run_entry_point
+from digits.compare import compare
+from digits.exported.formats import metadata
+from digits.models.checkpoint import load_classifier, read_checkpoint
+from digits.runs import RunDir
+from digits.runs.run_dir import md5
+
+# Steps so small the weights stay the parent's to float precision: what was loaded is what is saved.
+STILL = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "optimizer.lr=1e-12",
+         "logger=none"]  # fmt: skip
+
+
+def net_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    state = read_checkpoint(checkpoint)["state_dict"]
+    return {key: value for key, value in state.items() if key.startswith("net.")}
+
+
+def test_a_run_starts_from_its_parent_s_weights_and_records_it(
+    trained_run: Path, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    parent = RunDir(trained_run)
+    child = RunDir(tmp_path / "child")
+    args = [f"init_from={parent.path}", "model=mlp", *STILL, f"hydra.run.dir={child.path}"]
+    assert run_entry_point("train", args, monkeypatch) == 0
+    best = parent.best_checkpoint()
+    recorded = json.loads(child.manifest_file.read_text())["parent"]
+    assert recorded["checkpoint"] == str(best.resolve()) and recorded["md5"] == md5(best)
+    assert recorded["run"] == str(parent.path.resolve())
+    saved = child.best_checkpoint()
+    theirs, ours = net_weights(best), net_weights(saved)
+    assert theirs.keys() == ours.keys()
+    assert all(torch.allclose(theirs[key], ours[key], atol=1e-6) for key in theirs)
+    # The lineage travels with the checkpoint: into exports' metadata, /model, compare.
+    assert metadata(load_classifier(saved), saved)["parent"] == str(best.resolve())
+    rows = {row["run"]: row for row in compare([str(parent.path), str(child.path)], tmp_path / "c")}
+    assert (rows["child"]["parent"], rows[parent.path.name]["parent"]) == (parent.path.name, "-")
+    # A fresh start: the epoch counter and the optimizer are the child's own.
+    assert json.loads(child.metrics_file.read_text())["epochs"] == 1
+
+
+def test_layers_that_do_not_fit_are_refused_or_left_fresh_with_init_strict_false(
+    trained_run: Path, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    monkeypatch.chdir(tmp_path)
+    best = RunDir(trained_run).best_checkpoint()
+    hidden = read_checkpoint(best)["hyper_parameters"]["net"]["hidden"]
+    wider = ",".join(str(size) for size in [hidden[0] * 2, *hidden[1:]])  # 1. and 4. change
+    args = [f"init_from={trained_run}", "model=mlp", f"model.hidden=[{wider}]", *STILL]
+    assert run_entry_point("train", args, monkeypatch) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: init_from={trained_run}: its MLP network does not fit")
+    assert "1.weight" in line and "init_strict=false" in line
+    assert not (tmp_path / "outputs").exists()
+    child = RunDir(tmp_path / "partial")
+    args += ["init_strict=false", f"hydra.run.dir={child.path}"]
+    assert run_entry_point("train", args, monkeypatch) == 0
+    parent = read_checkpoint(child.best_checkpoint())["parent"]
+    assert {"1.weight", "1.bias", "4.weight"} == set(parent["not_loaded"])
+    theirs, ours = net_weights(best), net_weights(child.best_checkpoint())
+    last = max(ours, key=lambda key: int(key.split(".")[1]))  # the output layer: loaded
+    assert torch.allclose(theirs[last], ours[last], atol=1e-6)
