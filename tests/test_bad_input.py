@@ -150,6 +150,10 @@ BAD_INPUT = [
     (T, ["init_from={run}", "module.std=0.5"], "its network learned on images normalised with module.std=0.3081, not 0.5"),
     (T, ["init_from={run}", "resume={run}"], "resume= and init_from= together: give one"),
     (T, ["init_from={run}", "ckpt_path={ckpt}"], "init_from={run} ckpt_path={ckpt}: give one (ckpt_path continues training"),
+    (T, ["model=cnn", "module.freeze=[nope]"], "module.freeze=[nope]: the CNN network has no part 'nope'; its parts: features, head"),
+    (T, ["module.freeze=[features,head]"], "module.freeze=[features,head]: freezes the whole MLP network, so nothing would train"),
+    (T, ["module.unfreeze_at_epoch=2"], "module.unfreeze_at_epoch=2: nothing is frozen to unfreeze; set module.freeze"),
+    (T, ["module.body_lr_scale=0"], "module.body_lr_scale=0: out of range, must be > 0"),
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
     # --- train: early stopping and the tuner ---

@@ -1,19 +1,25 @@
 """Transfer learning: `init_from=` starts a new run from a trained model's weights (a run directory
 means its best checkpoint), with a fresh optimizer and schedule; the run records its parent in its
-manifest and checkpoints, and compare and the server's /model show it."""
+manifest and checkpoints, and compare and the server's /model show it. Parts of the network frozen
+(module.freeze) or tuned at a scale of the learning rate (module.body_lr_scale)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from conftest import FAST, run_entry_point
 from digits.compare import compare
 from digits.exported.formats import metadata
 from digits.models.checkpoint import load_classifier, read_checkpoint
+from digits.models.classifier import DigitClassifier
+from digits.models.networks import parts_of
 from digits.runs import RunDir
 from digits.runs.run_dir import md5
 
@@ -74,3 +80,64 @@ def test_layers_that_do_not_fit_are_refused_or_left_fresh_with_init_strict_false
     theirs, ours = net_weights(best), net_weights(child.best_checkpoint())
     last = max(ours, key=lambda key: int(key.split(".")[1]))  # the output layer: loaded
     assert torch.allclose(theirs[last], ours[last], atol=1e-6)
+
+
+class BatchNormModes(L.Callback):
+    """Whether the network's batch-norm layers were in training mode, at each training step."""
+
+    def __init__(self) -> None:
+        self.training: list[bool] = []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, *_: object
+    ) -> None:
+        layers = [m for m in module.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        self.training.append(any(layer.training for layer in layers))
+
+
+def fitted(
+    make_cfg, *overrides: str, epochs: int = 1
+) -> tuple[DigitClassifier, DigitClassifier, list[bool]]:
+    """A LeNet with batch norm (all of it in its features) before and after `epochs` epochs of 4
+    steps, and whether its batch norm trained at each step."""
+    cfg = make_cfg("model=lenet", "model.batch_norm=true", "logger=none", "callbacks=none",
+                   *overrides)  # fmt: skip
+    datamodule = instantiate(cfg.data)
+    module = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module)
+    before, modes = copy.deepcopy(module), BatchNormModes()
+    trainer = instantiate(cfg.trainer, max_epochs=epochs, limit_train_batches=4, callbacks=[modes],
+                          limit_val_batches=0, enable_checkpointing=False, logger=False)  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    return before, module, modes.training
+
+
+def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Every weight and buffer (batch-norm statistics included) equal."""
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in pairs)
+
+
+def test_frozen_parts_keep_their_weights_and_batch_norm_in_inference_mode(make_cfg) -> None:
+    before, after, training = fitted(make_cfg, "module.freeze=[features]")
+    assert same(parts_of(before.net)["features"], parts_of(after.net)["features"])
+    assert not same(parts_of(before.net)["head"], parts_of(after.net)["head"])
+    assert training == [False] * 4  # normalised by the statistics it has, not the batch's
+    # Unfrozen from the second epoch: the features train then, batch norm in training mode.
+    overrides = ("module.freeze=[features]", "module.unfreeze_at_epoch=1")
+    before, after, training = fitted(make_cfg, *overrides, epochs=2)
+    assert training == [False] * 4 + [True] * 4
+    assert not same(parts_of(before.net)["features"], parts_of(after.net)["features"])
+
+
+def test_the_body_learns_at_its_own_scale_of_the_learning_rate(make_cfg) -> None:
+    cfg = make_cfg("model=cnn", "module.body_lr_scale=0.1", "optimizer.lr=0.002",
+                   "scheduler=onecycle", "scheduler.max_lr=0.01", "scheduler.total_steps=10")  # fmt: skip
+    module = DigitClassifier(cfg.model, cfg.optimizer, cfg.scheduler, **cfg.module)
+    configured = module.configure_optimizers()
+    body, head = configured["optimizer"].param_groups
+    assert {id(p) for p in head["params"]} == {
+        id(p) for p in parts_of(module.net)["head"].parameters()
+    }
+    assert len(body["params"]) + len(head["params"]) == len(list(module.net.parameters()))
+    peaks = [group["max_lr"] for group in configured["optimizer"].param_groups]  # set by OneCycleLR
+    assert peaks == pytest.approx([0.001, 0.01])

@@ -99,6 +99,7 @@ def cli_cases() -> list[tuple[str, list[str], str]]:
         # issue 43: init_from=
         "init_from=/no/such", "init_from={empty}", "init_from={run} model=cnn",
         "init_from={run} resume={run}", "init_from={run} module.mean=0.5",
+        "module.freeze=[nope]", "module.freeze=[features,head]", "module.body_lr_scale=-1",
     ]  # fmt: skip
     train_runs = [
         "model=lenet", "model=lstm", "optimizer=sgd", "scheduler=onecycle", "--cfg job",

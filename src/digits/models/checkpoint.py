@@ -161,6 +161,9 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     hparams.setdefault("channels_last", False)
     hparams.setdefault("calibrate", False)  # before calibration: its temperature stays 1
     hparams.setdefault("ema_decay", None)
+    hparams.setdefault("freeze", None)  # before transfer learning: nothing frozen
+    hparams.setdefault("unfreeze_at_epoch", None)
+    hparams.setdefault("body_lr_scale", 1.0)
     if data:
         data.setdefault("on_device", "auto")  # before device-resident images
     return checkpoint

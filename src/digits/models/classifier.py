@@ -21,9 +21,10 @@ from torchmetrics import CatMetric, MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from digits.constraints import POSITIVE, PROBABILITY, Range
+from digits.constraints import NOT_NEGATIVE, POSITIVE, PROBABILITY, Range
 from digits.models.calibration import calibrated, fit_temperature
-from digits.models.networks import NUM_CLASSES
+from digits.models.finetuning import FreezeParts
+from digits.models.networks import NUM_CLASSES, parts_of
 
 # What the module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
 # metrics.json keeps from the fit. Models are never selected on test/ metrics.
@@ -81,6 +82,9 @@ class DigitClassifier(L.LightningModule):
         std: Annotated[float, POSITIVE],
         calibrate: bool,
         ema_decay: Annotated[float | None, Range(gt=0, lt=1)],
+        freeze: list[str] | None,
+        unfreeze_at_epoch: Annotated[int | None, NOT_NEGATIVE],
+        body_lr_scale: Annotated[float, POSITIVE],
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -95,6 +99,9 @@ class DigitClassifier(L.LightningModule):
                 "std": std,
                 "calibrate": calibrate,
                 "ema_decay": ema_decay,
+                "freeze": list(freeze) if freeze else None,
+                "unfreeze_at_epoch": unfreeze_at_epoch,
+                "body_lr_scale": body_lr_scale,
             },
             # Not to the loggers: digits.train logs the run's defining settings itself at the end.
             logger=False,
@@ -270,16 +277,43 @@ class DigitClassifier(L.LightningModule):
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Freezing (module.freeze) is the module's own setting, run by Lightning's callback."""
+        if not self.hparams.freeze:
+            return []
+        return [FreezeParts(self.hparams.freeze, self.hparams.unfreeze_at_epoch)]
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The network's parameters for the optimizer: one group, or with body_lr_scale the body
+        (all but the head) at that multiple of the learning rate, the head at the rate itself."""
+        scale = self.hparams.body_lr_scale
+        if scale == 1:
+            return [{"params": list(self.net.parameters())}]
+        head = {id(p) for p in parts_of(self.net)["head"].parameters()}
+        body = [p for p in self.net.parameters() if id(p) not in head]
+        lr = self.hparams.optimizer["lr"]
+        return [
+            {"params": body, "lr": lr * scale},
+            {"params": [p for p in self.net.parameters() if id(p) in head], "lr": lr},
+        ]
+
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.net.parameters())
+        groups = self.parameter_groups()
+        optimizer = instantiate(self.hparams.optimizer)(params=groups)
         if self.hparams.scheduler is None:
             return optimizer
         config = dict(self.hparams.scheduler)
         interval = config.pop("interval", "epoch")
+        if "max_lr" in config and len(groups) > 1:  # one-cycle: each group peaks at its own scale
+            config["max_lr"] = [
+                config["max_lr"] * group["lr"] / groups[-1]["lr"] for group in groups
+            ]
         for key in STEP_COUNT_KEYS:
             if key in config and config[key] is None:
                 config[key] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(config)(optimizer)
+        scheduler = instantiate(config, _convert_="all")(
+            optimizer
+        )  # max_lr: a list, not ListConfig
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval},

@@ -32,7 +32,22 @@ def _head(in_features: int, hidden: int | None, dropout: float) -> list[nn.Modul
     ]
 
 
-class MLP(nn.Sequential):
+class Layered(nn.Sequential):
+    """A network of layers in a row whose last ones (from `head_start`) are the classifier head:
+    its parts are the feature layers before it and the head (transfer learning freezes or tunes
+    them apart: module.freeze, module.body_lr_scale)."""
+
+    head_start: int
+
+    def parts(self) -> dict[str, nn.Module]:
+        layers = list(self)  # the same modules: freezing a part freezes them in the network
+        return {
+            "features": nn.Sequential(*layers[: self.head_start]),
+            "head": nn.Sequential(*layers[self.head_start :]),
+        }
+
+
+class MLP(Layered):
     """Fully connected: flatten 784 -> hidden... -> 10 (T0: 128, 84)."""
 
     def __init__(self, hidden: Annotated[list[int], AT_LEAST_ONE], dropout: Probability) -> None:
@@ -43,9 +58,10 @@ class MLP(nn.Sequential):
             width = size
         layers.append(nn.Linear(width, NUM_CLASSES))
         super().__init__(*layers)
+        self.head_start = len(layers) - 1  # the output layer
 
 
-class LeNet(nn.Sequential):
+class LeNet(Layered):
     """Conv blocks, each [conv -> (batch norm) -> ReLU] x convs_per_block then max-pool 2, and a
     linear head. T4: channels [16, 32], kernel 5, padding 2, no hidden layer (1568 -> 10). T3 and T1
     are the same family with other sizes (see conf/experiment/)."""
@@ -75,11 +91,13 @@ class LeNet(nn.Sequential):
         if conv_dropout:
             layers.append(nn.Dropout2d(conv_dropout))
         layers.append(nn.Flatten())
+        head_start = len(layers)
         layers += _head(in_channels * size * size, hidden, dropout)
         super().__init__(*layers)
+        self.head_start = head_start
 
 
-class CNN(nn.Sequential):
+class CNN(Layered):
     """Dropout CNN (pytorch/examples): conv k3 -> ReLU per channel width (no padding), max-pool 2,
     dropout, fc hidden, dropout, fc 10 (defaults: 32c3-64c3-pool-drop0.25-fc128-drop0.5-fc10)."""
 
@@ -98,8 +116,10 @@ class CNN(nn.Sequential):
             in_channels, size = out_channels, size - kernel_size + 1
         layers += [nn.MaxPool2d(2), nn.Dropout(conv_dropout), nn.Flatten()]
         size //= 2
+        head_start = len(layers)
         layers += _head(in_channels * size * size, hidden, dropout)
         super().__init__(*layers)
+        self.head_start = head_start
 
 
 class LSTMReader(nn.Module):
@@ -113,6 +133,9 @@ class LSTMReader(nn.Module):
         )
         self.head = nn.Linear(hidden, NUM_CLASSES)
 
+    def parts(self) -> dict[str, nn.Module]:
+        return {"features": self.lstm, "head": self.head}
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         rows = images.flatten(1, 2)  # (N, 1, 28, 28) -> (N, 28 rows, 28 pixels)
         _, (last_hidden, _) = self.lstm(rows)
@@ -120,3 +143,10 @@ class LSTMReader(nn.Module):
 
 
 NETWORKS = (MLP, LeNet, CNN, LSTMReader)  # what conf/model/ chooses from
+
+
+def parts_of(network: nn.Module) -> dict[str, nn.Module]:
+    """A network's named parts: its own `parts()` (digits' networks: features and head), else its
+    top-level submodules by name (a network of your own)."""
+    parts = getattr(network, "parts", None)
+    return parts() if callable(parts) else dict(network.named_children())

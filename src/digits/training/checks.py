@@ -29,6 +29,7 @@ def check_train(cfg: DictConfig) -> None:
     check_monitors(cfg)
     check_epochs(cfg)
     check_network(cfg.model)
+    check_freeze(cfg)
     check_loggers(cfg)
     if not OmegaConf.is_interpolation(cfg, "run_name"):  # given by the user (else made safe)
         check_run_name(str(cfg.run_name))
@@ -136,6 +137,49 @@ def check_network(model: DictConfig) -> None:
         ) from error
     if scores.shape != (1, NUM_CLASSES):
         raise DigitsError(f"model: the network gives {tuple(scores.shape)}, not (1, {NUM_CLASSES})")
+
+
+def check_freeze(cfg: DictConfig) -> None:
+    """module.freeze names parts the network has and leaves some to train; body_lr_scale needs a
+    head to set the body apart from."""
+    from hydra.utils import instantiate
+
+    from digits.models.networks import parts_of
+
+    module = cfg.module
+    freeze, scale = module.freeze or [], module.body_lr_scale
+    if module.unfreeze_at_epoch is not None and not freeze:
+        raise DigitsError(
+            f"module.unfreeze_at_epoch={module.unfreeze_at_epoch}: nothing is frozen to unfreeze; "
+            "set module.freeze (e.g. [features])"
+        )
+    if not freeze and scale == 1:
+        return
+    network = instantiate(cfg.model, _convert_="all")
+    parts = parts_of(network)
+    name = type(network).__name__
+    unknown = [part for part in freeze if part not in parts]
+    if unknown:
+        raise DigitsError(
+            f"module.freeze=[{','.join(freeze)}]: the {name} network has no part '{unknown[0]}'; "
+            f"its parts: {', '.join(parts)}"
+        )
+    trainable = [
+        part
+        for part in parts
+        if part not in freeze and next(parts[part].parameters(), None) is not None
+    ]
+    if freeze and not trainable and module.unfreeze_at_epoch is None:
+        raise DigitsError(
+            f"module.freeze=[{','.join(freeze)}]: freezes the whole {name} network, so nothing "
+            "would train; leave a part out (e.g. module.freeze=[features]) or unfreeze later "
+            "(module.unfreeze_at_epoch)"
+        )
+    if scale != 1 and "head" not in parts:
+        raise DigitsError(
+            f"module.body_lr_scale={scale}: the {name} network has no part named 'head' to set "
+            f"the body apart from (its parts: {', '.join(parts)}); define parts() on it"
+        )
 
 
 # Loggers whose library is an optional extra of digits.
