@@ -42,7 +42,7 @@ BAD_INPUT = [
     (T, ["--config-name", "nosuch"], "--config-name nosuch: no nosuch.yaml in"),
     (T, ["--config-name", "train", "bogus"], "bogus: not a valid override (missing EQUAL"),
     (T, ["--config-dir", "{user_conf}", "model=broken"], 'error: not valid YAML: while parsing a flow sequence in "{user_conf}/model/broken.yaml", line 1'),
-    (T, ["--config-dir", "{user_conf}", "model=odd"], "model.bogus=1: cannot build this network (MLP.__init__() got an unexpected keyword argument 'bogus')"),
+    (T, ["--config-dir", "{user_conf}", "model=odd"], "model.bogus=1: no such key in the config (model takes: hidden, dropout)"),
     (T, ["--config-dir", "{user_conf}", "model=nosuch"], "model=nosuch: no such model option; available: broken, cnn, lenet, lstm, mlp, odd"),
     (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
     (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),

@@ -22,7 +22,7 @@ from digits.trusted_code import DATA_GROUP, how_to_trust, trusted, trusted_class
 def build_data(data: DictConfig, **overrides: Any) -> DigitsDataModule:
     """The data module `data` describes (its `_target_` with its settings, and `overrides`)."""
     check_by_signature(data, "data.")
-    target = data._target_
+    target = data["_target_"]
     try:
         datamodule = instantiate(data, **overrides)
     except InstantiationException as error:

@@ -11,9 +11,11 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from digits.models.networks import parts_of
+
+# torch's batch-norm layers (their common base class is private).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class FreezeParts(BaseFinetuning):
@@ -46,5 +48,5 @@ class FreezeParts(BaseFinetuning):
         if self.frozen:  # Lightning put every layer in training mode: frozen statistics stay
             for part in self.frozen_parts(pl_module):
                 for layer in part.modules():
-                    if isinstance(layer, _BatchNorm):
+                    if isinstance(layer, BATCH_NORMS):
                         layer.eval()

@@ -288,7 +288,7 @@ def check_provenance(data: DictConfig) -> None:
         data_provenance(data)
     except NotImplementedError as error:
         raise DigitsError(
-            f"data._target_={data._target_}: says not what a run reads; define its classmethod "
+            f"data._target_={data['_target_']}: says not what a run reads; define its classmethod "
             "provenance(settings), recorded in the run's manifest.json (docs/your-own-data.md)"
         ) from error
 

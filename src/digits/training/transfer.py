@@ -63,7 +63,7 @@ def check_init_from(cfg: DictConfig) -> None:
     differ = differing_layers(network, parent_weights(checkpoint))
     if cfg.init_strict and differ:
         parent, selected = (
-            str(t).rsplit(".", 1)[-1] for t in (trained["net"]["_target_"], cfg.model._target_)
+            str(t).rsplit(".", 1)[-1] for t in (trained["net"]["_target_"], cfg.model["_target_"])
         )
         what = (
             f"holds a {parent} network, not the selected {selected}"
