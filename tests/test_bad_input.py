@@ -154,6 +154,7 @@ BAD_INPUT = [
     (T, ["module.freeze=[features,head]"], "module.freeze=[features,head]: freezes the whole MLP network, so nothing would train"),
     (T, ["module.unfreeze_at_epoch=2"], "module.unfreeze_at_epoch=2: nothing is frozen to unfreeze; set module.freeze"),
     (T, ["module.body_lr_scale=0"], "module.body_lr_scale=0: out of range, must be > 0"),
+    (T, ["experiment=finetune"], "experiment=finetune needs init_from=<run directory or checkpoint>"),
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
     # --- train: early stopping and the tuner ---

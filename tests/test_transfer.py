@@ -22,6 +22,7 @@ from digits.models.classifier import DigitClassifier
 from digits.models.networks import parts_of
 from digits.runs import RunDir
 from digits.runs.run_dir import md5
+from digits.serving.status import model_answer
 
 # Steps so small the weights stay the parent's to float precision: what was loaded is what is saved.
 STILL = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "optimizer.lr=1e-12",
@@ -50,7 +51,8 @@ def test_a_run_starts_from_its_parent_s_weights_and_records_it(
     assert theirs.keys() == ours.keys()
     assert all(torch.allclose(theirs[key], ours[key], atol=1e-6) for key in theirs)
     # The lineage travels with the checkpoint: into exports' metadata, /model, compare.
-    assert metadata(load_classifier(saved), saved)["parent"] == str(best.resolve())
+    served = model_answer(metadata(load_classifier(saved), saved), str(saved), "mnist")
+    assert served.parent == str(best.resolve())  # GET /model's answer
     rows = {row["run"]: row for row in compare([str(parent.path), str(child.path)], tmp_path / "c")}
     assert (rows["child"]["parent"], rows[parent.path.name]["parent"]) == (parent.path.name, "-")
     # A fresh start: the epoch counter and the optimizer are the child's own.

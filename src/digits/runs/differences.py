@@ -10,12 +10,20 @@ from omegaconf import DictConfig, OmegaConf
 
 # Settings that say where a run came from, not what it was.
 PROVENANCE = ("resume", "reproduce", "overwrite")
+# What TensorBoard's HPARAMS tab shows of a run (conf/train.yaml's `hparams`): no difference in how
+# it trained.
+PRESENTATION = "hparams."
 
 
 def differing_settings(settings: list[dict[str, str]]) -> list[str]:
     """The keys (of RunDir.settings()) whose values are not the same in every run. A key a run
     lacks counts as null: a setting added since, at its null (off) default, is no difference."""
-    keys = dict.fromkeys(key for setting in settings for key in setting if key not in PROVENANCE)
+    keys = dict.fromkeys(
+        key
+        for setting in settings
+        for key in setting
+        if key not in PROVENANCE and not key.startswith(PRESENTATION)
+    )
     return [key for key in keys if len({setting.get(key, "None") for setting in settings}) > 1]
 
 

@@ -34,6 +34,11 @@ def check_train(cfg: DictConfig) -> None:
     if not OmegaConf.is_interpolation(cfg, "run_name"):  # given by the user (else made safe)
         check_run_name(str(cfg.run_name))
     check_tune(cfg)
+    if cfg.task_name == "finetune" and not cfg.init_from:  # conf/experiment/finetune.yaml
+        raise DigitsError(
+            "experiment=finetune needs init_from=<run directory or checkpoint>: the trained "
+            "model to fine-tune (and model=<its model> with its sizes)"
+        )
     if cfg.init_from:
         from digits.training.transfer import check_init_from  # the LightningModule: heavy
 
