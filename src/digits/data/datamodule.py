@@ -198,36 +198,29 @@ def keeps_contract(option: type, images: Any, labels: Any) -> None:
     """What `read` gives must be what the model takes: uint8 images (N, 28, 28), white ink on
     black, and int64 labels 0-9, one each (a data module of your own is held to it in one line)."""
     where = f"data._target_={option.__module__}.{option.__qualname__}: read() gives"
-    if not (
-        isinstance(images, torch.Tensor)
-        and images.dtype == torch.uint8
-        and images.shape[1:] == (FIELD, FIELD)
-    ):
-        found = (
-            f"{images.dtype} {tuple(images.shape)}"
-            if isinstance(images, torch.Tensor)
-            else type(images).__name__
-        )
+    if not (is_tensor(images, torch.uint8) and images.shape[1:] == (FIELD, FIELD)):
         raise DigitsError(
-            f"{where} images as {found}; the input contract is uint8 (N, {FIELD}, {FIELD}), white "
-            "ink on black"
+            f"{where} images as {described(images)}; the input contract is uint8 (N, {FIELD}, "
+            f"{FIELD}), white ink on black"
         )
-    if not (
-        isinstance(labels, torch.Tensor)
-        and labels.dtype == torch.int64
-        and labels.shape == images.shape[:1]
-    ):
-        found = (
-            f"{labels.dtype} {tuple(labels.shape)}"
-            if isinstance(labels, torch.Tensor)
-            else type(labels).__name__
-        )
+    if not (is_tensor(labels, torch.int64) and labels.shape == images.shape[:1]):
         raise DigitsError(
-            f"{where} labels as {found}; they are int64 ({len(images)},), one per image"
+            f"{where} labels as {described(labels)}; they are int64 ({len(images)},), one per image"
         )
     outside = labels[(labels < 0) | (labels > 9)]
     if len(outside):
         raise DigitsError(f"{where} a label {outside[0].item()}; labels are digits 0-9")
+
+
+def is_tensor(value: Any, dtype: torch.dtype) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == dtype
+
+
+def described(value: Any) -> str:
+    """A tensor's dtype and shape, or what else it is, for an error line."""
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} {tuple(value.shape)}"
+    return type(value).__name__
 
 
 @rank_zero_only
