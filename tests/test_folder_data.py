@@ -184,3 +184,19 @@ def test_a_folder_of_mixed_sizes_is_decoded_with_a_progress_bar(
     data.setup()
     assert data.train_set.images.shape[1:] == (28, 28)
     assert data.training_images() + 12 + 12 == 60  # val and test: 0.2 each, stratified
+
+
+def test_with_no_validation_every_image_but_the_test_trains_and_the_last_weights_are_tested(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = folder_data(tmp_path / "cache", root=str(photos), val_fraction=None)
+    data.setup()
+    assert (len(data.train_set), len(data.val_set), len(data.test_set)) == (96, 0, 24)
+    run = RunDir(tmp_path / "run")  # a few examples per digit: nothing to choose a checkpoint by
+    args = ["data=folder", f"data.root={photos}", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.val_fraction=null", "trainer.max_epochs=2", "logger=none",
+            f"hydra.run.dir={run.path}"]  # fmt: skip
+    assert run_entry_point("train", args, monkeypatch) == 0
+    metrics = json.loads(run.metrics_file.read_text())
+    assert metrics["test/images"] == 24 and "val/acc" not in metrics
+    assert "best_checkpoint" not in metrics and run.last_checkpoint.is_file()

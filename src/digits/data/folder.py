@@ -90,9 +90,10 @@ def csv_listed(table: Path, key: str) -> Labelled:
 
 class FolderDataModule(HeldOutSplits):
     """Labelled images from a folder (`root`) or a CSV (`labels`), prepared as `digits.predict`
-    reads a photo (`preprocess`). Validation is `val_fraction` of them and test `test_fraction`
-    (split stratified by label, seeded by `split_seed`), unless `test_root` or `test_labels` gives
-    the test images. Files that cannot be read are refused, naming the file, or skipped and counted
+    reads a photo (`preprocess`). Validation is `val_fraction` of them (None: none, for a few
+    examples per digit: nothing chooses a checkpoint, the last weights are tested) and test
+    `test_fraction` (split stratified by label, seeded by `split_seed`), unless `test_root` or
+    `test_labels` gives the test images. Files that cannot be read are refused, naming the file, or skipped and counted
     with `skip_bad`. Its arguments are conf/data/folder.yaml's settings."""
 
     UNUSED_WITH: ClassVar = {
@@ -107,7 +108,7 @@ class FolderDataModule(HeldOutSplits):
         test_root: str | None,
         test_labels: str | None,
         preprocess: Annotated[str, OneOf(tuple(PREPROCESSORS))],
-        val_fraction: Fraction,
+        val_fraction: Fraction | None,
         test_fraction: Fraction,
         split_seed: Annotated[int, SEED],
         cache_dir: str,

@@ -55,11 +55,12 @@ def split_indices(
 
 
 def stratified_split(
-    labels: torch.Tensor, val_fraction: float, test_fraction: float, seed: int
+    labels: torch.Tensor, val_fraction: float | None, test_fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(training, validation, test indices) of labelled images, each split holding about its share
     of every label. Each label's images are put in a seeded random order and spread evenly along
-    one sequence (the k-th of n at (k + 0.5) / n); test takes the head, validation the next part."""
+    one sequence (the k-th of n at (k + 0.5) / n); test takes the head, validation the next part.
+    `val_fraction` None: no validation images (all but the test train)."""
     generator = torch.Generator().manual_seed(seed)
     position = torch.empty(len(labels))
     for label in labels.unique():
@@ -67,10 +68,15 @@ def stratified_split(
         order = members[torch.randperm(len(members), generator=generator)]
         position[order] = (torch.arange(len(members)) + 0.5) / len(members)
     sequence = torch.argsort(position, stable=True)
-    tests, vals = round(len(labels) * test_fraction), round(len(labels) * val_fraction)
-    if min(vals, len(labels) - tests - vals) < 1 or (test_fraction and tests < 1):
+    tests, vals = round(len(labels) * test_fraction), round(len(labels) * (val_fraction or 0))
+    if (
+        len(labels) - tests - vals < 1
+        or (val_fraction and vals < 1)
+        or (test_fraction and tests < 1)
+    ):
         raise DigitsError(
-            f"data.val_fraction={val_fraction:g}, data.test_fraction={test_fraction:g}: "
-            f"{len(labels)} images leave a split empty; give more images or other fractions"
+            f"data.val_fraction={val_fraction if val_fraction is None else f'{val_fraction:g}'}, "
+            f"data.test_fraction={test_fraction:g}: {len(labels)} images leave a split empty; "
+            "give more images or other fractions"
         )
     return sequence[tests + vals :], sequence[tests : tests + vals], sequence[:tests]
