@@ -244,6 +244,7 @@ BAD_INPUT = [
     (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: emnist, folder, mix, mnist, qmnist, usps"),
     (E, ["run={run}", "data=usps", "data.root={empty}", "data.download=false"], "usps.bz2: not found (USPS's train split"),
     (E, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
+    (E, ["run={run}", "data=mix", "data.root={empty}"], "data.root={empty}: no such key in the config (data takes: sources, weights"),
     (E, ["run={empty}"], "run={empty}: neither a run"),
     (E, ["run={run}", "ckpt_path={ckpt}"], "give one of them, not both"),
     (E, ["ckpt_path={notes}"], "ckpt_path={notes}: not a digits checkpoint"),

@@ -55,6 +55,12 @@ def test_mnist_and_usps_train_together_and_are_tested_each_on_its_own(
     counts = {name: part.stop - part.start for name, part in rebuilt.source_slices("val").items()}
     pooled = sum(metrics[f"val/{name}/acc"] * count for name, count in counts.items())
     assert metrics["val/acc"] == pytest.approx(pooled / sum(counts.values()), abs=1e-6)
+    # digits.evaluate on data=mix (an option without a root of its own): the same test images.
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(data_root))
+    again = [f"run={run.path}", "data=mix", *mix_args(data_root, usps_root), "tensorboard=false"]
+    assert run_entry_point("evaluate", again, monkeypatch) == 0
+    (report,) = run.path.glob("evaluation_on_mix-*/metrics.json")
+    assert json.loads(report.read_text())["images"] == TEST_SIZE + 20
 
 
 def test_weights_repeat_a_source_s_training_images(data_root: Path, usps_root: Path) -> None:

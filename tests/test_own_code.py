@@ -71,6 +71,11 @@ def test_your_own_data_module_trains_and_loads_only_when_you_trust_it(
     assert metrics["test/images"] == 60  # test_fraction 0.2 of 300, by digits' stratified split
     data = json.loads(run.manifest_file.read_text())["data"]
     assert data["md5"] == hashlib.md5(npz_file.read_bytes()).hexdigest()
+    # Scored on your data module chosen on the command line: no trust asked (you chose the code),
+    # evaluate's own default data.root (the run's MNIST) not handed to a module without a root.
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path))
+    chosen = [*my_code, f"run={run.path}", "data=npz", f"data.path={npz_file}", "tensorboard=false"]
+    assert run_entry_point("evaluate", chosen, monkeypatch) == 0
     capsys.readouterr()
     evaluate = [f"run={run.path}", "tensorboard=false"]
     assert run_entry_point("evaluate", evaluate, monkeypatch) == 2  # its data module: not trusted

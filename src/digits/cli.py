@@ -18,9 +18,11 @@ def launch(
     config_name: str,
     hydra_main: Callable[[], Any],
     check: Callable[[DictConfig], None] | None = None,
+    prepare: Callable[[DictConfig], None] | None = None,
 ) -> None:
-    """Console entry point: check the command line against the config, then hand over to Hydra."""
-    reports_user_errors(check_command_line)(config_name, sys.argv[1:], check)
+    """Console entry point: check the command line against the config (after `prepare`, which
+    the Hydra main does first too), then hand over to Hydra."""
+    reports_user_errors(check_command_line)(config_name, sys.argv[1:], check, prepare=prepare)
     hydra_main()
 
 

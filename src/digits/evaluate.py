@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import hydra
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +27,7 @@ from digits.config import config_dir
 from digits.config.command_line import check_run_or_checkpoint
 from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
+from digits.config.validate import settings_taken
 from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf, Range
 from digits.errors import DigitsError, reports_user_errors
 from digits.evaluation.report import evaluate_run, write_report
@@ -58,6 +59,19 @@ class EvaluateConfig:
 
 store_schemas(evaluate=EvaluateConfig)
 console = Console()
+
+
+def without_own_data_root(cfg: DictConfig) -> None:
+    """Drop evaluate.yaml's default `data.root` (where MNIST is, for the run's own data) from a
+    data option that takes no root (data=mix, a data module of your own): Hydra merges the default
+    into every option's settings, having no way to add a key only when no option is chosen. A root
+    typed on the command line is a plain value, never the default's interpolation: it stays."""
+    data = cfg.data
+    if "_target_" not in data or "root" not in data or not OmegaConf.is_interpolation(data, "root"):
+        return
+    if "root" not in settings_taken(data):
+        with open_dict(data):
+            data.pop("root")
 
 
 def data_name(data: DictConfig) -> str | None:
@@ -142,6 +156,7 @@ def evaluate_committee(cfg: DictConfig, path: Path) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     """Evaluate a run, every job of a multirun, or one checkpoint."""
     silence_known_warnings()
+    without_own_data_root(cfg)
     if cfg.ensemble:
         evaluate_committee(cfg, Path(cfg.run))
         return
@@ -195,7 +210,7 @@ def check_evaluate(cfg: DictConfig) -> None:
 
 def main() -> None:
     """`python -m digits.evaluate`: check the command line, then run."""
-    launch("evaluate", hydra_main, check_evaluate)
+    launch("evaluate", hydra_main, check_evaluate, prepare=without_own_data_root)
 
 
 if __name__ == "__main__":

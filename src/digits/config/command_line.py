@@ -173,11 +173,13 @@ def check_command_line(
     args: Sequence[str],
     check: Callable[[DictConfig], None] | None,
     check_sweeper: SweeperCheck | None = None,
+    prepare: Callable[[DictConfig], None] | None = None,
 ) -> DictConfig | None:
     """Compose `config_name` with the user's overrides as Hydra will; raise DigitsError (one line)
-    for the first mistake found. `check` adds what only that entry point knows of each composed
-    config; `check_sweeper` what it knows of a multirun's sweeper (Hydra's node, the overrides as
-    typed, and a function composing other overrides). Returns the config
+    for the first mistake found. `prepare` does to each composed config what the entry point's
+    Hydra main does first (before anything is checked); `check` adds what only that entry point
+    knows of each composed config; `check_sweeper` what it knows of a multirun's sweeper (Hydra's
+    node, the overrides as typed, and a function composing other overrides). Returns the config
     composed with Hydra's node (for a sweep, its first job's), or None where Hydra only shows
     something (--help, --cfg)."""
     args, flags = _overrides_and_flags(args)
@@ -192,7 +194,7 @@ def check_command_line(
     added = (Path(flags.config_dir).resolve(),) if flags.config_dir else ()
     token = EXTRA_CONFIG_DIRS.set(added)
     try:
-        return _check_composed(config_name, args, flags, check, check_sweeper)
+        return _check_composed(config_name, args, flags, check, check_sweeper, prepare)
     finally:
         EXTRA_CONFIG_DIRS.reset(token)
 
@@ -210,6 +212,7 @@ def _check_composed(
     flags: argparse.Namespace,
     check: Callable[[DictConfig], None] | None,
     check_sweeper: SweeperCheck | None,
+    prepare: Callable[[DictConfig], None] | None,
 ) -> DictConfig:
     parsed = parse_overrides(args)
     _check_launcher_installed(parsed)
@@ -227,6 +230,8 @@ def _check_composed(
         configs = []
         for combo in combos[:MAX_SWEEP_CHECKS]:
             cfg = compose_checked(combo, recompose)
+            if prepare is not None:
+                prepare(cfg)
             with settings_named():
                 check_schema(cfg, combo)
                 check_targets(cfg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import logging
 import math
 import types
@@ -155,6 +156,18 @@ def check_node(node: DictConfig, fields: Fields, prefix: str, combo: Sequence[st
             if isinstance(value, float) and not math.isfinite(value):
                 problem = "not a finite number; must be"
             raise DigitsError(f"{shown(key, value, combo)}: {problem} {allowed.describe()}")
+
+
+def settings_taken(node: DictConfig) -> set[str]:
+    """The keys a node with a `_target_` takes: its schema's fields, or else its class's
+    arguments (a class of your own); what it holds, where neither can be told."""
+    fields = schema_fields(node)
+    if fields is not None:
+        return set(fields)
+    try:
+        return set(inspect.signature(get_object(node["_target_"])).parameters)
+    except Exception:  # not importable or no signature: check_targets says so, in one line
+        return {str(key) for key in node}
 
 
 def check_by_signature(node: DictConfig, prefix: str, combo: Sequence[str] = ()) -> None:
