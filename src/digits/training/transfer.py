@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from digits.errors import DigitsError
@@ -59,7 +60,7 @@ def check_init_from(cfg: DictConfig) -> None:
                 f"{trained[key]}, not {cfg.module[key]}; use the parent's (module.mean="
                 f"{trained['mean']} module.std={trained['std']})"
             )
-    network = DigitClassifier(cfg.model, cfg.optimizer, None, **cfg.module).net
+    network = instantiate(cfg.model, _convert_="all")  # as DigitClassifier builds its own
     differ = differing_layers(network, parent_weights(checkpoint))
     if cfg.init_strict and differ:
         parent, selected = (
