@@ -27,6 +27,8 @@ from digits.exported.web import RUNTIME_FILES
 from digits.runs import RunDir
 
 T, E, P, X, EX, S, C = "train", "evaluate", "predict", "explore", "export", "serve", "compare"
+A = "adapt"
+ADAPT = ["ckpt_path={run}", "data.root={photos}"]
 PREDICT = ["ckpt_path={ckpt}", "images=[{image}]"]
 SMALL_VAL = ["data.val_size=200"]
 SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
@@ -121,7 +123,7 @@ BAD_INPUT = [
     (T, ["data._target_=no_such_package.Digits"], "data._target_=no_such_package.Digits: cannot import it"),
     (T, ["data=mix", "data.sources.mnist._target_=os.system"], "data.sources.mnist._target_: refused: 'os.system' is not one of digits' data options"),
     # --- train: a run directory that holds a run, damaged runs ---
-    (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); continue it with resume=<dir>"),
+    (T, ["hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed); give another hydra.run.dir, add overwrite=true"),
     (T, ["resume={run}", "overwrite=true"], "resume= and overwrite= together: give one"),
     (T, ["resume={damaged_hydra}"], "{damaged_hydra}/.hydra/overrides.yaml: damaged, not readable YAML"),
     (T, ["reproduce={damaged_hydra}"], "{damaged_hydra}/.hydra/overrides.yaml: damaged, not readable YAML"),
@@ -157,6 +159,22 @@ BAD_INPUT = [
     (T, ["experiment=finetune"], "experiment=finetune needs init_from=<run directory or checkpoint>"),
     (T, ["reproduce={empty}"], "reproduce={empty}: not a finished run (needs .hydra/overrides.yaml and metrics.json)"),
     (T, ["reproduce={run}", "resume={run}"], "reproduce= and resume= together: give one"),
+    # --- adapt (issue 43): a model, a method it can take, target images ---
+    (A, ["data.root={photos}"], "ckpt_path: required, must be a value"),
+    (A, ["ckpt_path={empty}/gone", "data.root={photos}"], "ckpt_path={empty}/gone: no such file or run directory"),
+    (A, ["ckpt_path={empty}", "data.root={photos}"], "ckpt_path={empty}: a folder that holds no run"),
+    (A, ["ckpt_path={notes}", "data.root={photos}"], "ckpt_path={notes}: not a digits checkpoint"),
+    (A, ["ckpt_path={fixed_batch_onnx}", "data.root={photos}"], "ckpt_path={fixed_batch_onnx}: not a digits checkpoint"),
+    (A, ["ckpt_path={torchscript}", "data.root={photos}"], "ckpt_path={torchscript}: a TorchScript export"),
+    (A, ["ckpt_path={evil_ckpt}", "data.root={photos}"], "ckpt_path={evil_ckpt}: refused: its network is 'os.system'"),
+    (A, [*ADAPT, "adaptation=adabn"], "adaptation=adabn: the model of ckpt_path={run} (MLP) has no batch-norm layer"),
+    (A, [*ADAPT, "adaptation=fixmatch"], "adaptation=fixmatch: no such adaptation option; available: adabn, self_training"),
+    (A, [*ADAPT, "adaptation.threshold=1"], "adaptation.threshold=1: out of range, must be in (0, 1)"),
+    (A, [*ADAPT, "adaptation.threshold=0"], "adaptation.threshold=0: out of range, must be in (0, 1)"),
+    (A, [*ADAPT, "adaptation.strong.spin=3"], "adaptation.strong.spin=3: no such key"),
+    (A, ["ckpt_path={run}", "data.root={empty}"], "data.root={empty}: no images in <label>/ folders"),
+    (A, ["ckpt_path={run}"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
+    (A, [*ADAPT, "hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed)"),
     # --- train: early stopping and the tuner ---
     (T, ["callbacks.early_stopping.patience=3"], "the selected callbacks has no early_stopping; it is a setting of callbacks=early_stopping"),
     (T, ["callbacks=early_stopping", "callbacks.early_stopping.monitor=test/acc"], "callbacks.early_stopping.monitor=test/acc: the test set must never choose the model"),
@@ -493,7 +511,7 @@ def fill(text: str, places: dict[str, Path]) -> str:
 
 def test_the_table_covers_every_entry_point_with_forty_rows_or_more() -> None:
     assert len(BAD_INPUT) >= 40
-    assert {entry for entry, _, _ in BAD_INPUT} == {T, E, P, X, EX, S, C}
+    assert {entry for entry, _, _ in BAD_INPUT} == {T, A, E, P, X, EX, S, C}
 
 
 @pytest.mark.parametrize(("entry", "args", "expected"), BAD_INPUT)

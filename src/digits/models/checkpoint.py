@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,10 +169,15 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def model_from(checkpoint: dict[str, Any], **settings: Any) -> DigitClassifier:
+def model_from(
+    checkpoint: dict[str, Any],
+    module: Callable[..., DigitClassifier] = DigitClassifier,
+    **settings: Any,
+) -> DigitClassifier:
     """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU;
-    `settings` replace the module's own (e.g. compile=False)."""
-    model = DigitClassifier(**(checkpoint["hyper_parameters"] | settings))
+    `settings` replace the module's own (e.g. compile=False). `module` builds it from them: a
+    DigitClassifier, or one that trains it another way (digits.adaptation)."""
+    model = module(**(checkpoint["hyper_parameters"] | settings))
     model.parent = checkpoint.get("parent")  # where its training started (init_from=), if anywhere
     # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)

@@ -51,7 +51,13 @@ def _remove_if_unused(folder: Path, made: list[Path]) -> None:
 
 
 class ClaimRunDir(Callback):
-    """conf/hydra/default.yaml's callback: claims the run or sweep directory (see the module)."""
+    """conf/hydra/default.yaml's callback: claims the run or sweep directory (see the module).
+    `continued_by_checkpoint`: whether a `ckpt_path=` inside the directory continues its run
+    (digits.train's resumption); digits.adapt's ckpt_path is the model it starts from, never the
+    run it writes."""
+
+    def __init__(self, continued_by_checkpoint: bool) -> None:
+        self.continued_by_checkpoint = continued_by_checkpoint
 
     @reports_user_errors
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -62,7 +68,8 @@ class ClaimRunDir(Callback):
             return
         ckpt = config.get("ckpt_path")
         continuing = bool(config.get("resume")) or (
-            ckpt is not None
+            self.continued_by_checkpoint
+            and ckpt is not None
             and RunDir.of_checkpoint(Path(ckpt).absolute()) == RunDir(run.path.absolute())
         )
         aside = _CLAIMS.enter_context(claimed(run, continuing, bool(config.get("overwrite"))))

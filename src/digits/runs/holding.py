@@ -93,8 +93,9 @@ def move_aside(path: Path) -> Path:
 
 def _holds_run(run: RunDir) -> DigitsError:
     return DigitsError(
-        f"hydra.run.dir={run.path}: holds a run already ({run.status()}); continue it with "
-        "resume=<dir>, give another hydra.run.dir, or add overwrite=true to move that run aside"
+        f"hydra.run.dir={run.path}: holds a run already ({run.status()}); give another "
+        "hydra.run.dir, add overwrite=true to move that run aside, or (digits.train) continue "
+        "it with resume=<dir>"
     )
 
 

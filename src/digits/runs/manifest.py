@@ -137,8 +137,8 @@ def data_provenance(data: DictConfig) -> dict[str, Any]:
     return get_class(settings.pop("_target_")).provenance(settings)
 
 
-def command_line() -> str:
-    return shlex.join(["python", "-m", "digits.train", *sys.argv[1:]])
+def command_line(program: str = "digits.train") -> str:
+    return shlex.join(["python", "-m", program, *sys.argv[1:]])
 
 
 def exit_status(error: BaseException | None) -> tuple[str, int]:
@@ -165,8 +165,11 @@ def recorded_settings(cfg: DictConfig) -> dict[str, Any]:
     return {"overrides": list(overrides), "settings": settings_of(cfg, hydra.runtime.choices)}
 
 
-def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
-    """Write the manifest (and requirements.txt, code.diff) as the run starts."""
+def start(
+    run_dir: RunDir, cfg: DictConfig, program: str, parent: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Write the manifest (and requirements.txt, code.diff) as the run starts: `program` made it
+    (digits.train, digits.adapt), from the model `parent` (digits.runs.lineage), if any."""
     code, diff = code_state()
     installed = installed_packages()
     manifest = {
@@ -174,14 +177,14 @@ def start(run_dir: RunDir, cfg: DictConfig) -> dict[str, Any]:
         "started": now(),
         "ended": None,
         "exit_status": None,
-        "command": command_line(),
+        "command": command_line(program),
         "seed": cfg.get("seed"),
         **recorded_settings(cfg),
         "code": code,
         "packages": package_versions(installed),
         "machine": machine(str(cfg.trainer.get("accelerator", "auto"))),
         "data": data_provenance(cfg.data),
-        "parent": parent_record(cfg.init_from) if cfg.get("init_from") else None,
+        "parent": parent,
     }
     run_dir.requirements_file.write_text("\n".join(installed) + "\n")
     if diff:
@@ -211,9 +214,17 @@ def write(run_dir: RunDir, manifest: dict[str, Any]) -> None:
 
 
 @contextmanager
-def recording(run_dir: RunDir, cfg: DictConfig) -> Iterator[dict[str, Any]]:
-    """Keep the run's manifest from its start to its end (completed, failed, interrupted)."""
-    manifest = start(run_dir, cfg)
+def recording(
+    run_dir: RunDir,
+    cfg: DictConfig,
+    program: str = "digits.train",
+    parent: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Keep the run's manifest from its start to its end (completed, failed, interrupted); a
+    training run's parent is its `init_from=`."""
+    if parent is None and cfg.get("init_from"):
+        parent = parent_record(cfg.init_from)
+    manifest = start(run_dir, cfg, program, parent)
     try:
         yield manifest
     except BaseException as error:

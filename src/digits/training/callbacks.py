@@ -221,7 +221,7 @@ class StopOnDivergence(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or (
             self.first_loss is not None and trainer.global_step % self.every_n_steps
         ):

@@ -68,6 +68,14 @@ def instantiate_all(group: DictConfig | None, key: str) -> list[Any]:
     return built
 
 
+def runnable(callbacks: list[L.Callback], loggers: list[Logger]) -> list[L.Callback]:
+    """The callbacks that can run with these loggers: LearningRateMonitor refuses to run without
+    one."""
+    if loggers:
+        return callbacks
+    return [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+
+
 def throughput(trainer: L.Trainer, datamodule: L.LightningDataModule, resumed: bool) -> dict:
     """Training images per second over the training loop alone (Lightning's Timer callback: no
     start-up, data loading from disk or testing), when this fit started from scratch."""
@@ -131,9 +139,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks += pruning_callbacks(cfg.optimized_metric)  # in a search's trial only
     tested = Logits("test")
     callbacks += [tested, PerSourceAccuracy()]
-    if not loggers:  # LearningRateMonitor refuses to run without a logger
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=runnable(callbacks, loggers), logger=loggers or False
+    )
 
     if cfg.get("tune"):
         return tune(cfg, trainer, model, datamodule, run_dir)

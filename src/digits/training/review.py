@@ -65,12 +65,19 @@ def run_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def card(
-    cfg: DictConfig, hparams: Mapping[str, Any], metrics: Mapping[str, Any], command: str
+    cfg: DictConfig,
+    hparams: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    command: str,
+    lineage: str | None = None,
 ) -> str:
-    """The run in markdown: the command, the final metrics and the key settings."""
+    """The run in markdown: the command, what it started from (`lineage`), the final metrics and
+    the key settings."""
     lines = [f"**{cfg.run_name}**", "", f"`{command}`", ""]
-    if cfg.get("init_from"):  # lineage: the model it started from
-        lines += [f"started from `{cfg.init_from}` (init_from)", ""]
+    if lineage is None and cfg.get("init_from"):
+        lineage = f"started from `{cfg.init_from}` (init_from)"
+    if lineage:
+        lines += [lineage, ""]
     lines += ["| metric | value |", "|---|---|"]
     lines += [
         f"| {name} | {metrics[name]:.4f} |" for name in cfg.hparams.metrics if name in metrics
@@ -116,8 +123,16 @@ class ReviewLogger(TensorBoardLogger):
             self._layout_written = True
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
 
-    def log_run(self, cfg: DictConfig, metrics: Mapping[str, Any], command: str, step: int) -> None:
-        """HPARAMS (the run's defining settings and final metrics), its card and its config."""
+    def log_run(
+        self,
+        cfg: DictConfig,
+        metrics: Mapping[str, Any],
+        command: str,
+        step: int,
+        lineage: str | None = None,
+    ) -> None:
+        """HPARAMS (the run's defining settings and final metrics), its card (with `lineage`, the
+        model it started from, in words) and its config."""
         from torch.utils.tensorboard.summary import hparams as hparams_summaries
         from torch.utils.tensorboard.writer import FileWriter
 
@@ -134,6 +149,6 @@ class ReviewLogger(TensorBoardLogger):
             writer.add_summary(summary)
         writer.close()
         # "card" sorts before "config" in the TEXT tab.
-        self.experiment.add_text("card", card(cfg, chosen, metrics, command), step)
+        self.experiment.add_text("card", card(cfg, chosen, metrics, command, lineage), step)
         config = OmegaConf.to_yaml(cfg, resolve=True)
         self.experiment.add_text("config", f"```yaml\n{config}```", step)
