@@ -17,14 +17,14 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig
 
 import digits.adaptation.settings
 import digits.data.options
 import digits.training.settings  # noqa: F401  (the schemas conf/adapt.yaml's groups extend)
 from digits.adaptation.methods import batch_norm_layers
-from digits.adaptation.run import PROGRAM, adapt, adapted_parent
+from digits.adaptation.run import PROGRAM, adapt, adapted_parent, method_of
 from digits.cli import silence_known_warnings
 from digits.config import config_dir
 from digits.config.command_line import check_command_line
@@ -79,7 +79,7 @@ def check_adapt(cfg: DictConfig) -> None:
     """A digits checkpoint to adapt, a method it can take, target images to adapt on and a
     writable folder, before any run directory exists."""
     checkpoint = read_checkpoint(parent_checkpoint(cfg.ckpt_path, "ckpt_path"))
-    method = get_class(cfg.adaptation._target_).method
+    method = method_of(cfg)
     network = instantiate(checkpoint["hyper_parameters"]["net"], _convert_="all")
     if method == "adabn" and not batch_norm_layers(network):
         kind = type(network).__name__
@@ -93,7 +93,7 @@ def check_adapt(cfg: DictConfig) -> None:
     check_provenance(cfg.data)
     datamodule.prepare_data()
     if datamodule.training_images() == 0:
-        raise DigitsError(f"data={cfg.data._target_}: no training images to adapt on")
+        raise DigitsError(f"data={cfg.data['_target_']}: no training images to adapt on")
     check_writable(cfg.paths.log_dir)
 
 

@@ -44,7 +44,7 @@ PROGRAM = "digits.adapt"
 
 def method_of(cfg: DictConfig) -> str:
     """The adaptation's name as its class gives it (adabn, self_training)."""
-    return get_class(cfg.adaptation._target_).method
+    return get_class(cfg.adaptation["_target_"]).method
 
 
 def adapted_parent(cfg: DictConfig) -> dict[str, Any]:
