@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 # Each command stores the schemas of its config when imported: tests compose their configs directly.
+import digits.adapt
 import digits.evaluate
 import digits.explore
 import digits.export
