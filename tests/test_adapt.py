@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from digit_files import write_usps  # tools/digit_files.py
+from digit_files import write_digit_folder, write_usps  # tools/digit_files.py
 
 from conftest import FAST, run_entry_point
 from digits.adaptation import SelfTraining
+from digits.data.unlabelled import UNLABELLED, UnlabelledDataModule
 from digits.data.usps import USPSDataModule
 from digits.models.checkpoint import load_classifier, read_checkpoint
 from digits.runs import RunDir
@@ -122,3 +123,26 @@ def test_self_training_never_learns_the_target_s_labels(trained_run: Path) -> No
         torch.manual_seed(0)
         losses.append(model.training_step((images, labels), 0))
     assert torch.equal(losses[0], losses[1]) and losses[0] > 0
+
+
+def test_a_folder_of_unlabelled_images_is_adapted_to_and_left_unscored(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scans = tmp_path / "scans"
+    write_digit_folder(scans / "batch1", per_class=3)  # subfolders too; their names are no labels
+    monkeypatch.setenv("DIGITS_CACHE_DIR", str(tmp_path / "cache"))
+    run = RunDir(tmp_path / "adapted")
+    args = [f"ckpt_path={trained_run}", f"data.root={scans}", "trainer.accelerator=cpu",
+            "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={run.path}"]  # fmt: skip
+    assert run_entry_point("adapt", args, monkeypatch) == 0
+    metrics = json.loads(run.metrics_file.read_text())
+    assert "test/acc" not in metrics and "adapt/pseudo_label_acc" not in metrics
+    assert metrics["verdict"].startswith("not scored") and 0 <= metrics["adapt/taken"] <= 1
+    data = json.loads(run.manifest_file.read_text())["data"]
+    assert data["images"] == 30 and data["root"] == str(scans.resolve())
+    assert load_classifier(run.last_checkpoint).parent["method"] == "self_training"
+    module = UnlabelledDataModule(root=str(scans), preprocess="mnist", cache_dir=str(tmp_path / "cache"),
+                                  skip_bad=False, batch_size=8, num_workers=0, pin_memory=False,
+                                  augment=None, on_device="auto")  # fmt: skip
+    images, labels = module.images()
+    assert images.shape == (30, 28, 28) and bool((labels == UNLABELLED).all())

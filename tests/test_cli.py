@@ -227,7 +227,7 @@ def test_resume_of_a_run_made_before_settings_moved_uses_their_new_keys(tmp_path
     ]
 
 
-COMMANDS = ("train", "evaluate", "predict", "explore", "export", "serve", "compare")
+COMMANDS = ("train", "adapt", "evaluate", "predict", "explore", "export", "serve", "compare")
 
 
 def test_every_command_has_a_console_script_that_runs_it() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import hydra
+from hydra.utils import get_class
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,7 @@ from digits.config.machine import check_writable
 from digits.config.schema import setting, store_schemas
 from digits.config.validate import settings_taken
 from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, OneOf, Range
+from digits.data.building import option_name
 from digits.errors import DigitsError, reports_user_errors
 from digits.evaluation.report import evaluate_run, write_report
 from digits.evaluation.scoring import committee
@@ -80,7 +82,7 @@ def data_name(data: DictConfig) -> str | None:
     if "_target_" not in data:
         return None
     settings = OmegaConf.to_container(data, resolve=True)
-    option = settings["_target_"].rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+    option = option_name(data)
     source = Path(str(settings.get("labels") or settings.get("root") or "")).stem
     digest = hashlib.md5(json.dumps(settings, sort_keys=True).encode(), usedforsecurity=False)
     return folder_name(f"{option}-{source}-{digest.hexdigest()[:8]}")
@@ -191,6 +193,11 @@ def check_evaluate(cfg: DictConfig) -> None:
     """One thing to evaluate: a run (or multirun) folder, or a checkpoint file; a committee
     (ensemble=true) is the jobs of a folder."""
     check_run_or_checkpoint(cfg, "evaluates")
+    if "_target_" in cfg.data and not get_class(cfg.data["_target_"]).LABELLED:
+        raise DigitsError(
+            f"data={option_name(cfg.data)}: images without labels, nothing to score against; "
+            "read them with python -m digits.predict, or evaluate on labelled digits (data=folder)"
+        )
     if cfg.ensemble and not cfg.run:
         raise DigitsError(
             "ensemble=true scores the jobs of a multirun as one committee: give "

@@ -87,9 +87,9 @@ class SelfTraining(DigitClassifier):
         self.threshold = threshold
         self.weak: Mapping[str, Any] = dict(weak or {})
         self.strong: Mapping[str, Any] = dict(strong or {})
-        # Epoch sums: images taken (confident), and of those, pseudo-labels the set's own labels
-        # agree with (a report only: the labels never reach the loss).
-        for name in ("taken", "taken_right"):
+        # Epoch sums: images taken (confident); of those with a label (data=unlabelled has none),
+        # how many, and how many pseudo-labels it agrees with (a report: never in the loss).
+        for name in ("taken", "taken_labelled", "taken_right"):
             self.register_buffer(name, torch.zeros((), dtype=torch.float64), persistent=False)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -104,14 +104,17 @@ class SelfTraining(DigitClassifier):
         self.train_loss_sum += loss.detach() * len(images)
         self.train_seen += len(images)
         self.taken += taken.sum()
-        self.taken_right += (taken & (pseudo == labels)).sum()
+        labelled = taken & (labels >= 0)
+        self.taken_labelled += labelled.sum()
+        self.taken_right += (labelled & (pseudo == labels)).sum()
         return loss
 
     def on_train_epoch_end(self) -> None:
         seen = self.train_seen.clamp(min=1)
-        taken = self.taken.clamp(min=1)
         self.log("train/loss_epoch", (self.train_loss_sum / seen).float(), prog_bar=True)
         self.log("adapt/taken", (self.taken / seen).float(), prog_bar=True, sync_dist=True)
-        self.log("adapt/pseudo_label_acc", (self.taken_right / taken).float(), sync_dist=True)
-        for name in ("train_loss_sum", "train_seen", "taken", "taken_right"):
+        if self.taken_labelled > 0:
+            right = self.taken_right / self.taken_labelled
+            self.log("adapt/pseudo_label_acc", right.float(), sync_dist=True)
+        for name in ("train_loss_sum", "train_seen", "taken", "taken_labelled", "taken_right"):
             getattr(self, name).zero_()

@@ -106,7 +106,8 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = read_checkpoint(parent_checkpoint(cfg.ckpt_path, "ckpt_path"))
     datamodule = build_data(cfg.data)
     start = time.perf_counter()
-    before = right_before(cfg, model_from(checkpoint), datamodule)
+    labelled = datamodule.LABELLED  # else nothing to score: data=unlabelled
+    before = right_before(cfg, model_from(checkpoint), datamodule) if labelled else None
 
     method = instantiate(cfg.adaptation, _partial_=True)
     model = model_from(checkpoint, module=method, **fresh_training(cfg))
@@ -122,10 +123,16 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message=".*configure_optimizers` returned `None`")
         trainer.fit(model, datamodule=datamodule)
     metrics = scalars(trainer.callback_metrics) | throughput(trainer, datamodule, resumed=False)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics |= scalars(trainer.callback_metrics)
-    metrics |= keep_test_predictions(trainer, model, tested, datamodule, run_dir)
-    metrics |= before_and_after(before, right(tested, trainer, datamodule))
+    if labelled:
+        trainer.test(model, datamodule=datamodule, verbose=False)
+        metrics |= scalars(trainer.callback_metrics)
+        metrics |= keep_test_predictions(trainer, model, tested, datamodule, run_dir)
+        metrics |= before_and_after(before, right(tested, trainer, datamodule))
+    else:
+        metrics["verdict"] = (
+            "not scored: the images have no labels (score the adapted model with digits.evaluate "
+            "on labelled digits of the same kind)"
+        )
     metrics |= {"method": method_of(cfg), "epochs": trainer.current_epoch,
                 "global_step": trainer.global_step,
                 "wall_time_s": round(time.perf_counter() - start, 2),

@@ -1,5 +1,6 @@
 """The data options (mnist.py: MNIST's IDX files; folder.py: a folder or CSV of labelled images;
-usps.py, emnist.py, qmnist.py: standard sets through torchvision; mix.py: several at once),
+usps.py, emnist.py, qmnist.py: standard sets through torchvision; mix.py: several at once;
+unlabelled.py: images without labels, for digits.adapt),
 the batching they share (datamodule.py), batch augmentation.
 
 The data modules are loaded on first use (they import Lightning, which reading IDX files does not
@@ -16,6 +17,7 @@ MODULES = {
     "EMNISTDataModule": "emnist",
     "QMNISTDataModule": "qmnist",
     "MixDataModule": "mix",
+    "UnlabelledDataModule": "unlabelled",
 }
 __all__ = list(MODULES)
 

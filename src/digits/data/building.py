@@ -38,6 +38,11 @@ def build_data(data: DictConfig, **overrides: Any) -> DigitsDataModule:
     return datamodule
 
 
+def option_name(data: DictConfig) -> str:
+    """The data option's name, from its class (digits.data.UnlabelledDataModule: unlabelled)."""
+    return str(data["_target_"]).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+
+
 def data_class(name: str, where: str) -> type[DigitsDataModule]:
     """The data module class that saved settings name (a class of digits.data, by its name or as
     `digits.data.<Class>`, or module.Class of your own): digits' own, or yours when you trust it

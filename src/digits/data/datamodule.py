@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import lightning as L
 import torch
@@ -54,7 +54,10 @@ Augment = Annotated[
 class DigitsDataModule(L.LightningDataModule):
     """The batching of every data option; subclasses read their files. Their constructors declare
     the settings of conf/data/<option>.yaml (batch_size, num_workers, pin_memory, augment and
-    on_device among them), and save them with `save_hyperparameters`."""
+    on_device among them), and save them with `save_hyperparameters`. `LABELLED`: whether its
+    images have labels (train, validation and test need them; digits.adapt does not)."""
+
+    LABELLED: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()

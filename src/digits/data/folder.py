@@ -88,6 +88,42 @@ def csv_listed(table: Path, key: str) -> Labelled:
     return pairs
 
 
+def prepared(images: Labelled, cache: PreparedImages, skip_bad: bool) -> Split:
+    """The images and labels of `images` that could be read, each decoded once (the cache); a file
+    that cannot be read is refused naming it, or with `skip_bad` left out and counted."""
+    files = [path for path, _ in images]
+    hashes = [content_hash(path) for path in files]
+    cache.add(files, hashes)
+    bad = [
+        (path, cache.failed[key])
+        for path, key in zip(files, hashes, strict=True)
+        if key in cache.failed
+    ]
+    if bad and not skip_bad:
+        path, reason = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DigitsError(
+            f"{path}: {reason}{more}; remove it, or add data.skip_bad=true to leave such files out"
+        )
+    if bad:
+        rank_zero_warn(f"data.skip_bad: left out {len(bad)} file(s) that could not be read")
+    kept = [
+        (key, label) for key, (_, label) in zip(hashes, images, strict=True) if key in cache.images
+    ]
+    if not kept:
+        raise DigitsError(f"{files[0].parent}: none of the images could be read")
+    return (
+        torch.stack([cache.images[key] for key, _ in kept]),
+        torch.tensor([label for _, label in kept]),
+    )
+
+
+def files_digest(images: Labelled) -> str:
+    """A digest of every file's content and its label: what a run read, for its manifest."""
+    lines = "\n".join(sorted(f"{content_hash(path)} {label}" for path, label in images))
+    return hashlib.md5(lines.encode(), usedforsecurity=False).hexdigest()
+
+
 class FolderDataModule(HeldOutSplits):
     """Labelled images from a folder (`root`) or a CSV (`labels`), prepared as `digits.predict`
     reads a photo (`preprocess`). Validation is `val_fraction` of them (None: none, for a few
@@ -133,42 +169,14 @@ class FolderDataModule(HeldOutSplits):
             return pool, None
         return pool, listed(hp.test_root, hp.test_labels, "test_root")
 
-    def _prepared(self, images: Labelled, cache: PreparedImages) -> Split:
-        """The images and labels of `images` that were read (the others named or counted)."""
-        files = [path for path, _ in images]
-        hashes = [content_hash(path) for path in files]
-        cache.add(files, hashes)
-        bad = [
-            (path, cache.failed[key])
-            for path, key in zip(files, hashes, strict=True)
-            if key in cache.failed
-        ]
-        if bad and not self.hparams.skip_bad:
-            path, reason = bad[0]
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise DigitsError(
-                f"{path}: {reason}{more}; remove it, or add data.skip_bad=true to leave such "
-                "files out"
-            )
-        if bad:
-            rank_zero_warn(f"data.skip_bad: left out {len(bad)} file(s) that could not be read")
-        kept = [
-            (key, label)
-            for key, (_, label) in zip(hashes, images, strict=True)
-            if key in cache.images
-        ]
-        if not kept:
-            raise DigitsError(f"{files[0].parent}: none of the images could be read")
-        return (
-            torch.stack([cache.images[key] for key, _ in kept]),
-            torch.tensor([label for _, label in kept]),
-        )
-
     def read(self) -> tuple[Split, Split | None]:
         """The folder's (or CSV's) images, each decoded once (the cache), and the test set's."""
         pool, test = self._listings()
         cache = PreparedImages(Path(self.hparams.cache_dir), self.hparams.preprocess)
-        return self._prepared(pool, cache), None if test is None else self._prepared(test, cache)
+        skip_bad = self.hparams.skip_bad
+        return prepared(pool, cache, skip_bad), None if test is None else prepared(
+            test, cache, skip_bad
+        )
 
     @classmethod
     def provenance(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,8 +188,7 @@ class FolderDataModule(HeldOutSplits):
         images = listed(settings["root"], settings["labels"], "root")
         if settings["test_root"] is not None or settings["test_labels"] is not None:
             images += listed(settings["test_root"], settings["test_labels"], "test_root")
-        lines = "\n".join(sorted(f"{content_hash(path)} {label}" for path, label in images))
-        digest = hashlib.md5(lines.encode(), usedforsecurity=False).hexdigest()
+        digest = files_digest(images)
         return where | {"preprocess": settings["preprocess"], "images": len(images), "md5": digest}
 
 

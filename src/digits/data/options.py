@@ -6,4 +6,5 @@ import digits.data.folder
 import digits.data.mix
 import digits.data.mnist
 import digits.data.qmnist
+import digits.data.unlabelled
 import digits.data.usps  # noqa: F401

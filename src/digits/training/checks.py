@@ -269,9 +269,15 @@ def check_data(cfg: DictConfig) -> int | None:
     """The data option's settings agree and its files are there (downloaded or decoded now, where
     it does that), before the run directory is made; returns the training batches of an epoch on
     one device (None when not training)."""
-    from digits.data.building import build_data
+    from digits.data.building import build_data, option_name
 
     datamodule = build_data(cfg.data)  # its own checks of its settings: a DigitsError
+    if not datamodule.LABELLED:
+        raise DigitsError(
+            f"data={option_name(cfg.data)}: images without labels teach nothing to train on; "
+            "adapt a trained model to them: python -m digits.adapt ckpt_path=<run> "
+            f"data={option_name(cfg.data)} data.root=<folder>"
+        )
     check_provenance(cfg.data)
     datamodule.prepare_data()
     training_images = datamodule.training_images()
