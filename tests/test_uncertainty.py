@@ -8,9 +8,12 @@ import statistics
 import numpy as np
 import pytest
 from scipy.stats import t
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 from digits.runs.significance import paired_verdict, welch_verdict
-from digits.uncertainty import mean_interval, paired_test, welch_test
+from digits.uncertainty import holm, mean_interval, paired_test, welch_test
 
 NAMES = {"a": "A", "b": "B"}
 
@@ -28,19 +31,41 @@ def exact_mcnemar(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
 
 
+def exact_conditional(a_only: int, b_only: int, images: int, level: float) -> tuple[float, float]:
+    """statsmodels' Clopper-Pearson interval of B's share of the discordant images, as a
+    difference of accuracies."""
+    n = a_only + b_only
+    low, high = proportion_confint(b_only, n, alpha=1 - level, method="beta")
+    return n / images * (2 * low - 1), n / images * (2 * high - 1)
+
+
 def test_mcnemar_on_a_constructed_pair_counts_the_discordant_images() -> None:
     a, b = constructed_pair(both=9900, a_only=12, b_only=41, neither=47)
     test = paired_test(a, b)
     assert (test["a_only"], test["b_only"], test["images"]) == (12, 41, 10000)
     assert test["p_value"] == pytest.approx(exact_mcnemar(12, 41), rel=1e-9)
+    table = [[9900, 12], [41, 47]]  # rows: A right, A wrong; columns: B right, B wrong
+    assert test["p_value"] == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-9)
     assert test["p_value"] < 0.001
-    # B - A = 29 images in 10,000; the paired t interval: d ± t * sd(d_i) / sqrt(n).
-    d = b.astype(float) - a.astype(float)
-    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
     assert test["difference"] == pytest.approx(29 / 10000)
-    assert (test["low"], test["high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert (test["low"], test["high"]) == pytest.approx(exact_conditional(12, 41, 10000, 0.95))
     verdict = paired_verdict(NAMES, test, alpha=0.05, tests=1)
     assert verdict.startswith("B is better than A: 41 vs 12 discordant images, p = ")
+
+
+@pytest.mark.parametrize(("a_only", "b_only"), [(0, 5), (0, 6), (2, 9), (3, 12), (20, 26), (7, 0)])
+@pytest.mark.parametrize("level", [0.95, 0.975, 0.99])
+def test_the_interval_excludes_zero_exactly_when_the_exact_test_rejects(
+    a_only: int, b_only: int, level: float
+) -> None:
+    """Issue 44, case 1: 5 vs 0 gave p = 0.062 beside a (paired t) interval excluding zero."""
+    a, b = constructed_pair(both=9000, a_only=a_only, b_only=b_only, neither=1000 - a_only - b_only)
+    test = paired_test(a, b, level)
+    rejects = test["p_value"] < 1 - level
+    assert (test["low"] > 0 or test["high"] < 0) == rejects
+    assert (test["low"], test["high"]) == pytest.approx(
+        exact_conditional(a_only, b_only, 10000, level)
+    )
 
 
 def test_a_small_difference_is_no_detectable_difference() -> None:
@@ -50,19 +75,34 @@ def test_a_small_difference_is_no_detectable_difference() -> None:
     assert test["low"] < 0 < test["high"]
     verdict = paired_verdict(NAMES, test, alpha=0.05, tests=1)
     assert verdict.startswith("no detectable difference between B and A at this test-set size")
-    # Against the reference with four others, the bar is 0.05 / 4.
+    # Among four tests, Holm's adjusted p decides and is shown.
     a, b = constructed_pair(both=9900, a_only=12, b_only=28, neither=60)
-    assert 0.0125 < paired_test(a, b)["p_value"] < 0.05
-    assert paired_verdict(NAMES, paired_test(a, b), 0.05, 1).startswith("B is better")
-    assert paired_verdict(NAMES, paired_test(a, b), 0.0125, 4).startswith("no detectable")
+    test = paired_test(a, b)
+    assert 0.0125 < test["p_value"] < 0.05
+    assert paired_verdict(NAMES, test, 0.05, 1).startswith("B is better")
+    adjusted = paired_verdict(NAMES, test | {"p_holm": 4 * test["p_value"]}, 0.05, 4)
+    assert adjusted.startswith("no detectable") and "Holm over 4 tests: adjusted p = " in adjusted
 
 
-def test_two_identical_runs_give_p_one_and_an_interval_at_zero() -> None:
+def test_two_identical_runs_give_p_one_and_an_interval_as_wide_as_unseen_discordance() -> None:
+    """Issue 44, case 3: no discordant image is no certainty: the difference is bounded by the
+    discordant share that 0 of 10,000 images allows (Clopper-Pearson, about 0.00037)."""
     a, _ = constructed_pair(both=9000, a_only=500, b_only=0, neither=500)
     test = paired_test(a, a.copy())
     assert test["p_value"] == 1.0
-    assert (test["a_only"], test["b_only"]) == (0, 0)
-    assert test["difference"] == test["low"] == test["high"] == 0.0
+    assert (test["a_only"], test["b_only"], test["difference"]) == (0, 0, 0.0)
+    bound = proportion_confint(0, 10000, alpha=0.05, method="beta")[1]
+    assert (test["low"], test["high"]) == pytest.approx((-bound, bound))
+    assert 0.0003 < bound < 0.0004
+
+
+def test_holm_adjusts_as_statsmodels_does_and_its_levels_agree_with_its_decisions() -> None:
+    p_values = [0.0099, 0.04, 0.03, 0.005, 0.2, 0.0105]  # no p at a step's bar exactly
+    adjusted, levels = holm(p_values, 0.05)
+    rejected, expected, _, _ = multipletests(p_values, alpha=0.05, method="holm")
+    assert adjusted == pytest.approx(list(expected))
+    # An interval at its level excludes zero exactly when Holm rejects: p below 1 - level.
+    assert [p < 1 - level for p, level in zip(p_values, levels, strict=True)] == list(rejected)
 
 
 def test_replicates_have_their_mean_sd_and_student_t_interval() -> None:

@@ -63,11 +63,12 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     runs = expand(arguments)
     check_same_test_set(runs)
     keys, rows = rows_of(runs)
-    groups, summaries = best_first(units_to_test(runs))
+    units, repeated = units_to_test(runs)
+    groups, summaries = best_first(units)
     tests = against_best(groups)
     if all(summary["n"] <= 1 for summary in summaries):  # runs alone: the table says it all
         summaries = []
-    comparison = Comparison(keys, rows, summaries, tests)
+    comparison = Comparison(keys, rows, summaries, tests, repeated)
     save_comparison(folder, comparison)
     show(folder, comparison)
     return rows
@@ -78,12 +79,13 @@ class Comparison(NamedTuple):
     rows: list[dict[str, Any]]  # a run each, best first
     summaries: list[dict[str, Any]]  # a group of replicates each, best first (none: runs alone)
     tests: list[dict[str, Any]]  # the best against each other, with their verdicts
+    repeated: list[str]  # runs counted once in their group, though named twice
 
 
 def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
     """comparison.md (runs, groups, tests), comparison.csv, groups.csv, tests.json and the plot:
     test accuracy with its interval against training time, per group where there are groups."""
-    keys, rows, summaries, tests = comparison
+    keys, rows, summaries, tests, repeated = comparison
     columns = ["run", "status", *keys, *METRICS, *INTERVAL]
     folder.path.mkdir(parents=True, exist_ok=True)
     save_csv(folder.csv, columns, rows)
@@ -91,6 +93,7 @@ def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
     if summaries:
         save_csv(folder.groups_csv, GROUP_COLUMNS, summaries)
         markdown += "\n## Groups of replicates\n\n" + markdown_table(GROUP_COLUMNS, summaries)
+        markdown += "".join(f"\n- {line}" for line in repeated) + ("\n" if repeated else "")
     markdown += "\n## Is A better than B?\n\n" + "".join(f"- {t['verdict']}\n" for t in tests)
     write_text(folder.markdown, markdown, "the comparison")
     write_json(folder.tests_json, {"tests": tests})
@@ -105,7 +108,7 @@ def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
 def show(folder: ComparisonDir, comparison: Comparison) -> None:
     # The console lists each run's differing settings under the table: as columns they would
     # not fit a terminal.
-    keys, rows, summaries, tests = comparison
+    keys, rows, summaries, tests, repeated = comparison
     title = f"{len(rows)} runs, best val_acc_best first"
     shown_rows = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
                   for row in rows]  # fmt: skip
@@ -116,6 +119,8 @@ def show(folder: ComparisonDir, comparison: Comparison) -> None:
         console.print(f"  [bold]{row['run']}[/bold]: {shown}", soft_wrap=True)
     if summaries:
         print_groups(summaries)
+    for line in repeated:
+        console.print(line, soft_wrap=True)
     for test in tests:
         console.print(test["verdict"], soft_wrap=True)
     saved = [folder.markdown, folder.csv, *([folder.groups_csv] if summaries else []),

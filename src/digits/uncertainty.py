@@ -5,7 +5,8 @@ says which one answers which question.
 - One run's accuracy on N images: Wilson's score interval (binomial).
 - Replicates (seeds, folds) of one configuration: mean, standard deviation, Student's t interval.
 - Two runs scored on the same images: McNemar's exact test on the images one got right and the other
-  wrong (Dietterich 1998), and the paired t interval of the accuracy difference.
+  wrong (Dietterich 1998), and the accuracy difference's exact conditional interval, which agrees
+  with it.
 - Two groups of replicates: Welch's t interval and test of the difference of their means.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest, t, ttest_ind, ttest_rel
+from scipy.stats import binomtest, t, ttest_ind
 
 LEVEL = 0.95
 
@@ -44,24 +45,32 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, An
 
 def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, level: float = LEVEL) -> dict:
     """Runs A and B on the same images (boolean: right on each): how many only A got right and only
-    B, McNemar's exact p-value (the binomial on those discordant images), and the accuracy
-    difference B - A with its paired t interval (zero-width when the two never disagree)."""
+    B, McNemar's exact p-value (the binomial on those discordant images: twice the rarer count's
+    tail), and the accuracy difference B - A with its exact conditional interval at `level`.
+
+    The interval is Clopper-Pearson's for the share of the discordant images that B got right,
+    scaled by their number: it excludes zero exactly when the test's p is below 1 - level, so the
+    two never disagree (a paired t interval can exclude zero where the exact test finds nothing).
+    With no discordant image at all, the difference is bounded by how many there could have been:
+    the Clopper-Pearson upper bound of the discordant share, 0 of the images, either way."""
     a_correct, b_correct = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    images = len(a_correct)
     a_only = int((a_correct & ~b_correct).sum())
     b_only = int((b_correct & ~a_correct).sum())
     discordant = a_only + b_only
-    difference = (b_only - a_only) / len(a_correct)
     if discordant == 0:
-        p_value, low, high = 1.0, 0.0, 0.0
+        bound = float(binomtest(0, images).proportion_ci(level, method="exact").high)
+        p_value, low, high = 1.0, -bound, bound
     else:
-        p_value = float(binomtest(b_only, discordant, 0.5).pvalue)
-        interval = ttest_rel(b_correct.astype(float), a_correct.astype(float)).confidence_interval(
-            level
-        )
-        low, high = float(interval.low), float(interval.high)
-    return {"test": "mcnemar_exact", "images": len(a_correct), "a_only": a_only,
-            "b_only": b_only, "difference": difference, "low": low, "high": high,
-            "level": level, "p_value": p_value}  # fmt: skip
+        share = binomtest(b_only, discordant, 0.5)
+        interval = share.proportion_ci(level, method="exact")
+        scale = discordant / images
+        p_value = float(share.pvalue)
+        low, high = scale * (2 * interval.low - 1), scale * (2 * interval.high - 1)
+    return {"test": "mcnemar_exact", "images": images, "a_only": a_only,
+            "b_only": b_only, "difference": (b_only - a_only) / images, "low": float(low),
+            "high": float(high), "interval": "exact_conditional", "level": level,
+            "p_value": p_value}  # fmt: skip
 
 
 def welch_test(a_values: Sequence[float], b_values: Sequence[float], level: float = LEVEL) -> dict:
@@ -77,3 +86,21 @@ def welch_test(a_values: Sequence[float], b_values: Sequence[float], level: floa
     interval = test.confidence_interval(level)
     return result | {"low": float(interval.low), "high": float(interval.high),
                      "p_value": float(test.pvalue)}  # fmt: skip
+
+
+def holm(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[float]]:
+    """Holm's step-down correction of several tests at family-wise `alpha` (Bonferroni's guarantee,
+    more power): each test's adjusted p-value (a difference counts where it is below `alpha`), and
+    the level for each test's interval that agrees with that decision: 1 - alpha / (m - r) for the
+    r-th smallest p (from 0) while the steps reject, the level of the step that stopped after."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, levels = [1.0] * m, [1.0 - alpha] * m
+    running, stop = 0.0, m
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+        if stop == m and p_values[index] >= alpha / (m - rank):
+            stop = rank
+        levels[index] = 1.0 - alpha / (m - min(rank, stop))
+    return adjusted, levels

@@ -51,7 +51,8 @@ def expand(arguments: Sequence[str]) -> list[RunDir]:
                 raise DigitsError(f"{match}: no such folder")
             elif not glob.has_magic(argument):
                 raise DigitsError(f"{match}: neither a run directory nor a multirun folder of runs")
-    unique = list(dict.fromkeys(runs))
+    # By the folder itself: runs/mlp, ./runs/mlp and runs/../runs/mlp are one run.
+    unique = list({run.path.resolve(): run for run in reversed(runs)}.values())[::-1]
     if len(unique) < 2:
         raise DigitsError(
             f"{' '.join(arguments)}: found {len(unique)} run(s); compare needs two or more"
@@ -126,9 +127,10 @@ def short_name(keys: list[str], setting: dict[str, str]) -> str:
 
 
 def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """One group's n (runs with final metrics), each accuracy's mean, sd and 95% interval, and
-    the mean training time."""
-    row: dict[str, Any] = {"configuration": name, "n": len(metrics)}
+    """One group's n (its runs with a test accuracy: those its test mean is over), each accuracy's
+    mean, sd and 95% interval, and the mean training time."""
+    tested = [m for m in metrics if isinstance(m.get("test/acc"), float)]
+    row: dict[str, Any] = {"configuration": name, "n": len(tested)}
     for column, key in (("val_acc_best", "val/acc_best"), ("test_acc", "test/acc")):
         values = [m[key] for m in metrics if isinstance(m.get(key), float)]
         stats = mean_interval(values)
@@ -163,13 +165,38 @@ def grouped(runs: list[RunDir]) -> list[tuple[str, list[RunDir]]]:
     return [(name, [runs[i] for i in members]) for name, members in groups]
 
 
-def units_to_test(runs: list[RunDir]) -> list[tuple[str, list[RunDir]]]:
-    """What to test against each other: the groups of replicates, or each run alone (named as in
-    the table) when no group has two runs or all are replicates of one configuration."""
-    groups = grouped(runs)
+def once_per_replicate(runs: list[RunDir]) -> tuple[list[RunDir], list[str]]:
+    """A group's runs, one per seed and fold: another run of the same settings, seed and fold is
+    the same replicate again (its accuracy is no new sample), counted once; and a line for each
+    left out, naming it and the run it repeats."""
+    kept: dict[tuple[str, ...], RunDir] = {}
+    notes = []
+    for run in runs:
+        settings = run.settings()
+        replicate = tuple(str(settings.get(key)) for key in REPLICATES)
+        if replicate in kept:
+            notes.append(
+                f"{label(run)} repeats {label(kept[replicate])} (same settings, "
+                f"{' '.join(f'{k}={v}' for k, v in zip(REPLICATES, replicate, strict=True))}): "
+                "counted once in its group"
+            )
+        else:
+            kept[replicate] = run
+    return list(kept.values()), notes
+
+
+def units_to_test(runs: list[RunDir]) -> tuple[list[tuple[str, list[RunDir]]], list[str]]:
+    """What to test against each other: the groups of replicates (each replicate once), or each
+    run alone (named as in the table) when no group has two runs or all are replicates of one
+    configuration; and a line for each run counted once though named twice."""
+    groups, notes = [], []
+    for name, members in grouped(runs):
+        kept, repeated = once_per_replicate(members)
+        groups.append((name, kept))
+        notes += repeated
     if len(groups) == 1 or all(len(members) == 1 for _, members in groups):
-        return [(label(run), [run]) for run in runs]
-    return groups
+        return [(label(run), [run]) for run in runs], []
+    return groups, notes
 
 
 def best_first(

@@ -3,8 +3,8 @@
 Two runs: McNemar's exact test on the test images one got right and the other wrong, from the
 per-image results each run kept (test_predictions.csv), with the accuracy difference's interval.
 Two groups of replicates (seeds, folds): Welch's t on their test accuracies. With more than two,
-each is tested against the best by validation accuracy (never by test accuracy), and a difference
-counts only below 0.05 divided by the number of tests (Bonferroni)."""
+each is tested against the best by validation accuracy (never by test accuracy), with Holm's
+correction (adjusted p-values; each interval at the level that agrees with its verdict)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from digits.errors import DigitsError
 from digits.runs.comparison import status_and_metrics
 from digits.runs.per_image import PerImageResults
 from digits.runs.run_dir import RunDir
-from digits.uncertainty import paired_test, welch_test
+from digits.uncertainty import LEVEL, holm, paired_test, welch_test
 
 ALPHA = 0.05
 # Overrides that change which test images a run sees.
@@ -45,14 +45,23 @@ def check_same_test_set(runs: list[RunDir]) -> None:
 
 
 def against_best(groups: list[Group]) -> list[dict[str, Any]]:
-    """Each group tested against the first (the caller's best by validation accuracy)."""
+    """Each group tested against the first (the caller's best by validation accuracy), Holm's
+    correction over the tests made, each interval at the level that agrees with its verdict."""
     reference, others = groups[0], groups[1:]
-    alpha = ALPHA / max(1, len(others))
-    return [pair_test(reference, other, alpha, len(others)) for other in others]
+    first = [pair_test(reference, other) for other in others]
+    made = [i for i, test in enumerate(first) if "p_value" in test]
+    adjusted, levels = holm([first[i]["p_value"] for i in made], ALPHA)
+    results = list(first)
+    for i, p_holm, level in zip(made, adjusted, levels, strict=True):
+        test = pair_test(reference, others[i], level) | {"p_holm": p_holm, "tests": len(made)}
+        verdict = paired_verdict if test["test"] == "mcnemar_exact" else welch_verdict
+        results[i] = test | {"verdict": verdict(test["names"], test, ALPHA, len(made))}
+    return [{key: value for key, value in t.items() if key != "names"} for t in results]
 
 
-def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
-    """The right test for the pair, its figures and its verdict."""
+def pair_test(a: Group, b: Group, level: float = LEVEL) -> dict[str, Any]:
+    """The right test for the pair and its figures (its interval at `level`), or a verdict saying
+    why there is none."""
     names = {"a": a[0], "b": b[0]}
     if len(a[1]) == 1 and len(b[1]) == 1:
         results = [per_image(run) for run in (a[1][0], b[1][0])]
@@ -61,8 +70,7 @@ def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
         if missing:
             return names | {"verdict": no_per_image(missing[0])}
         check_same_images(a[1][0], b[1][0], results[0], results[1])
-        test = paired_test(results[0].correct, results[1].correct)
-        return names | test | {"verdict": paired_verdict(names, test, alpha, tests)}
+        return names | {"names": names} | paired_test(results[0].correct, results[1].correct, level)
     a_acc, b_acc = (tested_accuracies(group[1]) for group in (a, b))
     if len(a_acc) < 2 or len(b_acc) < 2:
         return names | {
@@ -70,8 +78,10 @@ def pair_test(a: Group, b: Group, alpha: float, tests: int) -> dict[str, Any]:
             "comparing groups needs two or more tested runs on each side (Welch's t), or one "
             "run each (McNemar)"
         }
-    test = welch_test(a_acc, b_acc)
-    return names | test | {"verdict": welch_verdict(names, test, alpha, tests)}
+    test = welch_test(a_acc, b_acc, level)
+    if test["p_value"] is None:
+        return names | {"verdict": welch_verdict(names, test, ALPHA, 1)}
+    return names | {"names": names} | test
 
 
 def per_image(run: RunDir) -> PerImageResults | None:
@@ -128,8 +138,17 @@ def retest(run: RunDir) -> str:
     return f"to test its checkpoint again on the full test set: {command}"
 
 
-def bar(alpha: float, tests: int) -> str:
-    return f" ({tests} tests: a difference counts below p = {alpha:.2g})" if tests > 1 else ""
+def decisive_p(test: dict[str, Any]) -> float:
+    """The p-value a verdict rests on: Holm's adjusted one among several tests, else the test's."""
+    return test.get("p_holm", test["p_value"])
+
+
+def bar(test: dict[str, Any], alpha: float, tests: int) -> str:
+    if tests <= 1:
+        return ""
+    return (
+        f" (Holm over {tests} tests: adjusted p = {decisive_p(test):.2g}, counts below {alpha:.2g})"
+    )
 
 
 def paired_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
@@ -138,10 +157,10 @@ def paired_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, te
     first, second = ("b", "a") if test["b_only"] >= test["a_only"] else ("a", "b")
     shown = (
         f"accuracy {difference_text(names, test, first, second)}; McNemar's exact test on "
-        f"{test['images']} images{bar(alpha, tests)}"
+        f"{test['images']} images{bar(test, alpha, tests)}"
     )
     counts = f"{test[first + '_only']} vs {test[second + '_only']} discordant images, "
-    return verdict(names, first, second, test["p_value"] < alpha, "at this test-set size",
+    return verdict(names, first, second, decisive_p(test) < alpha, "at this test-set size",
                    f"{counts}p = {test['p_value']:.2g}; {shown}")  # fmt: skip
 
 
@@ -153,9 +172,9 @@ def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tes
         return f"{names['a']} and {names['b']}: no spread within either group of {runs}; no test"
     shown = (
         f"mean test accuracy {difference_text(names, test, first, second)}; Welch's t over "
-        f"{runs}{bar(alpha, tests)}"
+        f"{runs}{bar(test, alpha, tests)}"
     )
-    return verdict(names, first, second, test["p_value"] < alpha, f"with {runs}",
+    return verdict(names, first, second, decisive_p(test) < alpha, f"with {runs}",
                    f"p = {test['p_value']:.2g}; {shown}")  # fmt: skip
 
 
@@ -177,5 +196,5 @@ def difference_text(names: dict[str, str], test: dict[str, Any], first: str, sec
     low, high = sorted((sign * test["low"], sign * test["high"]))
     return (
         f"{names[first]} - {names[second]} = {sign * test['difference']:+.4f} "
-        f"(95% interval {low:+.4f} to {high:+.4f})"
+        f"({test['level'] * 100:.4g}% interval {low:+.4f} to {high:+.4f})"
     )
