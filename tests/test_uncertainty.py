@@ -7,13 +7,19 @@ import statistics
 
 import numpy as np
 import pytest
-from scipy.stats import t
+from scipy.stats import binom, binomtest, t
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from digits.runs.significance import paired_verdict, welch_verdict
-from digits.uncertainty import holm, mean_interval, paired_test, welch_test
+from digits.uncertainty import (
+    detectable_difference,
+    holm,
+    mean_interval,
+    paired_test,
+    welch_test,
+)
 
 NAMES = {"a": "A", "b": "B"}
 
@@ -134,3 +140,24 @@ def test_welch_interval_uses_unequal_variances() -> None:
     same = welch_test([0.99, 0.98], [0.98, 0.99])
     assert same["p_value"] == pytest.approx(1.0)
     assert welch_verdict(NAMES, same, 0.05, 1).startswith("no detectable difference")
+
+
+@pytest.mark.parametrize("discordant", [6, 20, 78, 400])
+def test_the_detectable_difference_is_detected_four_times_in_five(discordant: int) -> None:
+    """Where McNemar finds nothing, the smallest difference it could have found (80% power)."""
+    smallest = detectable_difference(discordant, 10000, 0.05)
+    share = (smallest * 10000 / discordant + 1) / 2  # B's share of the discordant images
+
+    def power(p: float) -> float:  # summed over every outcome, with scipy's own test
+        return sum(
+            binom.pmf(k, discordant, p)
+            for k in range(discordant + 1)
+            if binomtest(k, discordant, 0.5).pvalue < 0.05
+        )
+
+    assert power(share) == pytest.approx(0.8, abs=0.01)
+    assert power(share - 0.02) < 0.8
+    assert detectable_difference(5, 10000, 0.05) is None  # 2 / 2**5 > 0.05: nothing can reach it
+    a, b = constructed_pair(both=9900, a_only=20, b_only=26, neither=54)
+    verdict = paired_verdict(NAMES, paired_test(a, b), alpha=0.05, tests=1)
+    assert "it detects (80% power) a difference of 0.00" in verdict

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest, t, ttest_ind
+from scipy.optimize import brentq
+from scipy.stats import binom, binomtest, t, ttest_ind
 
 LEVEL = 0.95
 
@@ -70,7 +71,24 @@ def paired_test(a_correct: np.ndarray, b_correct: np.ndarray, level: float = LEV
     return {"test": "mcnemar_exact", "images": images, "a_only": a_only,
             "b_only": b_only, "difference": (b_only - a_only) / images, "low": float(low),
             "high": float(high), "interval": "exact_conditional", "level": level,
-            "p_value": p_value}  # fmt: skip
+            "p_value": p_value,
+            "detectable": detectable_difference(discordant, images, 1 - level)}  # fmt: skip
+
+
+def detectable_difference(
+    discordant: int, images: int, alpha: float, power: float = 0.8
+) -> float | None:
+    """The smallest accuracy difference McNemar's exact test at `alpha` detects with `power`, for
+    two runs that disagree on `discordant` of `images` images (as observed): the share of those
+    images one run gets right at which the test rejects that often, as a difference. None where
+    no split of so few discordant images could reach `alpha` (five or fewer, at 0.05)."""
+    counts = range(discordant // 2 + 1, discordant + 1)
+    # The exact test's p for k of n at 1/2: twice the upper tail P(X >= k).
+    critical = next((k for k in counts if 2 * binom.sf(k - 1, discordant, 0.5) < alpha), None)
+    if critical is None:
+        return None
+    share = brentq(lambda p: binom.sf(critical - 1, discordant, p) - power, 0.5, 1.0)
+    return discordant / images * (2 * share - 1)
 
 
 def welch_test(a_values: Sequence[float], b_values: Sequence[float], level: float = LEVEL) -> dict:

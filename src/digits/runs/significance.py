@@ -160,8 +160,19 @@ def paired_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, te
         f"{test['images']} images{bar(test, alpha, tests)}"
     )
     counts = f"{test[first + '_only']} vs {test[second + '_only']} discordant images, "
-    return verdict(names, first, second, decisive_p(test) < alpha, "at this test-set size",
-                   f"{counts}p = {test['p_value']:.2g}; {shown}")  # fmt: skip
+    detected = decisive_p(test) < alpha
+    return verdict(names, first, second, detected, "at this test-set size",
+                   f"{counts}p = {test['p_value']:.2g}; {shown}"
+                   + ("" if detected else detectable_text(test)))  # fmt: skip
+
+
+def detectable_text(test: dict[str, Any]) -> str:
+    """What 'no detectable difference' could have detected: the difference McNemar's test finds
+    with 80% power at this many discordant images."""
+    smallest = test.get("detectable")
+    if smallest is None:
+        return "; too few discordant images for any difference to be detectable"
+    return f"; it detects (80% power) a difference of {smallest:.4f} or more at this discordance"
 
 
 def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
