@@ -276,3 +276,18 @@ def test_several_tests_are_corrected_by_holm_with_intervals_at_agreeing_levels(
         assert (test["low"] > 0 or test["high"] < 0) == rejects
         assert "Holm over 2 tests: adjusted p = " in test["verdict"]
         assert test["p_holm"] >= test["p_value"] and test["level"] > 0.95
+
+
+def test_a_group_of_one_gets_its_run_s_wilson_interval_and_the_plot_says_which_is_which(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    seeds = [
+        replicate(b, tmp_path / f"b{seed}", seed, (0.95, 0.95 + seed / 100)) for seed in (1, 2)
+    ]
+    compare([str(a), *map(str, seeds)], tmp_path / "out")
+    groups = {int(g["n"]): g for g in csv.DictReader((tmp_path / "out" / "groups.csv").open())}
+    own = json.loads((a / "metrics.json").read_text())["test/acc_interval"]
+    assert groups[1]["interval"] == "wilson" and groups[2]["interval"] == "t"
+    assert float(groups[1]["test_acc_low"]) == pytest.approx(own["low"])
+    assert float(groups[1]["test_acc_high"]) == pytest.approx(own["high"])

@@ -43,6 +43,10 @@ def test_score_counts_accuracy_per_class_metrics_and_confused_pairs() -> None:
     assert result["per_class"]["1"]["support"] == 2
     assert result["confused_pairs"] == [{"true": 0, "predicted": 1, "count": 2}]
     assert result["confusion_matrix"][0][:3] == [1, 2, 0]
+    # Each class's recall over its images, precision over those predicted as it (Wilson).
+    assert result["per_class"]["0"]["recall_interval"] == accuracy_interval(1, 3)
+    assert result["per_class"]["1"]["precision_interval"] == accuracy_interval(2, 4)
+    assert result["per_class"]["5"]["recall_interval"] is None  # no image of a 5
 
 
 @pytest.mark.parametrize(("correct", "images"), [(4, 6), (9960, 10000), (10000, 10000), (0, 50)])
@@ -214,6 +218,11 @@ def test_calibration_error_is_high_for_an_over_confident_model_and_low_for_a_cal
     honest[torch.arange(1000), predicted] = 0.5  # right half of the time, says so
     honest[torch.arange(1000), (predicted + 5) % 10] = 0.5 - 0.01 * 8 / 9
     assert calibration(honest, labels)["ece"] < 0.01
+    # The ECE's bootstrap interval: around it, and no wider than the spread of half-right bins.
+    spread = over["ece_interval"]
+    assert spread["low"] <= over["ece"] <= spread["high"] and spread["method"] == "bootstrap"
+    assert 0 < spread["high"] - spread["low"] < 0.15
+    assert calibration(confident, labels)["ece_interval"] == spread  # seeded: repeatable
 
 
 def evaluate_config(*overrides: str) -> DictConfig:

@@ -99,7 +99,7 @@ def save_comparison(folder: ComparisonDir, comparison: Comparison) -> None:
     write_json(folder.tests_json, {"tests": tests})
     points = [
         (row.get("run") or row["configuration"], row["train_time_s"], row["test_acc"],
-         row["test_acc_low"], row["test_acc_high"])
+         row["test_acc_low"], row["test_acc_high"], row.get("interval", "wilson"))
         for row in summaries or rows
     ]  # fmt: skip
     save(accuracy_vs_time_figure([p for p in points if None not in p[:3]]), folder.plot)

@@ -90,16 +90,18 @@ def data_name(data: DictConfig) -> str | None:
 
 def print_report(result: dict, out_dir: Path) -> None:
     table = Table(title=f"{result['split']} set: {result['images']} images", header_style="bold")
-    for column in ("class", "precision", "recall", "f1", "support"):
+    for column in ("class", "precision", "recall", "recall 95%", "f1", "support"):
         table.add_column(column, justify="right")
     for digit, row in result["per_class"].items():
-        table.add_row(
-            digit, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["support"])
-        )
+        recall = row.get("recall_interval")
+        shown = interval_text(recall["low"], recall["high"]) if recall else "-"
+        table.add_row(digit, f"{row['precision']:.4f}", f"{row['recall']:.4f}", shown,
+                      f"{row['f1']:.4f}", str(row["support"]))  # fmt: skip
     macro = result["macro"]
     table.add_row(
-        "macro", *(f"{macro[k]:.4f}" for k in ("precision", "recall", "f1")), "", style="bold"
-    )
+        "macro", f"{macro['precision']:.4f}", f"{macro['recall']:.4f}", "", f"{macro['f1']:.4f}",
+        "", style="bold",
+    )  # fmt: skip
     console.print(table)
     interval = interval_text(
         result["accuracy_interval"]["low"], result["accuracy_interval"]["high"]
@@ -109,8 +111,10 @@ def print_report(result: dict, out_dir: Path) -> None:
         f"Wilson, {result['images']} images)"
     )
     calibrated = result["calibration"]
+    ece = calibrated["ece_interval"]
     console.print(
-        f"expected calibration error (15 bins): {calibrated['ece']:.4f} at temperature "
+        f"expected calibration error (15 bins): {calibrated['ece']:.4f} (95% interval "
+        f"{interval_text(ece['low'], ece['high'])}, bootstrap over the images) at temperature "
         f"{calibrated['temperature']:.3f} ({calibrated['ece_uncalibrated']:.4f} uncalibrated)",
         soft_wrap=True,
     )

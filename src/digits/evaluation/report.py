@@ -44,7 +44,7 @@ def write_report(
     result |= score(probabilities, labels, cfg.top_pairs)
     result["calibration"] = calibration(probabilities, labels) | {
         "temperature": split.temperature,
-        "ece_uncalibrated": calibration(split.uncalibrated, labels)["ece"],
+        "ece_uncalibrated": calibration(split.uncalibrated, labels, interval=False)["ece"],
     }
     order, captions = confident_mistakes(probabilities, labels, cfg.mistakes)
     matrix = torch.tensor(result["confusion_matrix"])

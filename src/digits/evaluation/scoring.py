@@ -130,6 +130,7 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
         "per_class": {
             str(digit): {name: values[digit].item() for name, values in per_class.items()}
             | {"support": int(matrix[digit].sum())}
+            | class_intervals(matrix, digit)
             for digit in range(NUM_CLASSES)
         },
         "confusion_matrix": matrix.tolist(),
@@ -137,10 +138,36 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, top_pairs: int) -> 
     }
 
 
-def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15) -> dict:
+def class_intervals(matrix: torch.Tensor, digit: int) -> dict[str, dict[str, Any] | None]:
+    """A class's precision and recall with their 95% Wilson intervals: recall over the images of
+    the class, precision over those predicted as it (None where there are none)."""
+    right = int(matrix[digit, digit])
+    support, predicted = int(matrix[digit].sum()), int(matrix[:, digit].sum())
+    return {
+        "precision_interval": accuracy_interval(right, predicted) if predicted else None,
+        "recall_interval": accuracy_interval(right, support) if support else None,
+    }
+
+
+def ece_interval(
+    probabilities: torch.Tensor, labels: torch.Tensor, bins: int, resamples: int = 200
+) -> dict[str, Any]:
+    """The 95% percentile bootstrap interval of the expected calibration error: the test images
+    drawn again with replacement (seeded, so a report is repeatable) and the ECE of each draw."""
+    generator = torch.Generator().manual_seed(0)
+    metric = MulticlassCalibrationError(NUM_CLASSES, n_bins=bins, norm="l1")
+    draws = torch.randint(len(labels), (resamples, len(labels)), generator=generator)
+    values = torch.tensor([metric(probabilities[d], labels[d]).item() for d in draws])
+    low, high = torch.quantile(values, torch.tensor([0.025, 0.975])).tolist()
+    return {"low": low, "high": high, "level": 0.95, "method": "bootstrap", "resamples": resamples}
+
+
+def calibration(
+    probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 15, interval: bool = True
+) -> dict:
     """Expected calibration error (torchmetrics) and, for the reliability diagram, each equal-width
     confidence bin's mean confidence, accuracy and count (torchmetrics computes them but does not
-    return them)."""
+    return them), with the ECE's bootstrap interval (`interval`)."""
     ece = MulticlassCalibrationError(NUM_CLASSES, n_bins=bins, norm="l1")(probabilities, labels)
     confidence, predicted = probabilities.max(dim=1)
     correct = (predicted == labels).float()
@@ -159,7 +186,8 @@ def calibration(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = 1
                 "accuracy": float(correct[chosen].mean()) if count else None,
             }
         )
-    return {"ece": ece.item(), "bins": rows}
+    spread = {"ece_interval": ece_interval(probabilities, labels, bins)} if interval else {}
+    return {"ece": ece.item(), **spread, "bins": rows}
 
 
 def committee(cfg: DictConfig, runs: list[RunDir]) -> tuple[SplitPredictions, list[dict]]:

@@ -113,24 +113,38 @@ def reliability_figure(bins: list[dict], ece: float, title: str = "reliability")
     return figure
 
 
+# What each error bar of the accuracy-against-time plot is, in its legend.
+INTERVALS = {
+    "wilson": ("tab:blue", "o", "a run: 95% Wilson interval over its test images"),
+    "t": ("tab:orange", "s", "a group: 95% Student's t interval of its mean over its runs"),
+}
+
+
 def accuracy_vs_time_figure(
-    points: Sequence[tuple[str, float, float, float | None, float | None]],
+    points: Sequence[tuple[str, float, float, float | None, float | None, str]],
 ) -> Figure:
     """Test accuracy against training time, one labelled point per run or group of replicates
-    (name, seconds, accuracy, its interval's low and high: an error bar where known)."""
+    (name, seconds, accuracy, its interval's low and high: an error bar where known, and which
+    interval it is: wilson or t, said in the legend)."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, seconds, accuracy, low, high in points:
+    shown = set()
+    for name, seconds, accuracy, low, high, kind in points:
         # (an interval recorded with an accuracy edited since may not hold it: no negative bar)
         bar = (
             None
-            if low is None
+            if low is None or high is None
             else [[max(0, accuracy - low) * 100], [max(0, high - accuracy) * 100]]
         )
-        axes.errorbar(seconds, accuracy * 100, yerr=bar, fmt="o", color="tab:blue", capsize=4)
+        color, marker, meaning = INTERVALS[kind]
+        axes.errorbar(seconds, accuracy * 100, yerr=bar, fmt=marker, color=color, capsize=4,
+                      label=None if kind in shown else meaning)  # fmt: skip
+        shown.add(kind)
         axes.annotate(name, (seconds, accuracy * 100), textcoords="offset points", xytext=(4, 4),
                       fontsize=8)  # fmt: skip
-    axes.set(xlabel="training time (s)", ylabel="test accuracy (%), 95% interval",
+    axes.set(xlabel="training time (s)", ylabel="test accuracy (%)",
              title="test accuracy against training time")  # fmt: skip
+    if shown:
+        axes.legend(fontsize=8, loc="lower right")
     times = [point[1] for point in points]
     if times and min(times) > 0 and max(times) / min(times) > 20:  # seconds and minutes apart
         axes.set_xscale("log")

@@ -32,7 +32,9 @@ REPLICATES = ("seed", "data.fold")
 # 95% interval of the mean (Student's t).
 SPREAD = ["val_acc_best", "val_acc_best_sd", "val_acc_best_low", "val_acc_best_high",
           "test_acc", "test_acc_sd", "test_acc_low", "test_acc_high"]  # fmt: skip
-GROUP_COLUMNS = ["configuration", "n", *SPREAD, "train_time_s"]
+# `interval`: which the test accuracy's is: t (Student's, of the mean over the group's runs) or
+# wilson (a group of one: its run's, over the test images).
+GROUP_COLUMNS = ["configuration", "n", *SPREAD, "interval", "train_time_s"]
 
 
 def expand(arguments: Sequence[str]) -> list[RunDir]:
@@ -136,6 +138,10 @@ def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
         stats = mean_interval(values)
         row |= {column: stats["mean"], f"{column}_sd": stats["sd"],
                 f"{column}_low": stats["low"], f"{column}_high": stats["high"]}  # fmt: skip
+    row["interval"] = "t"
+    own = tested[0].get("test/acc_interval") if len(tested) == 1 else None
+    if own:  # a group of one: its run's Wilson interval over the test images
+        row |= {"test_acc_low": own["low"], "test_acc_high": own["high"], "interval": "wilson"}
     times = [m["train_time_s"] for m in metrics if "train_time_s" in m]
     return row | {"train_time_s": sum(times) / len(times) if times else None}
 
