@@ -15,6 +15,7 @@ from conftest import FAST, TEST_SIZE, run_cli
 from digits.compare import compare
 from digits.errors import DigitsError
 from digits.runs.per_image import PerImageResults
+from digits.uncertainty import cross_validated_interval, fold_paired_test
 
 FEW_STEPS = [
     *FAST,
@@ -291,3 +292,50 @@ def test_a_group_of_one_gets_its_run_s_wilson_interval_and_the_plot_says_which_i
     assert groups[1]["interval"] == "wilson" and groups[2]["interval"] == "t"
     assert float(groups[1]["test_acc_low"]) == pytest.approx(own["low"])
     assert float(groups[1]["test_acc_high"]) == pytest.approx(own["high"])
+
+
+def fold_of(run: Path, to: Path, fold: int, val_acc: float, images: int = 200) -> Path:
+    """A copy of `run` as fold `fold` of 5 (its final validation accuracy `val_acc` of `images`)."""
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns(".lock"))
+    config = to / ".hydra" / "config.yaml"
+    text = re.sub(r"(?m)^  folds: .*$", "  folds: 5", config.read_text())
+    config.write_text(re.sub(r"(?m)^  fold: .*$", f"  fold: {fold}", text))
+    metrics = json.loads((to / "metrics.json").read_text())
+    metrics |= {"val/acc": val_acc, "val/acc_best": val_acc + 0.01, "val/images": images}
+    (to / "metrics.json").write_text(json.dumps(metrics))
+    return to
+
+
+def test_folds_are_cross_validation_not_seed_replicates(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 44, case 8: folds were pooled with seeds and compared by Welch's t; the CV estimate
+    used val_acc_best, the running maximum that also chose the checkpoint."""
+    a, b = two_runs
+    a_folds = [0.90, 0.905, 0.895, 0.91, 0.90]
+    b_folds = [0.93, 0.94, 0.925, 0.945, 0.93]
+    runs = [fold_of(a, tmp_path / f"a_fold{i}", i, v) for i, v in enumerate(a_folds)]
+    runs += [fold_of(b, tmp_path / f"b_fold{i}", i, v) for i, v in enumerate(b_folds)]
+    compare([str(r) for r in runs], tmp_path / "out")
+    groups = {
+        g["configuration"]: g for g in csv.DictReader((tmp_path / "out" / "groups.csv").open())
+    }
+    best = next(g for g in groups.values() if "0.01" in g["configuration"])
+    estimate = cross_validated_interval(b_folds)
+    assert best["kind"] == "folds"
+    assert float(best["cv_val_acc"]) == pytest.approx(statistics.mean(b_folds))  # not val_acc_best
+    assert (float(best["cv_low"]), float(best["cv_high"])) == pytest.approx(
+        (estimate["low"], estimate["high"])
+    )
+    right = sum(round(v * 200) for v in b_folds)
+    assert float(best["cv_pooled"]) == pytest.approx(right / 1000)
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    assert test["test"] == "corrected_fold_t" and test["folds"] == 5
+    expected = fold_paired_test(b_folds, a_folds)
+    assert test["p_value"] == pytest.approx(expected["p_value"])
+    assert "paired fold by fold over 5 folds" in test["verdict"]
+    # Folds against seed replicates: no test, said in a line.
+    seeds = [replicate(a, tmp_path / f"a_seed{s}", s, (0.9, 0.9 + s / 100)) for s in (1, 2, 3)]
+    compare([*map(str, runs[5:]), *map(str, seeds)], tmp_path / "out2")
+    (test,) = json.loads((tmp_path / "out2" / "tests.json").read_text())["tests"]
+    assert "no test between a k-fold group and seed replicates" in test["verdict"]

@@ -122,3 +122,39 @@ def holm(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[flo
             stop = rank
         levels[index] = 1.0 - alpha / (m - min(rank, stop))
     return adjusted, levels
+
+
+def cross_validated_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
+    """The mean of k folds' validation accuracies with Nadeau and Bengio's corrected resampled t
+    interval: the folds share most of their training images, so their spread understates the
+    estimate's; the variance of the mean is (1/k + n_val/n_train) s^2, n_val/n_train = 1/(k-1)
+    for k-fold, with k - 1 degrees of freedom. None for the bounds with fewer than two folds."""
+    array = np.asarray(values, dtype=float)
+    k = len(array)
+    mean = float(array.mean()) if k else None
+    if k < 2:
+        return {"n": k, "mean": mean, "low": None, "high": None, "method": "nadeau_bengio"}
+    half = float(t.ppf((1 + level) / 2, k - 1)) * math.sqrt(
+        (1 / k + 1 / (k - 1)) * float(array.var(ddof=1))
+    )
+    return {"n": k, "mean": mean, "low": mean - half, "high": mean + half, "level": level,
+            "method": "nadeau_bengio"}  # fmt: skip
+
+
+def fold_paired_test(
+    a_values: Sequence[float], b_values: Sequence[float], level: float = LEVEL
+) -> dict[str, Any]:
+    """Two recipes cross-validated on the same k folds (value i of each on fold i): the mean of
+    the fold-by-fold differences B - A with Nadeau and Bengio's corrected resampled t (interval
+    and two-sided p, k - 1 degrees of freedom)."""
+    differences = np.asarray(b_values, float) - np.asarray(a_values, float)
+    k = len(differences)
+    mean = float(differences.mean())
+    spread = math.sqrt((1 / k + 1 / (k - 1)) * float(differences.var(ddof=1)))
+    result = {"test": "corrected_fold_t", "folds": k, "difference": mean, "level": level}
+    if spread == 0:
+        return result | {"low": None, "high": None, "p_value": None}
+    statistic = mean / spread
+    half = float(t.ppf((1 + level) / 2, k - 1)) * spread
+    p_value = float(2 * t.sf(abs(statistic), k - 1))
+    return result | {"low": mean - half, "high": mean + half, "p_value": p_value}

@@ -80,11 +80,12 @@ def interval_text(low: float | None, high: float | None) -> str:
 
 
 def spread_text(mean: float | None, sd: float | None, low: float | None, high: float | None) -> str:
-    """A group's mean ± sd (interval), or the mean alone for a group of one."""
+    """A group's mean ± sd (interval), or for a group of one its value (and its interval, where
+    it has one: its run's Wilson)."""
     if mean is None:
         return "-"
     if sd is None:
-        return f"{mean:.4f}"
+        return f"{mean:.4f}" if low is None else f"{mean:.4f} ({interval_text(low, high)})"
     return f"{mean:.4f} ± {sd:.4f} ({interval_text(low, high)})"
 
 
@@ -96,10 +97,15 @@ def print_groups(rows: list[dict[str, Any]]) -> None:
         {"configuration": row["configuration"], "n": row["n"]}
         | {key: spread_text(*(row[key + part] for part in ("", "_sd", "_low", "_high")))
            for key in accuracies}
+        | {"cross-validated": "-" if row.get("cv_val_acc") is None else
+           f"{row['cv_val_acc']:.4f} ({interval_text(row['cv_low'], row['cv_high'])})"}
         for row in rows
     ]  # fmt: skip
+    folds = any(row.get("cv_val_acc") is not None for row in rows)
     print_table(
-        "groups of replicates: mean ± sd (95% interval, Student's t)",
-        ["configuration", "n", *accuracies],
+        "groups of replicates: mean ± sd (95% interval, Student's t; a group of one: its run's "
+        "Wilson)"
+        + ("; k-fold: final validation accuracy, Nadeau-Bengio interval" if folds else ""),
+        ["configuration", "n", *accuracies, *(["cross-validated"] if folds else [])],
         shown,
     )

@@ -15,7 +15,7 @@ from typing import Any
 from digits.errors import DigitsError
 from digits.runs.differences import differing_settings
 from digits.runs.run_dir import RunDir, SweepDir
-from digits.uncertainty import mean_interval
+from digits.uncertainty import accuracy_interval, cross_validated_interval, mean_interval
 
 # Column: metrics.json key (the sweep summary's column names).
 METRICS = {
@@ -34,7 +34,19 @@ SPREAD = ["val_acc_best", "val_acc_best_sd", "val_acc_best_low", "val_acc_best_h
           "test_acc", "test_acc_sd", "test_acc_low", "test_acc_high"]  # fmt: skip
 # `interval`: which the test accuracy's is: t (Student's, of the mean over the group's runs) or
 # wilson (a group of one: its run's, over the test images).
-GROUP_COLUMNS = ["configuration", "n", *SPREAD, "interval", "train_time_s"]
+# A k-fold group's cross-validation estimate: its folds' final validation accuracy (each measured
+# once, not val_acc_best's running maximum), with Nadeau and Bengio's corrected interval, and the
+# accuracy pooled over every fold's validation images with its Wilson interval.
+CROSS_VALIDATION = [
+    "cv_val_acc",
+    "cv_low",
+    "cv_high",
+    "cv_pooled",
+    "cv_pooled_low",
+    "cv_pooled_high",
+]
+GROUP_COLUMNS = ["configuration", "kind", "n", *SPREAD, "interval", *CROSS_VALIDATION,
+                 "train_time_s"]  # fmt: skip
 
 
 def expand(arguments: Sequence[str]) -> list[RunDir]:
@@ -128,11 +140,34 @@ def short_name(keys: list[str], setting: dict[str, str]) -> str:
     return full_name([key for key in keys if not key.startswith(chosen)], setting)
 
 
-def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """One group's n (its runs with a test accuracy: those its test mean is over), each accuracy's
-    mean, sd and 95% interval, and the mean training time."""
+def replicate_kind(runs: list[RunDir]) -> str:
+    """What a group's runs vary in: seeds, folds (k-fold cross-validation), or both."""
+    varied = [key for key in REPLICATES if len({run.settings().get(key) for run in runs}) > 1]
+    return {("seed",): "seeds", ("data.fold",): "folds"}.get(
+        tuple(varied), "folds and seeds" if varied else "one"
+    )
+
+
+def cross_validation(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """A k-fold group's estimate (CROSS_VALIDATION's columns) from its folds' metrics."""
+    validated = [m for m in metrics if isinstance(m.get("val/acc"), float)]
+    estimate = cross_validated_interval([m["val/acc"] for m in validated])
+    row = {"cv_val_acc": estimate["mean"], "cv_low": estimate["low"], "cv_high": estimate["high"]}
+    if validated and all("val/images" in m for m in validated):
+        images = sum(m["val/images"] for m in validated)
+        right = sum(round(m["val/acc"] * m["val/images"]) for m in validated)
+        pooled = accuracy_interval(right, images)
+        row |= {"cv_pooled": right / images, "cv_pooled_low": pooled["low"],
+                "cv_pooled_high": pooled["high"]}  # fmt: skip
+    return row
+
+
+def group_row(name: str, metrics: list[dict[str, Any]], kind: str = "seeds") -> dict[str, Any]:
+    """One group's n (its runs with a test accuracy: those its test mean is over), what its runs
+    vary in (`kind`), each accuracy's mean, sd and 95% interval, a k-fold group's cross-validation
+    estimate, and the mean training time."""
     tested = [m for m in metrics if isinstance(m.get("test/acc"), float)]
-    row: dict[str, Any] = {"configuration": name, "n": len(tested)}
+    row: dict[str, Any] = {"configuration": name, "kind": kind, "n": len(tested)}
     for column, key in (("val_acc_best", "val/acc_best"), ("test_acc", "test/acc")):
         values = [m[key] for m in metrics if isinstance(m.get(key), float)]
         stats = mean_interval(values)
@@ -142,6 +177,7 @@ def group_row(name: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
     own = tested[0].get("test/acc_interval") if len(tested) == 1 else None
     if own:  # a group of one: its run's Wilson interval over the test images
         row |= {"test_acc_low": own["low"], "test_acc_high": own["high"], "interval": "wilson"}
+    row |= dict.fromkeys(CROSS_VALIDATION) | (cross_validation(metrics) if kind == "folds" else {})
     times = [m["train_time_s"] for m in metrics if "train_time_s" in m]
     return row | {"train_time_s": sum(times) / len(times) if times else None}
 
@@ -213,6 +249,6 @@ def best_first(
     rows = []
     for name, runs in groups:
         finished = [metrics for run in runs if (metrics := status_and_metrics(run)[1])]
-        rows.append(group_row(name, finished))
+        rows.append(group_row(name, finished, replicate_kind(runs)))
     order = sorted(range(len(groups)), key=lambda i: sort_key(rows[i]))
     return [groups[i] for i in order], [rows[i] for i in order]

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from digits.errors import DigitsError
-from digits.runs.comparison import status_and_metrics
+from digits.runs.comparison import replicate_kind, status_and_metrics
 from digits.runs.per_image import PerImageResults
 from digits.runs.run_dir import RunDir
-from digits.uncertainty import LEVEL, holm, paired_test, welch_test
+from digits.uncertainty import LEVEL, fold_paired_test, holm, paired_test, welch_test
 
 ALPHA = 0.05
 # Overrides that change which test images a run sees.
@@ -54,7 +54,7 @@ def against_best(groups: list[Group]) -> list[dict[str, Any]]:
     results = list(first)
     for i, p_holm, level in zip(made, adjusted, levels, strict=True):
         test = pair_test(reference, others[i], level) | {"p_holm": p_holm, "tests": len(made)}
-        verdict = paired_verdict if test["test"] == "mcnemar_exact" else welch_verdict
+        verdict = VERDICTS[test["test"]]
         results[i] = test | {"verdict": verdict(test["names"], test, ALPHA, len(made))}
     return [{key: value for key, value in t.items() if key != "names"} for t in results]
 
@@ -71,6 +71,9 @@ def pair_test(a: Group, b: Group, level: float = LEVEL) -> dict[str, Any]:
             return names | {"verdict": no_per_image(missing[0])}
         check_same_images(a[1][0], b[1][0], results[0], results[1])
         return names | {"names": names} | paired_test(results[0].correct, results[1].correct, level)
+    kinds = {replicate_kind(a[1]), replicate_kind(b[1])}
+    if "folds" in kinds or "folds and seeds" in kinds:
+        return names | fold_test(a, b, kinds, level)
     a_acc, b_acc = (tested_accuracies(group[1]) for group in (a, b))
     if len(a_acc) < 2 or len(b_acc) < 2:
         return names | {
@@ -82,6 +85,43 @@ def pair_test(a: Group, b: Group, level: float = LEVEL) -> dict[str, Any]:
     if test["p_value"] is None:
         return names | {"verdict": welch_verdict(names, test, ALPHA, 1)}
     return names | {"names": names} | test
+
+
+def fold_test(a: Group, b: Group, kinds: set[str], level: float) -> dict[str, Any]:
+    """Two k-fold groups on the same folds, paired fold by fold (their final validation
+    accuracies, Nadeau and Bengio's corrected t); any other mix of folds and seeds gets no test:
+    folds share their training images, so their spread is not a seed group's."""
+    names = {"a": a[0], "b": b[0]}
+    if kinds != {"folds"}:
+        return {"verdict": f"{names['a']} and {names['b']}: no test between a k-fold group and "
+                "seed replicates (or runs varying in both): folds share most of their training "
+                "images, so their spread is not the seeds'; compare k-fold with k-fold on the same "
+                "folds, seeds with seeds"}  # fmt: skip
+    folds = [fold_accuracies(group[1]) for group in (a, b)]
+    if folds[0].keys() != folds[1].keys() or None in folds:
+        return {"verdict": f"{names['a']} and {names['b']}: not cross-validated on the same folds "
+                "(data.folds, data.split_seed and the folds run must match); no fold-by-fold "
+                "test"}  # fmt: skip
+    order = sorted(folds[0])
+    test = fold_paired_test([folds[0][f] for f in order], [folds[1][f] for f in order], level)
+    if test["p_value"] is None:
+        return {
+            "verdict": f"{names['a']} and {names['b']}: the same accuracy on every fold; no test"
+        }
+    return {"names": names} | test
+
+
+def fold_accuracies(runs: list[RunDir]) -> dict[str, float] | None:
+    """Each fold's final validation accuracy, keyed by the fold and the split that made it; None
+    where a fold has none."""
+    found = {}
+    for run in runs:
+        settings, metrics = run.settings(), status_and_metrics(run)[1]
+        if not isinstance(metrics.get("val/acc"), float):
+            return None
+        key = ":".join(settings.get(k, "") for k in ("data.folds", "data.split_seed", "data.fold"))
+        found[key] = metrics["val/acc"]
+    return found
 
 
 def per_image(run: RunDir) -> PerImageResults | None:
@@ -189,6 +229,18 @@ def welch_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tes
                    f"p = {test['p_value']:.2g}; {shown}")  # fmt: skip
 
 
+def fold_verdict(names: dict[str, str], test: dict[str, Any], alpha: float, tests: int) -> str:
+    """The same for two recipes cross-validated on the same folds, on their validation accuracy."""
+    first, second = ("b", "a") if test["difference"] >= 0 else ("a", "b")
+    shown = (
+        f"mean validation accuracy over folds {difference_text(names, test, first, second)}; "
+        f"Nadeau-Bengio corrected t, paired fold by fold over {test['folds']} folds"
+        f"{bar(test, alpha, tests)}"
+    )
+    return verdict(names, first, second, decisive_p(test) < alpha,
+                   f"with {test['folds']} folds", f"p = {test['p_value']:.2g}; {shown}")  # fmt: skip
+
+
 def verdict(
     names: dict[str, str], first: str, second: str, detected: bool, scope: str, evidence: str
 ) -> str:
@@ -209,3 +261,11 @@ def difference_text(names: dict[str, str], test: dict[str, Any], first: str, sec
         f"{names[first]} - {names[second]} = {sign * test['difference']:+.4f} "
         f"({test['level'] * 100:.4g}% interval {low:+.4f} to {high:+.4f})"
     )
+
+
+# Each test's verdict, by the test's name in its figures.
+VERDICTS = {
+    "mcnemar_exact": paired_verdict,
+    "welch": welch_verdict,
+    "corrected_fold_t": fold_verdict,
+}

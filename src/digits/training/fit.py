@@ -97,6 +97,14 @@ def early_stop(trainer: L.Trainer) -> dict[str, int]:
     )
 
 
+def validated_images(trainer: L.Trainer, datamodule: DigitsDataModule) -> dict[str, int]:
+    """How many images each validation scored, when it scored the whole split: a k-fold
+    estimate pools its folds' validations by it (digits.runs.comparison)."""
+    limit = trainer.limit_val_batches  # 1 (an int) would be one batch; 1.0 the whole split
+    whole = isinstance(limit, float) and limit == 1.0 and getattr(datamodule, "val_set", None)
+    return {"val/images": len(datamodule.val_set)} if whole else {}
+
+
 def keep_test_predictions(
     trainer: L.Trainer,
     model: DigitClassifier,
@@ -160,7 +168,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         per_source = (f"val/{name}/acc" for name in datamodule.source_slices("val"))
         metrics |= {name: fitted[name] for name in per_source if name in fitted}
         metrics |= throughput(trainer, datamodule, resumed=cfg.ckpt_path is not None)
-        metrics |= early_stop(trainer)
+        metrics |= early_stop(trainer) | validated_images(trainer, datamodule)
     best = next(
         (c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)),
         None,
