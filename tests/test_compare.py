@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FAST, TEST_SIZE, run_cli
-from digits.compare import compare
+from digits.compare import compare, main
 from digits.errors import DigitsError
 from digits.runs.per_image import PerImageResults
 from digits.uncertainty import cross_validated_interval, fold_paired_test
@@ -339,3 +339,16 @@ def test_folds_are_cross_validation_not_seed_replicates(
     compare([*map(str, runs[5:]), *map(str, seeds)], tmp_path / "out2")
     (test,) = json.loads((tmp_path / "out2" / "tests.json").read_text())["tests"]
     assert "no test between a k-fold group and seed replicates" in test["verdict"]
+
+
+def test_all_pairs_tests_every_pair_with_holm_over_them_all(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_runs
+    other = replicate(b, tmp_path / "b_faster", seed=42)
+    config = other / ".hydra" / "config.yaml"
+    config.write_text(re.sub(r"(?m)^  lr: .*$", "  lr: 0.02", config.read_text()))
+    main([str(a), str(b), str(other), "--out", str(tmp_path / "out"), "--all-pairs"])
+    tests = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    pairs = {frozenset((t["a"], t["b"])) for t in tests}
+    assert len(tests) == 3 and len(pairs) == 3 and all(t["tests"] == 3 for t in tests)

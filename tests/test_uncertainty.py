@@ -14,7 +14,9 @@ from statsmodels.stats.proportion import proportion_confint
 
 from digits.runs.significance import paired_verdict, welch_verdict
 from digits.uncertainty import (
+    cross_validated_interval,
     detectable_difference,
+    fold_paired_test,
     holm,
     mean_interval,
     paired_test,
@@ -161,3 +163,24 @@ def test_the_detectable_difference_is_detected_four_times_in_five(discordant: in
     a, b = constructed_pair(both=9900, a_only=20, b_only=26, neither=54)
     verdict = paired_verdict(NAMES, paired_test(a, b), alpha=0.05, tests=1)
     assert "it detects (80% power) a difference of 0.00" in verdict
+
+
+def test_k_fold_intervals_carry_nadeau_and_bengios_correction() -> None:
+    """Folds share most of their training images: the variance of their mean is (1/k + 1/(k-1))
+    s^2, not s^2 / k (written out here, against digits.uncertainty)."""
+    folds = [0.9900, 0.9898, 0.9879, 0.9905, 0.9883]
+    k, s2 = len(folds), statistics.variance(folds)
+    half = t.ppf(0.975, k - 1) * math.sqrt((1 / k + 1 / (k - 1)) * s2)
+    estimate = cross_validated_interval(folds)
+    assert estimate["mean"] == pytest.approx(statistics.mean(folds))
+    assert (estimate["low"], estimate["high"]) == pytest.approx(
+        (statistics.mean(folds) - half, statistics.mean(folds) + half)
+    )
+    naive = mean_interval(folds)
+    assert estimate["high"] - estimate["low"] > naive["high"] - naive["low"]  # wider, honestly
+    a, b = [0.99, 0.989, 0.988, 0.99, 0.988], [0.991, 0.9905, 0.989, 0.992, 0.989]
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    statistic = statistics.mean(d) / math.sqrt((1 / k + 1 / (k - 1)) * statistics.variance(d))
+    test = fold_paired_test(a, b)
+    assert test["p_value"] == pytest.approx(2 * t.sf(abs(statistic), k - 1))
+    assert test["difference"] == pytest.approx(statistics.mean(d))

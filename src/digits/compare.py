@@ -4,7 +4,8 @@ folders, or quoted globs such as 'outputs/multiruns/*').
 One table of the settings that differ between the runs and their final metrics (the test accuracy
 with its 95% interval), best validation accuracy first; runs that differ only in seed or fold as
 groups (n, mean, sd, interval); whether the best by validation beats each other run or group
-(McNemar's exact test on the shared test images, or Welch's t for groups), in one sentence each.
+(McNemar's exact test on the shared test images, Welch's t for seed groups, a corrected t fold by
+fold for k-fold groups; Holm's correction; --all-pairs: every pair), in one sentence each.
 Saved as markdown and CSV with a plot of test accuracy (error bars) against training time.
 A plain command line rather than Hydra's: its arguments are paths, not settings.
 """
@@ -42,7 +43,7 @@ from digits.runs.comparison import (
     units_to_test,
 )
 from digits.runs.run_dir import ComparisonDir
-from digits.runs.significance import against_best, check_same_test_set
+from digits.runs.significance import check_same_test_set, tests_between
 from digits.runs.writing import write_json
 
 
@@ -52,9 +53,12 @@ def default_out() -> Path:
     return Path(log_dir) / "comparisons" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 
 
-def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str, Any]]:
+def compare(
+    arguments: Sequence[str], out: Path | None = None, all_pairs: bool = False
+) -> list[dict[str, Any]]:
     """Print and save the comparison of the runs named: each run, the groups of replicates, and
-    whether the best by validation beats the others; return the runs' rows, best first."""
+    whether the best by validation beats the others (with `all_pairs`: whether any beats any);
+    return the runs' rows, best first."""
     folder = ComparisonDir(out or default_out())
     if out is not None:
         if out.exists() and not out.is_dir():
@@ -65,7 +69,7 @@ def compare(arguments: Sequence[str], out: Path | None = None) -> list[dict[str,
     keys, rows = rows_of(runs)
     units, repeated = units_to_test(runs)
     groups, summaries = best_first(units)
-    tests = against_best(groups)
+    tests = tests_between(groups, all_pairs)
     if all(summary["n"] <= 1 for summary in summaries):  # runs alone: the table says it all
         summaries = []
     comparison = Comparison(keys, rows, summaries, tests, repeated)
@@ -143,8 +147,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = OneLineParser(prog="python -m digits.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories, multirun folders or globs")
     parser.add_argument("--out", type=Path, help="where to save the table and the plot")
+    parser.add_argument(
+        "--all-pairs",
+        action="store_true",
+        help="test every pair, not each against the best by validation (Holm over all of them)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    compare(args.runs, args.out)
+    compare(args.runs, args.out, args.all_pairs)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ correction (adjusted p-values; each interval at the level that agrees with its v
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from typing import Any
 
@@ -44,16 +45,21 @@ def check_same_test_set(runs: list[RunDir]) -> None:
             )
 
 
-def against_best(groups: list[Group]) -> list[dict[str, Any]]:
-    """Each group tested against the first (the caller's best by validation accuracy), Holm's
-    correction over the tests made, each interval at the level that agrees with its verdict."""
-    reference, others = groups[0], groups[1:]
-    first = [pair_test(reference, other) for other in others]
+def tests_between(groups: list[Group], all_pairs: bool = False) -> list[dict[str, Any]]:
+    """Each group tested against the first (the caller's best by validation accuracy), or with
+    `all_pairs` every pair; Holm's correction over the tests made, each interval at the level that
+    agrees with its verdict."""
+    pairs = (
+        list(itertools.combinations(groups, 2))
+        if all_pairs
+        else [(groups[0], other) for other in groups[1:]]
+    )
+    first = [pair_test(a, b) for a, b in pairs]
     made = [i for i, test in enumerate(first) if "p_value" in test]
     adjusted, levels = holm([first[i]["p_value"] for i in made], ALPHA)
     results = list(first)
     for i, p_holm, level in zip(made, adjusted, levels, strict=True):
-        test = pair_test(reference, others[i], level) | {"p_holm": p_holm, "tests": len(made)}
+        test = pair_test(*pairs[i], level) | {"p_holm": p_holm, "tests": len(made)}
         verdict = VERDICTS[test["test"]]
         results[i] = test | {"verdict": verdict(test["names"], test, ALPHA, len(made))}
     return [{key: value for key, value in t.items() if key != "names"} for t in results]
