@@ -264,9 +264,15 @@ def difference_text(names: dict[str, str], test: dict[str, Any], first: str, sec
     sign = 1 if first == "b" else -1
     low, high = sorted((sign * test["low"], sign * test["high"]))
     return (
-        f"{names[first]} - {names[second]} = {sign * test['difference']:+.4f} "
-        f"({test['level'] * 100:.4g}% interval {low:+.4f} to {high:+.4f})"
+        f"{names[first]} - {names[second]} = {signed(sign * test['difference'])} "
+        f"({test['level'] * 100:.4g}% interval {signed(low)} to {signed(high)})"
     )
+
+
+def signed(value: float) -> str:
+    """A difference with its sign, four decimals; one too small to show there in powers of ten
+    (an interval's end at -0.00002 must not read -0.0000)."""
+    return f"{value:+.4f}" if value == 0 or abs(value) >= 5e-5 else f"{value:+.1e}"
 
 
 # Each test's verdict, by the test's name in its figures.
