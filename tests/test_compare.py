@@ -14,6 +14,8 @@ import pytest
 from conftest import FAST, TEST_SIZE, run_cli
 from digits.compare import compare, main
 from digits.errors import DigitsError
+from digits.runs import RunDir
+from digits.runs.comparison import fold_accuracies, grouped, replicate_kind
 from digits.runs.per_image import PerImageResults
 from digits.uncertainty import cross_validated_interval, fold_paired_test
 
@@ -352,3 +354,44 @@ def test_all_pairs_tests_every_pair_with_holm_over_them_all(
     tests = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
     pairs = {frozenset((t["a"], t["b"])) for t in tests}
     assert len(tests) == 3 and len(pairs) == 3 and all(t["tests"] == 3 for t in tests)
+
+
+def test_two_fold_cross_validation_over_five_splits_is_tested_by_5x2cv(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Dietterich's 5x2cv: data.folds=2 repeated over five split seeds, paired split by split."""
+    a, b = two_runs
+    runs = []
+    for run, base in ((a, 0.90), (b, 0.93)):
+        for split in range(1, 6):
+            for fold in (0, 1):
+                value = base + split / 1000 + (fold * split / 500 if run == b else 0)
+                to = fold_of(run, tmp_path / f"{run.name}_s{split}f{fold}", fold, value)
+                config = to / ".hydra" / "config.yaml"
+                text = re.sub(r"(?m)^  folds: .*$", "  folds: 2", config.read_text())
+                config.write_text(re.sub(r"(?m)^  split_seed: .*$", f"  split_seed: {split}", text))
+                runs.append(str(to))
+    compare(runs, tmp_path / "out")
+    groups = list(csv.DictReader((tmp_path / "out" / "groups.csv").open()))
+    assert {g["kind"] for g in groups} == {"repeated folds"} and {g["n"] for g in groups} == {"10"}
+    (test,) = json.loads((tmp_path / "out" / "tests.json").read_text())["tests"]
+    assert test["test"] == "five_by_two_t" and test["repetitions"] == 5
+    assert "Dietterich's 5x2cv paired t over 5 splits" in test["verdict"]
+
+
+def test_seeds_within_a_fold_are_averaged_not_pooled_with_the_folds(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, _ = two_runs
+    runs = []
+    for fold, value in enumerate([0.90, 0.91, 0.92]):
+        for seed, offset in ((1, -0.002), (2, 0.002)):
+            to = fold_of(a, tmp_path / f"f{fold}s{seed}", fold, value + offset)
+            config = to / ".hydra" / "config.yaml"
+            config.write_text(re.sub(r"(?m)^seed: .*$", f"seed: {seed}", config.read_text()))
+            runs.append(to)
+    ((_, members),) = grouped([RunDir(r) for r in runs])
+    assert replicate_kind(members) == "folds and seeds"
+    assert fold_accuracies(members) == pytest.approx(
+        {f"5:42:{f}": v for f, v in enumerate([0.90, 0.91, 0.92])}
+    )

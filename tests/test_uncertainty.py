@@ -16,6 +16,7 @@ from digits.runs.significance import paired_verdict, welch_verdict
 from digits.uncertainty import (
     cross_validated_interval,
     detectable_difference,
+    five_by_two_test,
     fold_paired_test,
     holm,
     mean_interval,
@@ -184,3 +185,16 @@ def test_k_fold_intervals_carry_nadeau_and_bengios_correction() -> None:
     test = fold_paired_test(a, b)
     assert test["p_value"] == pytest.approx(2 * t.sf(abs(statistic), k - 1))
     assert test["difference"] == pytest.approx(statistics.mean(d))
+
+
+def test_five_by_two_cv_is_dietterichs_t() -> None:
+    """Dietterich (1998): t = p_1^(1) / sqrt(mean of s_i^2), s_i^2 = the two folds' squared
+    deviations from their mean, 5 degrees of freedom (written out)."""
+    pairs = [(0.004, 0.002), (0.003, 0.005), (0.001, 0.002), (0.006, 0.003), (0.002, 0.004)]
+    variances = [(x - (x + y) / 2) ** 2 + (y - (x + y) / 2) ** 2 for x, y in pairs]
+    statistic = pairs[0][0] / math.sqrt(sum(variances) / 5)
+    test = five_by_two_test(pairs)
+    assert test["p_value"] == pytest.approx(2 * t.sf(abs(statistic), 5))
+    assert test["difference"] == pairs[0][0] and test["repetitions"] == 5
+    assert test["mean_difference"] == pytest.approx(statistics.mean(v for p in pairs for v in p))
+    assert (test["low"] > 0) == (test["p_value"] < 0.05)

@@ -124,37 +124,67 @@ def holm(p_values: Sequence[float], alpha: float) -> tuple[list[float], list[flo
     return adjusted, levels
 
 
-def cross_validated_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
-    """The mean of k folds' validation accuracies with Nadeau and Bengio's corrected resampled t
-    interval: the folds share most of their training images, so their spread understates the
-    estimate's; the variance of the mean is (1/k + n_val/n_train) s^2, n_val/n_train = 1/(k-1)
-    for k-fold, with k - 1 degrees of freedom. None for the bounds with fewer than two folds."""
+def cross_validated_interval(
+    values: Sequence[float], level: float = LEVEL, folds: int | None = None
+) -> dict[str, Any]:
+    """The mean of cross-validated accuracies (k folds, or r repetitions of k folds: `folds` = k)
+    with Nadeau and Bengio's corrected resampled t interval: the folds share most of their training
+    images, so their spread understates the estimate's; the variance of the mean of J values is
+    (1/J + n_val/n_train) s^2, n_val/n_train = 1/(k-1) for k-fold, with J - 1 degrees of freedom.
+    None for the bounds with fewer than two values."""
     array = np.asarray(values, dtype=float)
-    k = len(array)
-    mean = float(array.mean()) if k else None
-    if k < 2:
-        return {"n": k, "mean": mean, "low": None, "high": None, "method": "nadeau_bengio"}
-    half = float(t.ppf((1 + level) / 2, k - 1)) * math.sqrt(
-        (1 / k + 1 / (k - 1)) * float(array.var(ddof=1))
+    count = len(array)
+    mean = float(array.mean()) if count else None
+    if count < 2:
+        return {"n": count, "mean": mean, "low": None, "high": None, "method": "nadeau_bengio"}
+    k = folds or count
+    half = float(t.ppf((1 + level) / 2, count - 1)) * math.sqrt(
+        (1 / count + 1 / (k - 1)) * float(array.var(ddof=1))
     )
-    return {"n": k, "mean": mean, "low": mean - half, "high": mean + half, "level": level,
+    return {"n": count, "mean": mean, "low": mean - half, "high": mean + half, "level": level,
             "method": "nadeau_bengio"}  # fmt: skip
 
 
 def fold_paired_test(
-    a_values: Sequence[float], b_values: Sequence[float], level: float = LEVEL
+    a_values: Sequence[float],
+    b_values: Sequence[float],
+    level: float = LEVEL,
+    folds: int | None = None,
 ) -> dict[str, Any]:
-    """Two recipes cross-validated on the same k folds (value i of each on fold i): the mean of
-    the fold-by-fold differences B - A with Nadeau and Bengio's corrected resampled t (interval
-    and two-sided p, k - 1 degrees of freedom)."""
+    """Two recipes cross-validated on the same folds (value i of each on fold i; r repetitions of
+    k folds: `folds` = k): the mean of the fold-by-fold differences B - A with Nadeau and Bengio's
+    corrected resampled t (interval and two-sided p, J - 1 degrees of freedom for J values)."""
     differences = np.asarray(b_values, float) - np.asarray(a_values, float)
-    k = len(differences)
+    count = len(differences)
+    k = folds or count
     mean = float(differences.mean())
-    spread = math.sqrt((1 / k + 1 / (k - 1)) * float(differences.var(ddof=1)))
-    result = {"test": "corrected_fold_t", "folds": k, "difference": mean, "level": level}
+    spread = math.sqrt((1 / count + 1 / (k - 1)) * float(differences.var(ddof=1)))
+    result = {"test": "corrected_fold_t", "folds": count, "difference": mean, "level": level}
     if spread == 0:
         return result | {"low": None, "high": None, "p_value": None}
     statistic = mean / spread
-    half = float(t.ppf((1 + level) / 2, k - 1)) * spread
-    p_value = float(2 * t.sf(abs(statistic), k - 1))
+    half = float(t.ppf((1 + level) / 2, count - 1)) * spread
+    p_value = float(2 * t.sf(abs(statistic), count - 1))
     return result | {"low": mean - half, "high": mean + half, "p_value": p_value}
+
+
+def five_by_two_test(
+    differences: Sequence[tuple[float, float]], level: float = LEVEL
+) -> dict[str, Any]:
+    """Dietterich's 5x2cv paired t (1998): r repetitions (5) of 2-fold cross-validation, each a
+    new split; `differences`: per repetition, B - A on its fold 0 and fold 1. t = the first
+    repetition's first difference over sqrt(mean of the repetitions' variances), r degrees of
+    freedom. `difference` and its interval are that first difference's (the test's own estimate,
+    so that the interval agrees with the test); `mean_difference` is over all 2r."""
+    pairs = np.asarray(differences, dtype=float)
+    r = len(pairs)
+    variances = ((pairs - pairs.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    spread = math.sqrt(float(variances.mean()))
+    first = float(pairs[0, 0])
+    result = {"test": "five_by_two_t", "repetitions": r, "difference": first,
+              "mean_difference": float(pairs.mean()), "level": level}  # fmt: skip
+    if spread == 0:
+        return result | {"low": None, "high": None, "p_value": None}
+    half = float(t.ppf((1 + level) / 2, r)) * spread
+    p_value = float(2 * t.sf(abs(first / spread), r))
+    return result | {"low": first - half, "high": first + half, "p_value": p_value}

@@ -27,7 +27,7 @@ METRICS = {
 }
 INTERVAL = ["test_acc_low", "test_acc_high"]  # the 95% interval of test_acc (Wilson)
 # Runs whose settings differ only in these replicate one configuration.
-REPLICATES = ("seed", "data.fold")
+REPLICATES = ("seed", "data.fold", "data.split_seed")
 # A group's columns: the mean of each accuracy over its runs, their standard deviation and the
 # 95% interval of the mean (Student's t).
 SPREAD = ["val_acc_best", "val_acc_best_sd", "val_acc_best_low", "val_acc_best_high",
@@ -141,18 +141,43 @@ def short_name(keys: list[str], setting: dict[str, str]) -> str:
 
 
 def replicate_kind(runs: list[RunDir]) -> str:
-    """What a group's runs vary in: seeds, folds (k-fold cross-validation), or both."""
-    varied = [key for key in REPLICATES if len({run.settings().get(key) for run in runs}) > 1]
-    return {("seed",): "seeds", ("data.fold",): "folds"}.get(
-        tuple(varied), "folds and seeds" if varied else "one"
-    )
+    """What a group's runs vary in: seeds (the training seed, or the split's: replicates), folds
+    (k-fold cross-validation), folds and seeds (the same folds, several training seeds), repeated
+    folds (k-fold repeated over split seeds: 5x2cv with data.folds=2), or nothing (one)."""
+    varied = {key for key in REPLICATES if len({run.settings().get(key) for run in runs}) > 1}
+    if "data.fold" not in varied:
+        return "seeds" if varied else "one"
+    if "data.split_seed" in varied:
+        return "repeated folds"
+    return "folds and seeds" if "seed" in varied else "folds"
 
 
-def cross_validation(metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """A k-fold group's estimate (CROSS_VALIDATION's columns) from its folds' metrics."""
-    validated = [m for m in metrics if isinstance(m.get("val/acc"), float)]
-    estimate = cross_validated_interval([m["val/acc"] for m in validated])
+# The kinds of group that are cross-validation, and whose estimate CROSS_VALIDATION holds.
+CROSS_VALIDATED = ("folds", "folds and seeds", "repeated folds")
+
+
+def fold_accuracies(runs: list[RunDir]) -> dict[str, float] | None:
+    """Each fold's final validation accuracy (each measured once), keyed by the split that made it
+    (data.folds, data.split_seed, data.fold); a fold run with several training seeds counts as
+    their mean (seeds within a fold, never pooled with folds). None where a run has none."""
+    found: dict[str, list[float]] = {}
+    for run in runs:
+        settings, metrics = run.settings(), status_and_metrics(run)[1]
+        if not isinstance(metrics.get("val/acc"), float):
+            return None
+        key = ":".join(settings.get(k, "") for k in ("data.folds", "data.split_seed", "data.fold"))
+        found.setdefault(key, []).append(metrics["val/acc"])
+    return {key: sum(values) / len(values) for key, values in found.items()}
+
+
+def cross_validation(runs: list[RunDir], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """A cross-validated group's estimate (CROSS_VALIDATION's columns): its folds' final validation
+    accuracies with the corrected interval, and the accuracy pooled over every validation image."""
+    folds = fold_accuracies(runs) or {}
+    k = int(next(iter(folds), "0:").split(":")[0] or 0)
+    estimate = cross_validated_interval(list(folds.values()), folds=k or None)
     row = {"cv_val_acc": estimate["mean"], "cv_low": estimate["low"], "cv_high": estimate["high"]}
+    validated = [m for m in metrics if isinstance(m.get("val/acc"), float)]
     if validated and all("val/images" in m for m in validated):
         images = sum(m["val/images"] for m in validated)
         right = sum(round(m["val/acc"] * m["val/images"]) for m in validated)
@@ -162,7 +187,9 @@ def cross_validation(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def group_row(name: str, metrics: list[dict[str, Any]], kind: str = "seeds") -> dict[str, Any]:
+def group_row(
+    name: str, metrics: list[dict[str, Any]], kind: str = "seeds", runs: list[RunDir] = ()
+) -> dict[str, Any]:
     """One group's n (its runs with a test accuracy: those its test mean is over), what its runs
     vary in (`kind`), each accuracy's mean, sd and 95% interval, a k-fold group's cross-validation
     estimate, and the mean training time."""
@@ -177,7 +204,8 @@ def group_row(name: str, metrics: list[dict[str, Any]], kind: str = "seeds") -> 
     own = tested[0].get("test/acc_interval") if len(tested) == 1 else None
     if own:  # a group of one: its run's Wilson interval over the test images
         row |= {"test_acc_low": own["low"], "test_acc_high": own["high"], "interval": "wilson"}
-    row |= dict.fromkeys(CROSS_VALIDATION) | (cross_validation(metrics) if kind == "folds" else {})
+    estimate = cross_validation(list(runs), metrics) if kind in CROSS_VALIDATED else {}
+    row |= dict.fromkeys(CROSS_VALIDATION) | estimate
     times = [m["train_time_s"] for m in metrics if "train_time_s" in m]
     return row | {"train_time_s": sum(times) / len(times) if times else None}
 
@@ -249,6 +277,6 @@ def best_first(
     rows = []
     for name, runs in groups:
         finished = [metrics for run in runs if (metrics := status_and_metrics(run)[1])]
-        rows.append(group_row(name, finished, replicate_kind(runs)))
+        rows.append(group_row(name, finished, replicate_kind(runs), runs))
     order = sorted(range(len(groups)), key=lambda i: sort_key(rows[i]))
     return [groups[i] for i in order], [rows[i] for i in order]

@@ -15,10 +15,22 @@ from typing import Any
 import numpy as np
 
 from digits.errors import DigitsError
-from digits.runs.comparison import replicate_kind, status_and_metrics
+from digits.runs.comparison import (
+    CROSS_VALIDATED,
+    fold_accuracies,
+    replicate_kind,
+    status_and_metrics,
+)
 from digits.runs.per_image import PerImageResults
 from digits.runs.run_dir import RunDir
-from digits.uncertainty import LEVEL, fold_paired_test, holm, paired_test, welch_test
+from digits.uncertainty import (
+    LEVEL,
+    five_by_two_test,
+    fold_paired_test,
+    holm,
+    paired_test,
+    welch_test,
+)
 
 ALPHA = 0.05
 # Overrides that change which test images a run sees.
@@ -78,7 +90,7 @@ def pair_test(a: Group, b: Group, level: float = LEVEL) -> dict[str, Any]:
         check_same_images(a[1][0], b[1][0], results[0], results[1])
         return names | {"names": names} | paired_test(results[0].correct, results[1].correct, level)
     kinds = {replicate_kind(a[1]), replicate_kind(b[1])}
-    if "folds" in kinds or "folds and seeds" in kinds:
+    if kinds & set(CROSS_VALIDATED):
         return names | fold_test(a, b, kinds, level)
     a_acc, b_acc = (tested_accuracies(group[1]) for group in (a, b))
     if len(a_acc) < 2 or len(b_acc) < 2:
@@ -94,40 +106,38 @@ def pair_test(a: Group, b: Group, level: float = LEVEL) -> dict[str, Any]:
 
 
 def fold_test(a: Group, b: Group, kinds: set[str], level: float) -> dict[str, Any]:
-    """Two k-fold groups on the same folds, paired fold by fold (their final validation
-    accuracies, Nadeau and Bengio's corrected t); any other mix of folds and seeds gets no test:
-    folds share their training images, so their spread is not a seed group's."""
+    """Two cross-validated groups on the same folds, paired fold by fold (their final validation
+    accuracies; a fold's several training seeds as their mean): Nadeau and Bengio's corrected t,
+    or Dietterich's 5x2cv t for 2-fold cross-validation repeated over split seeds. Any other mix of
+    folds and seeds gets no test: folds share their training images, so their spread is not a seed
+    group's."""
     names = {"a": a[0], "b": b[0]}
-    if kinds != {"folds"}:
+    if not kinds <= set(CROSS_VALIDATED) or ("repeated folds" in kinds and len(kinds) > 1):
         return {"verdict": f"{names['a']} and {names['b']}: no test between a k-fold group and "
-                "seed replicates (or runs varying in both): folds share most of their training "
+                "seed replicates (or other cross-validation): folds share most of their training "
                 "images, so their spread is not the seeds'; compare k-fold with k-fold on the same "
                 "folds, seeds with seeds"}  # fmt: skip
     folds = [fold_accuracies(group[1]) for group in (a, b)]
-    if folds[0].keys() != folds[1].keys() or None in folds:
+    if None in folds or folds[0].keys() != folds[1].keys():
         return {"verdict": f"{names['a']} and {names['b']}: not cross-validated on the same folds "
                 "(data.folds, data.split_seed and the folds run must match); no fold-by-fold "
                 "test"}  # fmt: skip
     order = sorted(folds[0])
-    test = fold_paired_test([folds[0][f] for f in order], [folds[1][f] for f in order], level)
+    k = int(order[0].split(":")[0])
+    if kinds == {"repeated folds"} and k == 2:
+        splits = sorted({key.rsplit(":", 1)[0] for key in order})
+        differences = [tuple(folds[1][f"{s}:{f}"] - folds[0][f"{s}:{f}"] for f in (0, 1))
+                       for s in splits]  # fmt: skip
+        test = five_by_two_test(differences, level)
+    else:
+        test = fold_paired_test(
+            [folds[0][f] for f in order], [folds[1][f] for f in order], level, k
+        )
     if test["p_value"] is None:
         return {
             "verdict": f"{names['a']} and {names['b']}: the same accuracy on every fold; no test"
         }
     return {"names": names} | test
-
-
-def fold_accuracies(runs: list[RunDir]) -> dict[str, float] | None:
-    """Each fold's final validation accuracy, keyed by the fold and the split that made it; None
-    where a fold has none."""
-    found = {}
-    for run in runs:
-        settings, metrics = run.settings(), status_and_metrics(run)[1]
-        if not isinstance(metrics.get("val/acc"), float):
-            return None
-        key = ":".join(settings.get(k, "") for k in ("data.folds", "data.split_seed", "data.fold"))
-        found[key] = metrics["val/acc"]
-    return found
 
 
 def per_image(run: RunDir) -> PerImageResults | None:
@@ -275,9 +285,25 @@ def signed(value: float) -> str:
     return f"{value:+.4f}" if value == 0 or abs(value) >= 5e-5 else f"{value:+.1e}"
 
 
+def five_by_two_verdict(
+    names: dict[str, str], test: dict[str, Any], alpha: float, tests: int
+) -> str:
+    """The same for 2-fold cross-validation repeated over split seeds (Dietterich's 5x2cv)."""
+    first, second = ("b", "a") if test["difference"] >= 0 else ("a", "b")
+    shown = (
+        f"validation accuracy on the first split's first fold "
+        f"{difference_text(names, test, first, second)} (mean over all "
+        f"{2 * test['repetitions']} folds {signed(test['mean_difference'])}); Dietterich's 5x2cv "
+        f"paired t over {test['repetitions']} splits{bar(test, alpha, tests)}"
+    )
+    return verdict(names, first, second, decisive_p(test) < alpha,
+                   f"with {test['repetitions']} splits", f"p = {test['p_value']:.2g}; {shown}")  # fmt: skip
+
+
 # Each test's verdict, by the test's name in its figures.
 VERDICTS = {
     "mcnemar_exact": paired_verdict,
     "welch": welch_verdict,
     "corrected_fold_t": fold_verdict,
+    "five_by_two_t": five_by_two_verdict,
 }
