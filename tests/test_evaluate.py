@@ -218,10 +218,16 @@ def test_calibration_error_is_high_for_an_over_confident_model_and_low_for_a_cal
     honest[torch.arange(1000), predicted] = 0.5  # right half of the time, says so
     honest[torch.arange(1000), (predicted + 5) % 10] = 0.5 - 0.01 * 8 / 9
     assert calibration(honest, labels)["ece"] < 0.01
-    # The ECE's bootstrap interval: around it, and no wider than the spread of half-right bins.
+    # The ECE's bootstrap interval holds its bias-corrected estimate; for a badly calibrated
+    # model (the bias small beside the error) the plain ECE too.
     spread = over["ece_interval"]
-    assert spread["low"] <= over["ece"] <= spread["high"] and spread["method"] == "bootstrap"
+    assert spread["low"] <= spread["bias_corrected"] <= spread["high"]
+    assert spread["low"] <= over["ece"] <= spread["high"] and spread["method"] == "basic bootstrap"
     assert 0 < spread["high"] - spread["low"] < 0.15
+    # A well calibrated model: the draws' ECEs sit above its ECE (its upward bias), and the
+    # interval still holds the bias-corrected one, not below 0.
+    near = calibration(honest, labels)["ece_interval"]
+    assert 0 <= near["low"] <= near["bias_corrected"] <= near["high"]
     assert calibration(confident, labels)["ece_interval"] == spread  # seeded: repeatable
 
 

@@ -113,8 +113,9 @@ def print_report(result: dict, out_dir: Path) -> None:
     calibrated = result["calibration"]
     ece = calibrated["ece_interval"]
     console.print(
-        f"expected calibration error (15 bins): {calibrated['ece']:.4f} (95% interval "
-        f"{interval_text(ece['low'], ece['high'])}, bootstrap over the images) at temperature "
+        f"expected calibration error (15 bins): {calibrated['ece']:.4f} (bias-corrected "
+        f"{ece['bias_corrected']:.4f}, 95% interval {interval_text(ece['low'], ece['high'])}, "
+        f"basic bootstrap over the images) at temperature "
         f"{calibrated['temperature']:.3f} ({calibrated['ece_uncalibrated']:.4f} uncalibrated)",
         soft_wrap=True,
     )
