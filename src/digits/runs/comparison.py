@@ -144,7 +144,8 @@ def replicate_kind(runs: list[RunDir]) -> str:
     """What a group's runs vary in: seeds (the training seed, or the split's: replicates), folds
     (k-fold cross-validation), folds and seeds (the same folds, several training seeds), repeated
     folds (k-fold repeated over split seeds: 5x2cv with data.folds=2), or nothing (one)."""
-    varied = {key for key in REPLICATES if len({run.settings().get(key) for run in runs}) > 1}
+    settings = [run.settings() for run in runs]  # each run's .hydra/config.yaml, read once
+    varied = {key for key in REPLICATES if len({each.get(key) for each in settings}) > 1}
     if "data.fold" not in varied:
         return "seeds" if varied else "one"
     if "data.split_seed" in varied:
@@ -174,8 +175,8 @@ def cross_validation(runs: list[RunDir], metrics: list[dict[str, Any]]) -> dict[
     """A cross-validated group's estimate (CROSS_VALIDATION's columns): its folds' final validation
     accuracies with the corrected interval, and the accuracy pooled over every validation image."""
     folds = fold_accuracies(runs) or {}
-    k = int(next(iter(folds), "0:").split(":")[0] or 0)
-    estimate = cross_validated_interval(list(folds.values()), folds=k or None)
+    k = int(runs[0].settings()["data.folds"])  # a cross-validated group's runs share it
+    estimate = cross_validated_interval(list(folds.values()), folds=k)
     row = {"cv_val_acc": estimate["mean"], "cv_low": estimate["low"], "cv_high": estimate["high"]}
     validated = [m for m in metrics if isinstance(m.get("val/acc"), float)]
     if validated and all("val/images" in m for m in validated):
