@@ -178,6 +178,14 @@ BAD_INPUT = [
     (T, ["data=unlabelled", "data.root={photos}"], "data=unlabelled: images without labels teach nothing to train on; adapt a trained model"),
     (E, ["run={run}", "data=unlabelled", "data.root={photos}"], "data=unlabelled: images without labels, nothing to score against"),
     (A, [*ADAPT, "hydra.run.dir={run}"], "hydra.run.dir={run}: holds a run already (completed)"),
+    # --- the sequence reader (issue 45): strips for a strip reader, digits for a classifier ---
+    (T, ["model=crnn"], "data=mnist: holds single digits, and the CRNN network reads strips of several; train it on data=numbers"),
+    (T, ["data=numbers", "data.source.val_size=200"], "data=numbers: holds strips of several digits, and the MLP network classifies one digit; strips train a sequence reader: model=crnn"),
+    (T, ["model=crnn", "data=numbers", "data.min_digits=5", "data.max_digits=3"], "data.min_digits=5 is more than data.max_digits=3"),
+    (T, ["model=crnn", "data=numbers", "data.gap=[0.5,0.1]"], "data.gap=[0.5, 0.1]: must be [low, high] with low <= high"),
+    (T, ["model=crnn", "data=numbers", "model.channels=[8,8,8,8,8,8]"], "cannot build this network (at most 5 blocks"),
+    (P, [*PREDICT, "mode=number", "reader=sequence"], "ckpt_path={ckpt}: a digit classifier's checkpoint (MLP); reader=sequence reads rows with a number reader's"),
+    (P, [*PREDICT, "reader=sequence"], "reader=sequence reads rows of digits whole: use mode=number (not mode=digit)"),
     # --- train: early stopping and the tuner ---
     (T, ["callbacks.early_stopping.patience=3"], "the selected callbacks has no early_stopping; it is a setting of callbacks=early_stopping"),
     (T, ["callbacks=early_stopping", "callbacks.early_stopping.monitor=test/acc"], "callbacks.early_stopping.monitor=test/acc: the test set must never choose the model"),

@@ -30,12 +30,14 @@ from digits.data.emnist import EMNISTDataModule
 from digits.data.folder import FolderDataModule
 from digits.data.mix import MixDataModule
 from digits.data.mnist import MNISTDataModule
+from digits.data.numbers import NumbersDataModule
 from digits.data.qmnist import QMNISTDataModule
 from digits.data.split import check_folds
 from digits.data.usps import USPSDataModule
 from digits.errors import DigitsError
+from digits.models import NETWORKS
 from digits.models.classifier import DigitClassifier
-from digits.models.networks import NETWORKS
+from digits.models.number_reader import NumberReader
 from digits.serving.options import ServeOptions
 
 CONF = Path(config_dir())
@@ -53,6 +55,10 @@ def test_config_dir_is_the_repo_conf_in_an_editable_install() -> None:
 def test_model_options_build_networks_that_output_ten_logits(make_cfg, model: str) -> None:
     cfg = make_cfg(f"model={model}")
     net = instantiate(cfg.model)
+    if model == "crnn":  # a strip reader: 11 scores (0-9, CTC's blank) per 4 px of the strip
+        assert net(torch.zeros(3, 1, 32, 100)).shape == (3, 25, 11)
+        assert cfg.module.decoding == "greedy"  # model=crnn chooses its module
+        return
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
 
 
@@ -262,6 +268,8 @@ def model_option(network: type) -> str:
     return option
 
 
+# The Hydra keys of a data option that builds its own sources (a mix's, the strips' digit set).
+BUILDS_ITS_OWN = ("_target_", "_convert_", "_recursive_")
 # (what declares the settings, its options in conf/, the command composing one, at which key,
 #  the constructor's arguments that come from elsewhere, Hydra's keys the YAML adds)
 DECLARED = [
@@ -271,7 +279,9 @@ DECLARED = [
     (USPSDataModule, "data/usps", "train", "data", (), ("_target_", "_convert_")),
     (EMNISTDataModule, "data/emnist", "train", "data", (), ("_target_", "_convert_")),
     (QMNISTDataModule, "data/qmnist", "train", "data", (), ("_target_", "_convert_")),
-    (MixDataModule, "data/mix", "train", "data", (), ("_target_", "_convert_", "_recursive_")),
+    (MixDataModule, "data/mix", "train", "data", (), BUILDS_ITS_OWN),
+    (NumbersDataModule, "data/numbers", "train", "data", (), BUILDS_ITS_OWN),
+    (NumberReader, "module/sequence", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (DigitClassifier, "module/default", "train", "module", ("net", "optimizer", "scheduler"), ()),
     (ServeOptions, "serve", "serve", "", (), ()),
 ]

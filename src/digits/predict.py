@@ -27,7 +27,14 @@ from digits.config.schema import setting, store_schemas
 from digits.constraints import AT_LEAST_ONE, OneOf
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.onnx_model import is_onnx
-from digits.inference.prediction import CONFIDENCE, MODES, READ_TIMEOUT, TOP_K, Prediction
+from digits.inference.prediction import (
+    CONFIDENCE,
+    MODES,
+    READ_TIMEOUT,
+    READERS,
+    TOP_K,
+    Prediction,
+)
 from digits.inference.predictor import Predictor
 from digits.presentation.photos import annotate
 from digits.reading.images import IMAGE_SUFFIXES, image_files
@@ -46,6 +53,7 @@ class PredictConfig:
     save_preprocessed: str | None = MISSING
     batch_size: int = setting(AT_LEAST_ONE)
     mode: str = setting(OneOf(MODES))
+    reader: str = setting(OneOf(READERS))
     annotate: str | None = MISSING
     read_timeout_s: float = setting(READ_TIMEOUT)
 
@@ -86,6 +94,10 @@ def check_predict(cfg: DictConfig) -> None:
         raise DigitsError(
             f"preprocess=naive: mode={cfg.mode} finds digits with MNIST's recipe; "
             "use mnist or mnist_v1"
+        )
+    if cfg.reader == "sequence" and cfg.mode != "number":
+        raise DigitsError(
+            f"reader=sequence reads rows of digits whole: use mode=number (not mode={cfg.mode})"
         )
     if cfg.annotate and cfg.mode == "digit":
         raise DigitsError(
@@ -156,7 +168,7 @@ def hydra_main(cfg: DictConfig) -> None:
     quiet = {"logger": False, "enable_progress_bar": False, "enable_checkpointing": False}
     trainer = instantiate(cfg.trainer, **quiet) if cfg.trainer is not None else None
     save_dir = Path(cfg.save_preprocessed) if cfg.save_preprocessed else None
-    predictions = Predictor(cfg.ckpt_path, trainer)(
+    predictions = Predictor(cfg.ckpt_path, trainer, cfg.reader)(
         files,
         cfg.preprocess,
         cfg.top_k,

@@ -1,6 +1,7 @@
 """The data options (mnist.py: MNIST's IDX files; folder.py: a folder or CSV of labelled images;
 usps.py, emnist.py, qmnist.py: standard sets through torchvision; mix.py: several at once;
-unlabelled.py: images without labels, for digits.adapt),
+unlabelled.py: images without labels, for digits.adapt; numbers.py: number strips made of
+digits, for the sequence reader),
 the batching they share (datamodule.py), batch augmentation.
 
 The data modules are loaded on first use (they import Lightning, which reading IDX files does not
@@ -18,6 +19,7 @@ MODULES = {
     "QMNISTDataModule": "qmnist",
     "MixDataModule": "mix",
     "UnlabelledDataModule": "unlabelled",
+    "NumbersDataModule": "numbers",
 }
 __all__ = list(MODULES)
 

@@ -55,9 +55,11 @@ class DigitsDataModule(L.LightningDataModule):
     """The batching of every data option; subclasses read their files. Their constructors declare
     the settings of conf/data/<option>.yaml (batch_size, num_workers, pin_memory, augment and
     on_device among them), and save them with `save_hyperparameters`. `LABELLED`: whether its
-    images have labels (train, validation and test need them; digits.adapt does not)."""
+    images have labels (train, validation and test need them; digits.adapt does not); `STRIPS`:
+    whether each item is a strip of several digits (data=numbers) rather than one digit."""
 
     LABELLED: ClassVar[bool] = True
+    STRIPS: ClassVar[bool] = False  # strips of several digits (a sequence reader's), not one each
 
     def __init__(self) -> None:
         super().__init__()

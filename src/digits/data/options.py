@@ -5,6 +5,7 @@ import digits.data.emnist
 import digits.data.folder
 import digits.data.mix
 import digits.data.mnist
+import digits.data.numbers
 import digits.data.qmnist
 import digits.data.unlabelled
 import digits.data.usps  # noqa: F401

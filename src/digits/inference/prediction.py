@@ -14,6 +14,8 @@ from digits.reading.segment import Box
 
 # One digit per image; every digit of a number or a sheet; either, per image.
 MODES = ("digit", "number", "auto")
+# How mode=number reads a row: find its digits and classify each; read it whole (model=crnn).
+READERS = ("segment", "sequence")
 # What `digits.predict` and `digits.serve` (config and each request) allow.
 TOP_K = Range(ge=1, le=NUM_CLASSES)
 CONFIDENCE = Range(ge=0, le=1)

@@ -18,14 +18,28 @@ from digits.atomic import save_image
 from digits.errors import DigitsError
 from digits.exported.onnx_model import OnnxModel, is_onnx
 from digits.inference.prediction import Prediction, none_or_list
+from digits.models.crnn import STRIDE
 from digits.models.networks import NUM_CLASSES
 from digits.reading.images import load_grayscale
 from digits.reading.preprocess import FIELD, PREPROCESSORS, BlankImage
-from digits.reading.segment import Classifier, Deadline, ReadingTimeout, TooMuchInk, digits_in
+from digits.reading.segment import (
+    Box,
+    Classifier,
+    Deadline,
+    ReadingTimeout,
+    TooMuchInk,
+    digits_in,
+    rows_in,
+)
+from digits.reading.strips import INK_HEIGHT, MARGIN, batch_of, lay_out
 
 if TYPE_CHECKING:
     import lightning as L
 
+    from digits.models.ctc import Reading
+
+# About half a digit's width in a strip (MNIST's median digit is 0.8 as wide as it is high).
+DIGIT_HALF_WIDTH = 0.4 * INK_HEIGHT
 Read = TypeVar("Read")  # what a preprocessing makes of an image: one 28x28 digit, or a number's
 
 
@@ -86,13 +100,49 @@ class ImageModel(Protocol):
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor: ...
 
 
+class StripModel:
+    """A number reader's checkpoint (model=crnn), run by a Lightning Trainer's predict loop."""
+
+    def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+        from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
+        from digits.models.number_reader import NumberReader
+
+        if is_onnx(ckpt_path):
+            raise DigitsError(
+                f"ckpt_path={ckpt_path}: reader=sequence reads a number reader's checkpoint "
+                "(.ckpt); its ONNX export is not read yet"
+            )
+        self.model = load_classifier(ckpt_path)
+        if not isinstance(self.model, NumberReader):
+            network = type(self.model.net).__name__
+            raise DigitsError(
+                f"ckpt_path={ckpt_path}: a digit classifier's checkpoint ({network}); "
+                "reader=sequence reads rows with a number reader's (python -m digits.train "
+                "model=crnn data=numbers), or leave reader=segment to find and classify each digit"
+            )
+        self.trainer = trainer or quiet_trainer()
+
+    def read(self, strips: list[torch.Tensor], batch_size: int = 256) -> list[Reading]:
+        """Each strip's reading (0-1 strips, STRIP_HEIGHT high, any widths)."""
+        if not strips:
+            return []
+        loader = DataLoader(strips, batch_size=batch_size, collate_fn=batch_of)
+        return [r for batch in self.trainer.predict(self.model, dataloaders=loader) for r in batch]
+
+
 class CheckpointModel:
     """A checkpoint's model, run by a Lightning Trainer's predict loop."""
 
     def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
         from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
+        from digits.models.number_reader import NumberReader
 
         self.model = load_classifier(ckpt_path)
+        if isinstance(self.model, NumberReader):
+            raise DigitsError(
+                f"ckpt_path={ckpt_path}: a number reader's checkpoint ({type(self.model.net).__name__}"
+                "), which reads whole rows of digits: use mode=number reader=sequence"
+            )
         self.trainer = trainer or quiet_trainer()
 
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -102,12 +152,23 @@ class CheckpointModel:
 
 
 class Predictor:
-    """A model loaded once: from a checkpoint (.ckpt) or an exported ONNX file (.onnx), or given."""
+    """A model loaded once: from a checkpoint (.ckpt) or an exported ONNX file (.onnx), or given.
+    `reader`: how mode=number reads a row: segment (find its digits, classify each: a digit
+    classifier) or sequence (the whole row at once: a number reader's checkpoint, model=crnn)."""
 
-    def __init__(self, model: str | Path | ImageModel, trainer: L.Trainer | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | ImageModel,
+        trainer: L.Trainer | None = None,
+        reader: str = "segment",
+    ) -> None:
         if isinstance(model, str | Path):
-            model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
+            if reader == "sequence":
+                model = StripModel(model, trainer)
+            else:
+                model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
         self.model = model
+        self.reader = reader
 
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Class probabilities for (N, 28, 28) images in 0-1, white ink on black."""
@@ -129,6 +190,8 @@ class Predictor:
         """Preprocess and classify every file (mode=number: every digit in it; auto: every digit
         of the files holding several, each file read within `read_timeout_s`); failures are
         recorded on their Prediction."""
+        if self.reader == "sequence":
+            return read_rows(self.model, files, batch_size, min_confidence, read_timeout_s)
         predictions, images = [], []
         for path in files:
             try:
@@ -197,3 +260,58 @@ class Predictor:
 def to_png(image: torch.Tensor) -> Image.Image:
     """A 28x28 0-1 image as the 8-bit grayscale picture the network saw."""
     return Image.fromarray((image * 255).round().byte().numpy())
+
+
+def read_rows(
+    model: StripModel,
+    files: list[Path],
+    batch_size: int,
+    min_confidence: float,
+    read_timeout_s: float | None,
+) -> list[Prediction]:
+    """mode=number reader=sequence: every row of every file found (digits.reading.segment.rows_in)
+    and read whole by the number reader; each digit a Prediction with its confidence and a box
+    around the frame it was read at. Failures are recorded on their Prediction."""
+    predictions, strips, owners = [], [], []
+    for path in files:
+        try:
+            gray = preprocessed(path, np.asarray)
+            rows = rows_in(gray, Deadline(read_timeout_s))
+            laid_out = [lay_out(row.ink) for row in rows]
+        except BlankImage:
+            predictions.append(Prediction(path, digits=[], blank=True))
+            continue
+        except DigitsError as error:
+            message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
+            predictions.append(Prediction(path, digits=[], error=message))
+            continue
+        predictions.append(Prediction(path, digits=[]))
+        strips += laid_out
+        owners += [(predictions[-1], index, row) for index, row in enumerate(rows)]
+    for (prediction, index, row), strip, reading in zip(
+        owners, strips, model.read(strips, batch_size), strict=True
+    ):
+        for digit, confidence, frame in zip(*reading, strict=True):
+            unsure = confidence < min_confidence
+            prediction.digits.append(
+                Prediction(
+                    prediction.path,
+                    digit=None if unsure else digit,
+                    confidence=confidence,
+                    top=[(digit, confidence)],
+                    unsure=unsure,
+                    box=frame_box(row.box, strip.shape[-1], frame),
+                    row=index,
+                )
+            )
+    return predictions
+
+
+def frame_box(row: Box, width: int, frame: int) -> Box:
+    """Where in the image a digit read at `frame` of a strip `width` pixels wide (laid out from
+    the row's box) is: the row's height, about a digit's width around the frame's centre."""
+    scale = (row.right - row.left) / max(width - 2 * MARGIN, 1)  # image pixels per strip pixel
+    centre = row.left + ((frame + 0.5) * STRIDE - MARGIN) * scale
+    half = DIGIT_HALF_WIDTH * scale
+    left = max(row.left, round(centre - half))
+    return Box(row.top, left, row.bottom, min(row.right, max(left + 1, round(centre + half))))

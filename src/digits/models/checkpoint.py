@@ -11,8 +11,10 @@ from typing import Any
 import torch
 
 from digits.errors import DigitsError
+from digits.models import NETWORKS
+from digits.models.base import DigitsModule
 from digits.models.classifier import DigitClassifier
-from digits.models.networks import NETWORKS
+from digits.models.modules import module_for
 from digits.runs import RunDir
 from digits.runs.run_dir import md5
 from digits.trusted_code import NETWORKS_GROUP, how_to_trust, trusted
@@ -150,6 +152,8 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
     settings added since take the values that behave as before."""
     hparams = checkpoint["hyper_parameters"]
     data = checkpoint.get("datamodule_hyper_parameters") or {}
+    if "decoding" in hparams:  # a number reader's: none was made before its first format
+        return checkpoint
     for key in FIRST_FORMAT_NORMALISATION:
         if key not in hparams:
             if key not in data:
@@ -171,13 +175,15 @@ def upgrade(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def model_from(
     checkpoint: dict[str, Any],
-    module: Callable[..., DigitClassifier] = DigitClassifier,
+    module: Callable[..., DigitsModule] | None = None,
     **settings: Any,
-) -> DigitClassifier:
+) -> DigitsModule:
     """The trained model of a checkpoint read by `read_checkpoint`, in eval mode on the CPU;
-    `settings` replace the module's own (e.g. compile=False). `module` builds it from them: a
-    DigitClassifier, or one that trains it another way (digits.adaptation)."""
-    model = module(**(checkpoint["hyper_parameters"] | settings))
+    `settings` replace the module's own (e.g. compile=False). `module` builds it from them: by
+    default the network's own (a DigitClassifier, or a NumberReader for a strip reader), or a
+    DigitClassifier that trains another way (digits.adaptation)."""
+    hparams = checkpoint["hyper_parameters"]
+    model = (module or module_for(hparams["net"]))(**(hparams | settings))
     model.parent = checkpoint.get("parent")  # where its training started (init_from=), if anywhere
     # Metric states (train sums, val_acc_best) differ between versions and are not needed here.
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)

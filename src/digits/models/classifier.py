@@ -14,33 +14,20 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torchmetrics import CatMetric, MaxMetric
+from torchmetrics import CatMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
 from digits.constraints import NOT_NEGATIVE, POSITIVE, PROBABILITY, Range
+from digits.models.base import DigitsModule, plain
 from digits.models.calibration import calibrated, fit_temperature
 from digits.models.finetuning import FreezeParts
 from digits.models.networks import NUM_CLASSES, parts_of
+from digits.runs.per_image import PerImageResults
 
-# What the module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
-# metrics.json keeps from the fit. Models are never selected on test/ metrics.
-FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
-# Scheduler keys that the module fills in from the trainer when the config leaves them null.
-STEP_COUNT_KEYS = ("total_steps", "T_max")
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def plain(config: Mapping | None) -> dict[str, Any] | None:
-    """A config as a plain dict, so checkpoints hold only primitives (safe for weights_only loads)."""
-    if config is None or (isinstance(config, Mapping) and not config):
-        return None
-    if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)
-    return dict(config)
 
 
 def shifted_views(images: torch.Tensor, max_shift: int) -> list[torch.Tensor]:
@@ -60,7 +47,7 @@ def shifted_views(images: torch.Tensor, max_shift: int) -> list[torch.Tensor]:
     ]
 
 
-class DigitClassifier(L.LightningModule):
+class DigitClassifier(DigitsModule):
     """Classifies 28x28 digit images. Takes the network, optimizer and scheduler as configs (dicts with
     `_target_`) and instantiates them itself, so a checkpoint alone rebuilds the model. Its own
     settings come from conf/module/: label smoothing, compile, channels_last, the input
@@ -107,9 +94,6 @@ class DigitClassifier(L.LightningModule):
             logger=False,
         )
         self.normalize = v2.Normalize([mean], [std])
-        # The run whose weights this model started from (init_from=: digits.runs.lineage), kept
-        # in every checkpoint; None for a model trained from scratch.
-        self.parent: dict[str, Any] | None = None
         self.net = instantiate(self.hparams.net, _convert_="all")
         self.channels_last = channels_last
         if channels_last:
@@ -134,14 +118,6 @@ class DigitClassifier(L.LightningModule):
         accuracy = {"num_classes": NUM_CLASSES, "average": "micro", "validate_args": False}
         self.val_acc = MulticlassAccuracy(**accuracy)
         self.test_acc = MulticlassAccuracy(**accuracy)
-        self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)
-        # Training-epoch sums as plain buffers: three in-place adds per step, where torchmetrics'
-        # update costs ~0.2 ms each (measured: as much as a whole mlp step). Saved in checkpoints,
-        # so a run resumed mid-epoch reports the same epoch means.
-        for name in ("train_loss_sum", "train_correct", "train_seen"):
-            self.register_buffer(name, torch.zeros((), dtype=torch.float64))
-        self.restored_metrics: dict[str, float] = {}  # from the checkpoint a run resumed from
         # Divides the logits for probabilities (not for the loss): fitted on the validation split
         # after every validation when `calibrate`, so each checkpoint holds its weights' own.
         self.register_buffer("temperature", torch.ones(()))
@@ -183,31 +159,10 @@ class DigitClassifier(L.LightningModule):
             logits = self(images)
         return self.criterion(logits, labels), logits
 
-    def on_train_start(self) -> None:
-        # The sanity check's validation must not count as a best score.
-        if self.trainer.global_step == 0:
-            self.val_acc_best.reset()
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, logits = self._step(batch)
-        labels = batch[1]
-        self.train_loss_sum += loss.detach() * len(labels)
-        self.train_correct += (logits.argmax(dim=1) == labels).sum()
-        self.train_seen += len(labels)
-        # Only on the steps the logger writes (a self.log call costs ~0.5 ms, as much as an mlp
-        # step), and not in the progress bar, which would copy the loss to the host every step.
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        self.count_training(loss, logits.argmax(dim=1) == batch[1])
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        seen = self.train_seen.clamp(min=1)
-        self.log(
-            "train/loss_epoch", (self.train_loss_sum / seen).float(), prog_bar=True, sync_dist=True
-        )
-        self.log("train/acc", (self.train_correct / seen).float(), prog_bar=True, sync_dist=True)
-        for name in ("train_loss_sum", "train_correct", "train_seen"):
-            getattr(self, name).zero_()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Logs val/loss and val/acc; returns the logits (for callbacks)."""
@@ -221,8 +176,7 @@ class DigitClassifier(L.LightningModule):
         return logits
 
     def on_validation_epoch_end(self) -> None:
-        self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        self.log_best(self.val_acc.compute())
         if self.hparams.calibrate and self.val_labels.update_called:
             # Every process gets all of the split's logits, so each fits the same temperature.
             labels = self.val_labels.compute().long().reshape(-1)  # one image: CatMetric gives 0-d
@@ -240,42 +194,15 @@ class DigitClassifier(L.LightningModule):
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
         return logits
 
+    def results_of(self, logits: torch.Tensor, labels: torch.Tensor) -> PerImageResults:
+        """The test step's logits and the labels as each image's label, class and confidence."""
+        confidence, predicted = self.probabilities(logits.to(self.device)).cpu().max(dim=1)
+        return PerImageResults(labels.numpy(), predicted.numpy(), confidence.numpy())
+
     def predict_step(self, batch: torch.Tensor | Batch, batch_idx: int) -> torch.Tensor:
         """Calibrated class probabilities (N, 10) for a batch of images, or of (images, labels)."""
         images = batch[0] if isinstance(batch, list | tuple) else batch
         return self.probabilities(self(images))
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Dropout draws from torch's RNG: keep its state so a resumed run continues identically.
-        checkpoint["rng_state"] = torch.get_rng_state()
-        # What was logged so far, so a run killed after its training (in its test pass) still
-        # reports its training metrics once resumed: Lightning does not keep them.
-        checkpoint["logged_metrics"] = {
-            name: float(value)
-            for name, value in self.trainer.callback_metrics.items()
-            if value.numel() == 1
-        }
-        if torch.cuda.is_available():
-            checkpoint["cuda_rng_state"] = torch.cuda.get_rng_state_all()
-        # Which data option the data settings are for: a class name of digits.data, or your own
-        # module's module.Class (loaded again only when you trust it: digits.trusted_code).
-        if self.parent is not None:
-            checkpoint["parent"] = self.parent
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None:
-            option = type(datamodule)
-            own = option.__module__.startswith("digits.data.")
-            checkpoint["data_module"] = (
-                option.__name__ if own else f"{option.__module__}.{option.__qualname__}"
-            )
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.restored_metrics = checkpoint.get("logged_metrics", {})
-        self.parent = checkpoint.get("parent")
-        if "rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["rng_state"])
-        if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
 
     def configure_callbacks(self) -> list[L.Callback]:
         """Freezing (module.freeze) is the module's own setting, run by Lightning's callback."""
@@ -296,25 +223,3 @@ class DigitClassifier(L.LightningModule):
             {"params": body, "lr": lr * scale},
             {"params": [p for p in self.net.parameters() if id(p) in head], "lr": lr},
         ]
-
-    def configure_optimizers(self) -> Any:
-        groups = self.parameter_groups()
-        optimizer = instantiate(self.hparams.optimizer)(params=groups)
-        if self.hparams.scheduler is None:
-            return optimizer
-        config = dict(self.hparams.scheduler)
-        interval = config.pop("interval", "epoch")
-        if "max_lr" in config and len(groups) > 1:  # one-cycle: each group peaks at its own scale
-            config["max_lr"] = [
-                config["max_lr"] * group["lr"] / groups[-1]["lr"] for group in groups
-            ]
-        for key in STEP_COUNT_KEYS:
-            if key in config and config[key] is None:
-                config[key] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(config, _convert_="all")(
-            optimizer
-        )  # max_lr: a list, not ListConfig
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
-        }

@@ -6,9 +6,11 @@ from it (digits.models.settings); the values themselves are in conf/model/."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from digits.constraints import AT_LEAST_ONE, NOT_NEGATIVE, PROBABILITY, Range
@@ -142,7 +144,13 @@ class LSTMReader(nn.Module):
         return self.head(last_hidden[-1])
 
 
-NETWORKS = (MLP, LeNet, CNN, LSTMReader)  # what conf/model/ chooses from
+DIGIT_NETWORKS = (MLP, LeNet, CNN, LSTMReader)  # conf/model/'s digit classifiers
+
+
+def reads_numbers(net: Mapping[str, Any]) -> bool:
+    """Whether the network a config (or a checkpoint's settings) names reads strips of digits:
+    its class says so (`READS = "numbers"`, as digits.models.CRNN does)."""
+    return getattr(get_class(str(net["_target_"])), "READS", "digits") == "numbers"
 
 
 def parts_of(network: nn.Module) -> dict[str, nn.Module]:

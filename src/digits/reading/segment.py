@@ -371,11 +371,7 @@ def digits_in(
     decided by `classify` when given (see the module's docstring). Raises BlankImage when there
     is no ink, TooMuchInk past the limits above, ReadingTimeout past the `deadline`."""
     deadline = deadline or Deadline()
-    ink = clean_ink(gray)
-    if float(ink.max()) < MIN_CONTRAST:
-        raise BlankImage("no ink found (blank image)")
-    mask = (ink >= max(otsu_threshold(ink), MIN_CONTRAST / 2)).numpy()
-    scale = gray.shape[0] / ink.shape[0]  # the cleanup's working size back to the image's pixels
+    ink, pieces, scale = _found_pieces(gray, deadline)
 
     def image(candidate: Ink) -> torch.Tensor:
         digit = ink[candidate.rows, candidate.cols] * torch.from_numpy(candidate.mask)
@@ -383,13 +379,6 @@ def digits_in(
         return box_and_centre(normalise_stroke(digit) if normalise_strokes else digit)
 
     found: list[Digit] = []
-    pieces = _pieces(mask)
-    if len(pieces) > MAX_PIECES:
-        raise TooMuchInk(
-            f"too much ink to read as a number: {len(pieces)} separate pieces (at most "
-            f"{MAX_PIECES}); crop the image to the number, or read it as one digit (mode=digit)"
-        )
-    pieces = _merge_stacked(pieces, deadline)
     tallest = max(piece.height for piece in pieces)
     rows = [(in_row, [(part, p) for p in in_row for part in _parts(p)]) for in_row in _rows(pieces)]
     candidates = [_candidates(parts, tallest) for _, parts in rows]
@@ -405,6 +394,48 @@ def digits_in(
             box = (c.rows.start, c.cols.start, c.rows.stop, c.cols.stop)
             found.append(Digit(Box(*(round(v * scale) for v in box)), digit, row))
     return found
+
+
+def _found_pieces(gray: np.ndarray, deadline: Deadline) -> tuple[torch.Tensor, list[Ink], float]:
+    """The cleaned ink of a photo (0-255, at the cleanup's working size), its pieces (stacked ones
+    joined) and the factor from the working size back to the image's pixels. Raises BlankImage
+    or TooMuchInk."""
+    ink = clean_ink(gray)
+    if float(ink.max()) < MIN_CONTRAST:
+        raise BlankImage("no ink found (blank image)")
+    mask = (ink >= max(otsu_threshold(ink), MIN_CONTRAST / 2)).numpy()
+    pieces = _pieces(mask)
+    if len(pieces) > MAX_PIECES:
+        raise TooMuchInk(
+            f"too much ink to read as a number: {len(pieces)} separate pieces (at most "
+            f"{MAX_PIECES}); crop the image to the number, or read it as one digit (mode=digit)"
+        )
+    return ink, _merge_stacked(pieces, deadline), gray.shape[0] / ink.shape[0]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of a photo's ink: its box in the image's pixels and its own ink (no other row's),
+    0-1, white on black, cropped to its box at the cleanup's working size."""
+
+    box: Box
+    ink: torch.Tensor
+
+
+def rows_in(gray: np.ndarray, deadline: Deadline | None = None) -> list[Row]:
+    """The rows of a photo of a number or a sheet (grayscale 0-255), top to bottom, for a reader
+    of whole rows (digits.models.number_reader): found as `digits_in` finds them, nothing cut.
+    Raises BlankImage, TooMuchInk, ReadingTimeout."""
+    deadline = deadline or Deadline()
+    ink, pieces, scale = _found_pieces(gray, deadline)
+    rows = []
+    for in_row in _rows(pieces):
+        deadline.check()
+        row = Ink.union(in_row)
+        own = ink[row.rows, row.cols] * torch.from_numpy(row.mask)
+        box = (row.rows.start, row.cols.start, row.rows.stop, row.cols.stop)
+        rows.append(Row(Box(*(round(v * scale) for v in box)), own / own.max()))
+    return rows
 
 
 def _read_row(

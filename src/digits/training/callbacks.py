@@ -64,9 +64,10 @@ class TrainingFigures(L.Callback):
         writer = tensorboard_writer(trainer)
         if writer is None or not self.samples or trainer.datamodule is None:
             return
-        images, labels = next(iter(trainer.datamodule.train_dataloader()))
+        images, labels = next(iter(trainer.datamodule.train_dataloader()))[:2]
         images, labels = images[: self.samples].squeeze(1), labels[: self.samples]
-        titles = [str(int(label)) for label in labels]
+        # A digit's label, or a strip's digits (-1 after the last: data=numbers).
+        titles = ["".join(str(d) for d in label.flatten().tolist() if d >= 0) for label in labels]
         figure = image_grid_figure(images, titles, title="training samples", **self.GRID)
         writer.add_figure("samples/train", figure, global_step=trainer.global_step)
 
@@ -79,7 +80,8 @@ class TrainingFigures(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if not isinstance(outputs, torch.Tensor) or trainer.sanity_checking:
+        classified = isinstance(outputs, torch.Tensor) and outputs.shape[1:] == (NUM_CLASSES,)
+        if not classified or trainer.sanity_checking:  # a number reader's step gives its loss
             return
         if self.confusion_matrix:
             self.confusion.update(outputs, batch[1])

@@ -77,7 +77,7 @@ def _monitors(cfg: DictConfig) -> dict[str, str]:
 def check_monitors(cfg: DictConfig) -> None:
     """What callbacks monitor and sweepers optimise must be a metric the model logs while fitting:
     never a test metric (the test set must not choose the model)."""
-    from digits.models.classifier import FIT_METRICS  # the LightningModule: only where it trains
+    from digits.models.base import FIT_METRICS  # the LightningModule: only where it trains
 
     for key, metric in _monitors(cfg).items():
         if metric in FIT_METRICS:
@@ -124,9 +124,12 @@ def check_network(model: DictConfig) -> None:
     shrink the image to nothing (model=cnn model.kernel_size=30)."""
     from hydra.utils import instantiate
 
-    from digits.models.networks import IMAGE_SIZE, NUM_CLASSES
+    from digits.models.networks import IMAGE_SIZE, NUM_CLASSES, reads_numbers
 
     check_by_signature(model, "model.")  # your own network's settings, by its annotations
+    if reads_numbers(model):
+        check_strip_network(model)
+        return
     sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
     try:
         network = instantiate(model, _convert_="all")
@@ -144,6 +147,27 @@ def check_network(model: DictConfig) -> None:
         raise DigitsError(f"model: the network gives {tuple(scores.shape)}, not (1, {NUM_CLASSES})")
 
 
+def check_strip_network(model: DictConfig) -> None:
+    """A strip reader must give 11 scores (0-9 and the blank) for each frame of a strip."""
+    from hydra.utils import instantiate
+
+    from digits.models.networks import NUM_CLASSES
+    from digits.reading.strips import STRIP_HEIGHT
+
+    sizes = " ".join(f"model.{key}={value}" for key, value in model.items() if key[0] != "_")
+    try:
+        network = instantiate(model, _convert_="all")
+        scores = network(torch.zeros(1, 1, STRIP_HEIGHT, 64))
+    except (InstantiationException, RuntimeError, ValueError) as error:
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise DigitsError(f"{sizes}: cannot build this network ({reason})") from error
+    if scores.dim() != 3 or scores.shape[::2] != (1, NUM_CLASSES + 1):
+        raise DigitsError(
+            f"model: the network gives {tuple(scores.shape)} for a strip, not (1, frames, "
+            f"{NUM_CLASSES + 1})"
+        )
+
+
 def check_freeze(cfg: DictConfig) -> None:
     """module.freeze names parts the network has and leaves some to train; body_lr_scale needs a
     head to set the body apart from."""
@@ -152,6 +176,8 @@ def check_freeze(cfg: DictConfig) -> None:
     from digits.models.networks import parts_of
 
     module = cfg.module
+    if "freeze" not in module:  # a module that freezes nothing (module=sequence)
+        return
     freeze, scale = module.freeze or [], module.body_lr_scale
     if module.unfreeze_at_epoch is not None and not freeze:
         raise DigitsError(
@@ -278,6 +304,7 @@ def check_data(cfg: DictConfig) -> int | None:
             "adapt a trained model to them: python -m digits.adapt ckpt_path=<run> "
             f"data={option_name(cfg.data)} data.root=<folder>"
         )
+    check_reads_what_it_learns(cfg, datamodule)
     check_provenance(cfg.data)
     datamodule.prepare_data()
     training_images = datamodule.training_images()
@@ -291,6 +318,26 @@ def check_data(cfg: DictConfig) -> int | None:
     if limit is None:
         return per_device
     return min(limit, per_device) if isinstance(limit, int) else int(per_device * limit)
+
+
+def check_reads_what_it_learns(cfg: DictConfig, datamodule: Any) -> None:
+    """A strip reader (model=crnn) trains on strips of digits (data=numbers), a digit classifier on
+    single digits."""
+    from digits.data.building import option_name
+    from digits.models.networks import reads_numbers
+
+    network = str(cfg.model["_target_"]).rsplit(".", 1)[-1]
+    if reads_numbers(cfg.model) and not datamodule.STRIPS:
+        raise DigitsError(
+            f"data={option_name(cfg.data)}: holds single digits, and the {network} network reads "
+            "strips of several; train it on data=numbers (strips made of a digit set's digits, "
+            f"e.g. data=numbers data@data.source={option_name(cfg.data)})"
+        )
+    if datamodule.STRIPS and not reads_numbers(cfg.model):
+        raise DigitsError(
+            f"data={option_name(cfg.data)}: holds strips of several digits, and the {network} "
+            "network classifies one digit; strips train a sequence reader: model=crnn"
+        )
 
 
 def check_provenance(data: DictConfig) -> None:

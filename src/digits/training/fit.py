@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from digits.data.building import build_data
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
-from digits.models.classifier import FIT_METRICS, DigitClassifier
+from digits.models.base import FIT_METRICS, DigitsModule
+from digits.models.modules import module_for
 from digits.models.outputs import Logits, PerSourceAccuracy
 from digits.presentation.tables import print_final_metrics
 from digits.runs import RunDir, holding, manifest
@@ -107,16 +108,15 @@ def validated_images(trainer: L.Trainer, datamodule: DigitsDataModule) -> dict[s
 
 def keep_test_predictions(
     trainer: L.Trainer,
-    model: DigitClassifier,
+    model: DigitsModule,
     tested: Logits,
     datamodule: DigitsDataModule,
     run_dir: RunDir,
 ) -> dict[str, Any]:
     """Each test image's result in the run's test_predictions.csv; for metrics.json, how many were
     right, the accuracy's 95% interval and which test set it was (its fingerprint)."""
-    logits, labels = tested.in_dataset_order(trainer, len(datamodule.test_set))
-    confidence, predicted = model.probabilities(logits.to(model.device)).cpu().max(dim=1)
-    results = PerImageResults(labels.numpy(), predicted.numpy(), confidence.numpy())
+    outputs, labels = tested.in_dataset_order(trainer, len(datamodule.test_set))
+    results = model.results_of(outputs, labels)
     if trainer.is_global_zero:
         results.write(run_dir.test_predictions_file)
     fingerprint = {"images": len(labels)} | datamodule.test_set_id()
@@ -137,7 +137,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_data(cfg.data)
-    model = DigitClassifier(
+    model = module_for(cfg.model)(
         net=cfg.model, optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), **cfg.module
     )
     if cfg.init_from and not cfg.ckpt_path:  # a resumed child has its weights in ckpt_path

@@ -1,0 +1,232 @@
+"""The sequence reader: number strips (data=numbers), CTC decoding, the CRNN trained by digits.train
+and read back from its checkpoint alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli, run_entry_point
+from digits.data.numbers import StripSet, StripStyle, compose
+from digits.models.checkpoint import load_classifier
+from digits.models.crnn import BLANK, CRNN
+from digits.models.ctc import beam, greedy
+from digits.models.number_reader import NumberReader
+from digits.reading.strips import (
+    INK_HEIGHT,
+    MARGIN,
+    MAX_STRIP_WIDTH,
+    STRIP_HEIGHT,
+    StripTooWide,
+    lay_out,
+)
+from digits.runs.per_image import PerImageResults
+
+STYLE = StripStyle(1, 5, (-0.3, 0.6), 0.25, (0.8, 1.2), 15, (-1, 1))
+# data=numbers on the synthetic MNIST of conftest: small splits, a few strips.
+NUMBERS = [
+    "model=crnn",
+    "data=numbers",
+    "data.source.val_size=200",
+    "data.source.download=false",
+    "data.max_digits=4",
+    "data.train_strips=96",
+    "data.val_strips=32",
+    "data.test_strips=40",
+    "data.batch_size=16",
+    "model.channels=[8,8,8]",
+    "model.hidden=16",
+    "model.layers=1",
+    "trainer.accelerator=cpu",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1",
+    "trainer.max_epochs=2",
+]
+
+
+def posteriors(frames: list[list[tuple[int, float]]]) -> torch.Tensor:
+    """(1, T, 11) frame posteriors: each frame's likeliest class with its probability, the rest
+    spread evenly over the other classes."""
+    table = torch.zeros(1, len(frames), BLANK + 1)
+    for t, ((label, p),) in enumerate(frames):
+        table[0, t] = (1 - p) / BLANK
+        table[0, t, label] = p
+    return table
+
+
+def test_greedy_merges_repeats_drops_blanks_and_keeps_a_blank_separated_double() -> None:
+    frames = [[(3, 0.9)], [(3, 0.95)], [(BLANK, 0.99)], [(3, 0.7)], [(BLANK, 0.9)], [(5, 0.6)]]
+    ((digits, confidences, at),) = greedy(posteriors(frames), torch.tensor([6]))
+    assert digits == [3, 3, 5]
+    assert confidences == pytest.approx([0.95, 0.7, 0.6])
+    assert at == [1, 3, 5]  # each digit's likeliest frame
+    # Frames past the strip's own width (padding in a batch) are not read.
+    assert greedy(posteriors(frames), torch.tensor([2]))[0][0] == [3]
+
+
+def test_beam_search_finds_the_string_whose_alignments_sum_highest() -> None:
+    # Greedy takes the likeliest class per frame: blank, blank (reading nothing); but "7" spread
+    # over either frame (0.4 + 0.4 of its alignments, minus their overlap) beats "" (0.36).
+    table = torch.tensor([[0.4, 0.6], [0.4, 0.6]])
+    probabilities = torch.zeros(2, BLANK + 1)
+    probabilities[:, 7], probabilities[:, BLANK] = table[:, 0], table[:, 1]
+    assert greedy(probabilities[None], torch.tensor([2]))[0][0] == []
+    digits, confidences, at = beam(probabilities, width=4)
+    assert digits == [7]
+    assert confidences == pytest.approx([0.4]) and at in ([0], [1])
+
+
+def test_a_strip_is_laid_out_by_the_contract_and_a_too_wide_one_is_refused() -> None:
+    ink = torch.zeros(40, 300)
+    ink[5:35, 10:70] = 1.0  # 30 px high, 60 wide: 48 wide once 24 high
+    strip = lay_out(ink)
+    assert strip.shape == (STRIP_HEIGHT, 48 + 2 * MARGIN)
+    rows = (strip.amax(dim=1) > 0.5).nonzero().flatten()
+    assert (rows[-1] - rows[0] + 1).item() == INK_HEIGHT
+    assert strip[:, :MARGIN].max() == 0 and strip[:, -MARGIN:].max() == 0
+    with pytest.raises(StripTooWide, match=f"over its limit of {MAX_STRIP_WIDTH}"):
+        lay_out(torch.ones(2, 200))  # a rule: 2,400 px wide at 24 high
+
+
+def test_strips_are_a_function_of_their_index_and_carry_their_digits() -> None:
+    images = torch.zeros(10, 28, 28, dtype=torch.uint8)
+    for digit in range(10):
+        images[digit, 4:24, 10 + digit % 5 : 14 + digit % 5] = 255
+    strips = StripSet(images, torch.arange(10), 20, STYLE, seed=3)
+    batch, labels, widths = strips.__getitems__([0, 1, 2])
+    again, labels_again, _ = StripSet(images, torch.arange(10), 20, STYLE, 3).__getitems__([2])
+    assert torch.equal(again[0, :, :, : widths[2]], batch[2, :, :, : widths[2]])
+    assert torch.equal(labels_again[0], labels[2])
+    assert batch.shape == (3, 1, STRIP_HEIGHT, int(widths.max()))
+    assert labels.shape == (3, STYLE.max_digits)
+    for row in labels:
+        length = int((row >= 0).sum())
+        assert 1 <= length <= STYLE.max_digits and (row[length:] == -1).all()
+    other = StripSet(images, torch.arange(10), 20, STYLE, seed=4).__getitems__([2])[0]
+    assert other.shape != again.shape or not torch.equal(other, again)
+
+
+def test_more_digits_make_wider_strips() -> None:
+    digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    digit[0, 4:24, 12:16] = 255
+    plain = StripStyle(1, 8, (0.2, 0.2), 0.0, (1.0, 1.0), 0.0, (0, 0))
+    widths = [
+        compose(digit.repeat(n, 1, 1), plain, torch.Generator().manual_seed(0)).shape[1]
+        for n in (1, 2, 4)
+    ]
+    assert widths[0] < widths[1] < widths[2]
+
+
+def test_the_crnn_gives_a_frame_per_four_pixels() -> None:
+    network = CRNN(channels=[8, 8, 8], hidden=8, layers=1, dropout=0.0).eval()
+    scores = network(torch.zeros(2, 1, STRIP_HEIGHT, 61))
+    assert scores.shape == (2, 15, BLANK + 1)
+    assert CRNN.frames(torch.tensor([61, 8])).tolist() == [15, 2]
+
+
+@pytest.fixture(scope="module")
+def numbers_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny crnn trained 2 epochs on strips of the synthetic digits (its run directory)."""
+    cwd = tmp_path_factory.mktemp("numbers")
+    result = run_cli(
+        "digits.train", *NUMBERS, "hydra.run.dir=outputs/run", cwd=cwd, data_root=data_root
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "outputs" / "run"
+
+
+def test_digits_train_trains_a_crnn_on_number_strips_and_tests_whole_numbers(
+    numbers_run: Path,
+) -> None:
+    metrics = json.loads((numbers_run / "metrics.json").read_text())
+    assert metrics["test/images"] == 40 and metrics["val/images"] == 32
+    assert metrics["test/cer"] >= 0 and 0 <= metrics["test/acc"] <= 1
+    interval = metrics["test/acc_interval"]
+    assert interval["low"] <= metrics["test/acc"] <= interval["high"]
+    results = PerImageResults.read(numbers_run / "test_predictions.csv")
+    assert results.numbers and len(results.labels) == 40
+    assert all(len(label) in range(1, 5) and label.isdigit() for label in results.labels)
+    assert results.correct.sum() == metrics["test/correct"]
+    assert results.correct.mean() == pytest.approx(metrics["test/acc"])
+    manifest = json.loads((numbers_run / "manifest.json").read_text())
+    assert manifest["settings"]["choices.module"] == "sequence"
+
+
+def test_a_crnn_checkpoint_alone_reads_strips_as_it_did_in_training(
+    numbers_run: Path, data_root: Path
+) -> None:
+    metrics = json.loads((numbers_run / "metrics.json").read_text())
+    reader = load_classifier(metrics["best_checkpoint"])  # weights_only: primitives only
+    assert isinstance(reader, NumberReader) and not reader.training
+    images = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    strips = StripSet(images, torch.arange(4), 3, STYLE, seed=0)
+    batch, _, widths = strips.__getitems__([0, 1, 2])
+    readings = reader.read(batch, widths)
+    assert len(readings) == 3
+    for digits, confidences, frames in readings:
+        assert len(digits) == len(confidences) == len(frames)
+        assert all(0 <= c <= 1 for c in confidences)
+    # One strip alone reads as it does in a batch of narrower and wider ones.
+    alone = reader.read(batch[1:2, :, :, : widths[1]], widths[1:2])
+    assert alone[0][0] == readings[1][0]
+    # The per-image results pair with themselves (digits.compare's McNemar input).
+    results = PerImageResults.read(numbers_run / "test_predictions.csv")
+    assert np.array_equal(results.labels, results.labels.copy())
+
+
+def written_number(path: Path, digits: list[int], width_per_digit: int = 24) -> None:
+    """A number written dark on light paper: each digit a bar at its own height (the synthetic
+    digits' look), side by side."""
+    image = np.full((60, 20 + width_per_digit * len(digits)), 230, np.uint8)
+    for i, digit in enumerate(digits):
+        top = 12 + 2 * digit
+        image[top : top + 10, 12 + i * width_per_digit : 28 + i * width_per_digit] = 20
+    Image.fromarray(image).save(path)
+
+
+def test_predict_reads_rows_whole_with_a_number_reader(
+    numbers_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    ckpt = numbers_run / "checkpoints" / "last.ckpt"
+    written_number(tmp_path / "n.png", [3, 1, 4])
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    args = [f"ckpt_path={ckpt}", "mode=number", "reader=sequence", "output=json"]
+    status = run_entry_point("predict", [*args, f"images=[{tmp_path}]"], monkeypatch)
+    assert status == 0
+    records = {
+        Path(r["file"]).name: r for r in map(json.loads, capsys.readouterr().out.split("\n")[:-1])
+    }
+    assert records["blank.png"]["blank"] is True
+    number = records["n.png"]
+    assert number["text"] == "".join(str(d["digit"]) for d in number["digits"])  # one row
+    for d in number["digits"]:  # each digit boxed inside the row, with its confidence
+        assert 0 <= d["box"]["left"] < d["box"]["right"] <= 92 and d["row"] == 0
+        assert 0 <= d["confidence"] <= 1
+
+
+def test_a_number_readers_checkpoint_and_too_wide_rows_are_refused_in_one_line(
+    numbers_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    ckpt = numbers_run / "checkpoints" / "last.ckpt"
+    written_number(tmp_path / "n.png", [3, 1, 4])
+    assert run_entry_point("predict", [f"ckpt_path={ckpt}", f"images=[{tmp_path / 'n.png'}]"],
+                           monkeypatch) == 2  # fmt: skip
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "a number reader's checkpoint (CRNN), which reads whole rows" in line
+    rule = np.full((200, 2000), 230, np.uint8)
+    rule[90:110, 20:1980] = 20  # a rule 98 times as wide as it is high
+    Image.fromarray(rule).save(tmp_path / "rule.png")
+    args = [
+        f"ckpt_path={ckpt}",
+        "mode=number",
+        "reader=sequence",
+        f"images=[{tmp_path / 'rule.png'}]",
+    ]
+    assert run_entry_point("predict", args, monkeypatch) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "rule.png" in line and f"over its limit of {MAX_STRIP_WIDTH}" in line
