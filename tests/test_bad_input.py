@@ -35,7 +35,7 @@ SERVE = ["ckpt_path={ckpt}", "port={free_port}"]
 
 BAD_INPUT = [
     # --- train: choices, keys, types, ranges (from the schema) ---
-    (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, lenet, lstm, mlp"),
+    (T, ["model=resnet"], "model=resnet: no such model option; available: cnn, crnn, lenet, lstm, mlp"),
     (T, ["~seed"], "seed: Key 'seed' not in 'TrainConfig'"),
     (T, ["-m", *SMALL_VAL, "data.split_seed=range(50)", "data.val_size=70000,100"], "data.val_size=70000: out of range"),
     # the 61st value: past the sweep's full checks, checked against the schema
@@ -45,7 +45,7 @@ BAD_INPUT = [
     (T, ["--config-name", "train", "bogus"], "bogus: not a valid override (missing EQUAL"),
     (T, ["--config-dir", "{user_conf}", "model=broken"], 'error: not valid YAML: while parsing a flow sequence in "{user_conf}/model/broken.yaml", line 1'),
     (T, ["--config-dir", "{user_conf}", "model=odd"], "model.bogus=1: no such key in the config (model takes: hidden, dropout)"),
-    (T, ["--config-dir", "{user_conf}", "model=nosuch"], "model=nosuch: no such model option; available: broken, cnn, lenet, lstm, mlp, odd"),
+    (T, ["--config-dir", "{user_conf}", "model=nosuch"], "model=nosuch: no such model option; available: broken, cnn, crnn, lenet, lstm, mlp, odd"),
     (T, ["model=cnn,lenet"], "model=cnn,lenet: several values, for a sweep; add -m"),
     (T, ["optimizer.lr=${oc.env:NOPE_NOT_SET}"], "optimizer.lr: KeyError raised while resolving interpolation"),
     (T, ["data.batch_size=${optimizer.lr}"], "data.batch_size: While dereferencing interpolation '${optimizer.lr}'"),
@@ -270,7 +270,7 @@ BAD_INPUT = [
     (E, ["run={run}", "data=folder"], "data=folder needs data.root=<folder> or data.labels=<csv>"),
     (E, ["run={run}", "data=folder", "data.root={letter_photos}"], "class folder 'a' is not a digit"),
     (E, ["run={run}", "data=folder", "data.root={bad_photos}"], "; remove it, or add data.skip_bad=true to leave such files out"),
-    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: emnist, folder, mix, mnist, qmnist, unlabelled, usps"),
+    (E, ["run={run}", "data=nosuch"], "data=nosuch: no such data option; available: emnist, folder, mix, mnist, numbers, qmnist, unlabelled, usps"),
     (E, ["run={run}", "data=usps", "data.root={empty}", "data.download=false"], "usps.bz2: not found (USPS's train split"),
     (E, ["run={blocked}"], "run={blocked}: a file, not a run directory"),
     (E, ["run={run}", "data=mix", "data.root={empty}"], "data.root={empty}: no such key in the config (data takes: sources, weights"),

@@ -129,7 +129,7 @@ def test_missing_data_is_one_clear_line(tmp_path: Path) -> None:
 def test_help_lists_groups_and_options(tmp_path: Path) -> None:
     result = run_cli("digits.train", "--help", cwd=tmp_path, data_root=None)
     check_ok(result)
-    assert "model: cnn, lenet, lstm, mlp" in result.stdout
+    assert "model: cnn, crnn, lenet, lstm, mlp" in result.stdout
     assert "optimizer: adam, sgd" in result.stdout
     assert "scheduler: cosine, none, onecycle, step" in result.stdout
     assert "adaptation:" not in result.stdout  # digits.adapt's group, not train's

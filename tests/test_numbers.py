@@ -17,6 +17,7 @@ from digits.models.checkpoint import load_classifier
 from digits.models.crnn import BLANK, CRNN
 from digits.models.ctc import beam, greedy
 from digits.models.number_reader import NumberReader
+from digits.reading.segment import rows_in
 from digits.reading.strips import (
     INK_HEIGHT,
     MARGIN,
@@ -230,3 +231,16 @@ def test_a_number_readers_checkpoint_and_too_wide_rows_are_refused_in_one_line(
     assert run_entry_point("predict", args, monkeypatch) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "rule.png" in line and f"over its limit of {MAX_STRIP_WIDTH}" in line
+
+
+def test_rows_are_found_top_to_bottom_each_with_its_own_ink_only() -> None:
+    page = np.full((120, 200), 235, np.uint8)
+    page[10:40, 20:30] = page[10:40, 50:60] = 30  # row one: two strokes
+    page[70:100, 30:40] = page[70:100, 60:70] = page[72:98, 90:100] = 30  # row two: three
+    rows = rows_in(page)
+    assert [row.box.top < row.box.bottom for row in rows] == [True, True]
+    assert rows[0].box.bottom <= rows[1].box.top  # top to bottom
+    assert abs(rows[0].box.left - 20) <= 3 and abs(rows[1].box.right - 100) <= 3
+    laid_out = [lay_out(row.ink) for row in rows]
+    assert laid_out[1].shape[1] > laid_out[0].shape[1]  # three strokes are wider than two
+    assert all(strip.shape[0] == STRIP_HEIGHT for strip in laid_out)

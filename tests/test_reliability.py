@@ -528,8 +528,9 @@ def test_killed_at_random_points_a_run_resumes_to_the_uninterrupted_result(
     expected = RunDir(tmp_path / "outputs" / "whole")
     want = expected.metrics()
     rng = random.Random(7)
-    # Three kills (each a start and a resume, ~20 s on CI): steps and saves, then the test pass.
-    targets = [*sorted(rng.sample(range(1, want["global_step"]), 2)), "test"]
+    # Two kills (each a start and a resume, ~20 s on CI): at a random step (a save, every 5th, is
+    # as likely to be hit as any step), then in the test pass.
+    targets = [rng.randrange(1, want["global_step"]), "test"]
     for attempt, target in enumerate(targets):
         run = RunDir(tmp_path / "outputs" / f"killed{attempt}")
         process = start_training(tmp_path, data_root, *args, f"hydra.run.dir={run.path}")

@@ -101,12 +101,19 @@ class ImageModel(Protocol):
 
 
 class StripModel:
-    """A number reader's checkpoint (model=crnn), run by a Lightning Trainer's predict loop."""
+    """A number reader (model=crnn) from its checkpoint, or given, run by a Lightning Trainer's
+    predict loop."""
 
-    def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+    def __init__(
+        self, ckpt_path: str | Path | L.LightningModule, trainer: L.Trainer | None = None
+    ) -> None:
         from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
         from digits.models.number_reader import NumberReader
 
+        self.trainer = trainer or quiet_trainer()
+        if isinstance(ckpt_path, NumberReader):
+            self.model = ckpt_path
+            return
         if is_onnx(ckpt_path):
             raise DigitsError(
                 f"ckpt_path={ckpt_path}: reader=sequence reads a number reader's checkpoint "
@@ -120,7 +127,6 @@ class StripModel:
                 "reader=sequence reads rows with a number reader's (python -m digits.train "
                 "model=crnn data=numbers), or leave reader=segment to find and classify each digit"
             )
-        self.trainer = trainer or quiet_trainer()
 
     def read(self, strips: list[torch.Tensor], batch_size: int = 256) -> list[Reading]:
         """Each strip's reading (0-1 strips, STRIP_HEIGHT high, any widths)."""
@@ -131,13 +137,16 @@ class StripModel:
 
 
 class CheckpointModel:
-    """A checkpoint's model, run by a Lightning Trainer's predict loop."""
+    """A checkpoint's model (or one given), run by a Lightning Trainer's predict loop."""
 
-    def __init__(self, ckpt_path: str | Path, trainer: L.Trainer | None = None) -> None:
+    def __init__(
+        self, ckpt_path: str | Path | L.LightningModule, trainer: L.Trainer | None = None
+    ) -> None:
         from digits.models.checkpoint import load_classifier  # Lightning: only for checkpoints
         from digits.models.number_reader import NumberReader
 
-        self.model = load_classifier(ckpt_path)
+        given = not isinstance(ckpt_path, str | Path)
+        self.model = ckpt_path if given else load_classifier(ckpt_path)
         if isinstance(self.model, NumberReader):
             raise DigitsError(
                 f"ckpt_path={ckpt_path}: a number reader's checkpoint ({type(self.model.net).__name__}"

@@ -102,7 +102,8 @@ class TrainingFigures(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         writer = tensorboard_writer(trainer) if not trainer.sanity_checking else None
-        if self.confusion_matrix and not trainer.sanity_checking:
+        # A number reader's validation classifies no digit: no matrix to draw.
+        if self.confusion_matrix and not trainer.sanity_checking and self.confusion.update_called:
             matrix = self.confusion.compute()  # gathers across processes under DDP
             self.confusion.reset()
             if writer is not None:
