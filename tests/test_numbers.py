@@ -244,3 +244,41 @@ def test_rows_are_found_top_to_bottom_each_with_its_own_ink_only() -> None:
     laid_out = [lay_out(row.ink) for row in rows]
     assert laid_out[1].shape[1] > laid_out[0].shape[1]  # three strokes are wider than two
     assert all(strip.shape[0] == STRIP_HEIGHT for strip in laid_out)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "expected"),
+    [
+        (
+            "evaluate",
+            ["run={run}"],
+            "digits.evaluate takes a digit classifier's; its run tested it",
+        ),
+        (
+            "export",
+            ["run={run}"],
+            "digits.export takes a digit classifier's; its ONNX export is not",
+        ),
+        (
+            "adapt",
+            ["ckpt_path={run}", "data.root={run}"],
+            "digits.adapt takes a digit classifier's",
+        ),
+    ],
+)
+def test_commands_for_digit_classifiers_refuse_a_number_reader_in_one_line(
+    numbers_run: Path,
+    command: str,
+    args: list[str],
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGITS_OUTPUT_DIR", str(tmp_path / "outputs"))
+    given = [arg.replace("{run}", str(numbers_run)) for arg in args]
+    assert run_entry_point(command, given, monkeypatch) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "a number reader's checkpoint (CRNN)" in line and expected in line
+    assert not any(tmp_path.iterdir())  # nothing written

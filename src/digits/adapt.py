@@ -33,7 +33,7 @@ from digits.config.schema import setting, store_schemas
 from digits.constraints import SEED
 from digits.data.building import build_data
 from digits.errors import DigitsError, reports_user_errors
-from digits.models.checkpoint import read_checkpoint
+from digits.models.checkpoint import digit_classifier_only, read_checkpoint
 from digits.runs import RunDir, holding, manifest
 from digits.runs.claim import release_claims
 from digits.runs.lineage import parent_checkpoint
@@ -79,6 +79,7 @@ def check_adapt(cfg: DictConfig) -> None:
     """A digits checkpoint to adapt, a method it can take, target images to adapt on and a
     writable folder, before any run directory exists."""
     checkpoint = read_checkpoint(parent_checkpoint(cfg.ckpt_path, "ckpt_path"))
+    digit_classifier_only(checkpoint, "digits.adapt", "adapting a number reader is not built")
     method = method_of(cfg)
     network = instantiate(checkpoint["hyper_parameters"]["net"], _convert_="all")
     if method == "adabn" and not batch_norm_layers(network):

@@ -21,7 +21,7 @@ from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
 from digits.exported.formats import export, metadata, onnx_proto
 from digits.exported.web import check_runtime, check_site_folder, write_static_site
-from digits.models.checkpoint import load_classifier
+from digits.models.checkpoint import load_digit_classifier
 from digits.runs import RunDir
 
 
@@ -47,6 +47,12 @@ def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:
     return run.exported(ckpt_path, suffix) if run else ckpt_path.with_suffix(suffix)
 
 
+NOT_EXPORTED = (
+    "its ONNX export is not built yet: read numbers with it by digits.predict mode=number "
+    "reader=sequence"
+)
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
 @reports_user_errors
 def hydra_main(cfg: DictConfig) -> None:
@@ -55,7 +61,8 @@ def hydra_main(cfg: DictConfig) -> None:
     ckpt_path = (
         Path(cfg.ckpt_path) if cfg.ckpt_path else RunDir(Path(cfg.run)).checkpoint(cfg.checkpoint)
     )
-    classifier = load_classifier(ckpt_path, compile=False)  # torch.compile is for training speed
+    # compile=False: torch.compile is for training speed
+    classifier = load_digit_classifier(ckpt_path, "digits.export", NOT_EXPORTED)
     path = output_path(cfg, ckpt_path)
     if cfg.format == "web":
         info = metadata(classifier, ckpt_path)

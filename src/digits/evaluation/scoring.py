@@ -23,7 +23,7 @@ from torchmetrics.classification import (
 from digits.data.building import build_data, data_class
 from digits.data.datamodule import DigitsDataModule
 from digits.errors import DigitsError
-from digits.models.checkpoint import model_from, read_checkpoint
+from digits.models.checkpoint import digit_classifier_only, model_from, read_checkpoint
 from digits.models.networks import NUM_CLASSES
 from digits.models.outputs import Logits
 from digits.runs import RunDir
@@ -77,6 +77,12 @@ def predict_split(cfg: DictConfig, ckpt_path: Path) -> SplitPredictions:
     """The model's predictions on one split, in dataset order, by Lightning's test (or
     validation) loop with the run's own data settings."""
     checkpoint = read_checkpoint(ckpt_path)
+    digit_classifier_only(
+        checkpoint,
+        "digits.evaluate",
+        "its run tested it already (metrics.json: test/acc, test/cer; test_predictions.csv), "
+        "and digits.compare compares such runs",
+    )
     model = model_from(checkpoint)
     model.test_time_shift = cfg.tta
     datamodule = datamodule_for(cfg, checkpoint)

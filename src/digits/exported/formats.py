@@ -21,7 +21,7 @@ import digits
 from digits.atomic import write_atomically
 from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
 from digits.models.calibration import calibrated
-from digits.models.checkpoint import load_classifier
+from digits.models.checkpoint import load_digit_classifier
 from digits.models.classifier import DigitClassifier
 from digits.models.networks import NUM_CLASSES
 from digits.reading.preprocess import FIELD
@@ -111,7 +111,12 @@ def to_onnx(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> No
 def onnx_model_of(ckpt_path: str | Path) -> OnnxModel:
     """A checkpoint exported in memory and loaded into onnxruntime (what `digits.serve` runs)."""
     ckpt_path = Path(ckpt_path)
-    classifier = load_classifier(ckpt_path, compile=False)
+    classifier = load_digit_classifier(
+        ckpt_path,
+        "digits.serve",
+        "serving it is not built yet: read numbers with it by digits.predict mode=number "
+        "reader=sequence",
+    )
     proto = onnx_proto(classifier, metadata(classifier, ckpt_path))
     return OnnxModel(ckpt_path, proto.SerializeToString())
 

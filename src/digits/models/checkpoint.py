@@ -15,6 +15,7 @@ from digits.models import NETWORKS
 from digits.models.base import DigitsModule
 from digits.models.classifier import DigitClassifier
 from digits.models.modules import module_for
+from digits.models.networks import reads_numbers
 from digits.runs import RunDir
 from digits.runs.run_dir import md5
 from digits.trusted_code import NETWORKS_GROUP, how_to_trust, trusted
@@ -212,3 +213,22 @@ def load_classifier(path: str | Path, **settings: Any) -> DigitClassifier:
     """Everything needed to classify 0-1 images (N, 1, 28, 28), from the checkpoint file alone;
     `settings` replace the module's own (e.g. compile=False)."""
     return model_from(read_checkpoint(path), **settings)
+
+
+def digit_classifier_only(checkpoint: dict[str, Any], command: str, instead: str) -> None:
+    """Refuse, in one line, a number reader's checkpoint (model=crnn) where `command` takes a
+    digit classifier's; `instead` says what serves the number reader."""
+    net = checkpoint["hyper_parameters"]["net"]
+    if reads_numbers(net):
+        network = str(net["_target_"]).rsplit(".", 1)[-1]
+        raise DigitsError(
+            f"ckpt_path={checkpoint['path']}: a number reader's checkpoint ({network}); "
+            f"{command} takes a digit classifier's; {instead}"
+        )
+
+
+def load_digit_classifier(path: str | Path, command: str, instead: str) -> DigitClassifier:
+    """`load_classifier`, refusing a number reader's checkpoint (see `digit_classifier_only`)."""
+    checkpoint = read_checkpoint(path)
+    digit_classifier_only(checkpoint, command, instead)
+    return model_from(checkpoint, compile=False)
