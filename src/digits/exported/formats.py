@@ -20,10 +20,13 @@ from torch import nn
 import digits
 from digits.atomic import write_atomically
 from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
+from digits.exported.strip_reader import strip_reader_info, strip_reader_proto
+from digits.models.base import DigitsModule
 from digits.models.calibration import calibrated
 from digits.models.checkpoint import load_digit_classifier
 from digits.models.classifier import DigitClassifier
 from digits.models.networks import NUM_CLASSES
+from digits.models.number_reader import NumberReader
 from digits.reading.preprocess import FIELD
 from digits.runs import RunDir
 
@@ -47,12 +50,13 @@ class Probabilities(nn.Module):
         return calibrated(self.logits(images), self.temperature)
 
 
-def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
-    """What an exported file says about itself (ONNX metadata_props hold strings only)."""
+def metadata(classifier: DigitsModule, ckpt_path: Path) -> dict[str, str]:
+    """What an exported file says about itself (ONNX metadata_props hold strings only): a digit
+    classifier's, or a number reader's (strip_reader_info)."""
     run = RunDir.of_checkpoint(ckpt_path)
     accuracy = run.test_accuracy(ckpt_path) if run is not None else None
     net = classifier.hparams.net
-    return {
+    info = {
         "digits_version": digits.__version__,
         "model": net["_target_"].rsplit(".", 1)[-1],
         "network": json.dumps(net),
@@ -60,12 +64,16 @@ def metadata(classifier: DigitClassifier, ckpt_path: Path) -> dict[str, str]:
         "run": str(run.path.resolve()) if run is not None else "",
         "parent": (classifier.parent or {}).get("checkpoint", ""),  # init_from=: its lineage
         "test_accuracy": "" if accuracy is None else f"{accuracy:.4f}",
-        "temperature": f"{classifier.temperature.item():.6g}",  # already applied to the output
+        "temperature": f"{getattr(classifier, 'temperature', torch.ones(())).item():.6g}",
         "commit": _commit(run),
         "preprocessing": PREPROCESSING,
         "input": f"{INPUT}: float32 (N, 1, {FIELD}, {FIELD})",
         "output": f"{OUTPUT}: float32 (N, {NUM_CLASSES})",
     }
+    if isinstance(classifier, NumberReader):  # no temperature: its posteriors are CTC's own
+        del info["temperature"]
+        info |= strip_reader_info(classifier)
+    return info
 
 
 def _commit(run: RunDir | None) -> str:
@@ -79,8 +87,11 @@ def example_batch() -> torch.Tensor:
     return torch.rand(2, 1, FIELD, FIELD)
 
 
-def onnx_proto(classifier: DigitClassifier, info: dict[str, str]) -> onnx.ModelProto:
-    """Export with torch's current (dynamo) exporter, batch size dynamic; checked with onnx.checker."""
+def onnx_proto(classifier: DigitsModule, info: dict[str, str]) -> onnx.ModelProto:
+    """Export with torch's current (dynamo) exporter, batch size dynamic; checked with onnx.checker.
+    A number reader: digits.exported.strip_reader's export (width dynamic too)."""
+    if isinstance(classifier, NumberReader):
+        return strip_reader_proto(classifier, info)
     model = Probabilities(classifier, classifier.temperature).eval()
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
@@ -104,7 +115,7 @@ def onnx_proto(classifier: DigitClassifier, info: dict[str, str]) -> onnx.ModelP
     return proto
 
 
-def to_onnx(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> None:
+def to_onnx(classifier: DigitsModule, path: Path, info: dict[str, str]) -> None:
     write_atomically(path, onnx_proto(classifier, info).SerializeToString(), "the exported model")
 
 
@@ -138,7 +149,7 @@ def to_torchscript(classifier: DigitClassifier, path: Path, info: dict[str, str]
 WRITERS = {"onnx": to_onnx, "torchscript": to_torchscript}
 
 
-def export(classifier: DigitClassifier, ckpt_path: Path, path: Path, format: str) -> dict[str, Any]:
+def export(classifier: DigitsModule, ckpt_path: Path, path: Path, format: str) -> dict[str, Any]:
     """Write `classifier` (loaded from `ckpt_path`, not compiled: the exporters trace the plain
     network) to `path` in `format`; returns its metadata."""
     info = metadata(classifier, ckpt_path)

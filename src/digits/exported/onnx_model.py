@@ -42,6 +42,11 @@ class OnnxModel:
         of probabilities; two blank images must give two finite rows of 10 (NaN weights, a fixed
         batch size or a wrong output count would fail every request later)."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if self.session.get_modelmeta().custom_metadata_map.get("reads") == "numbers":
+            raise DigitsError(
+                f"ckpt_path={path}: a number reader's export, which reads whole rows of digits: "
+                "use mode=number reader=sequence"
+            )
         wanted = (
             f"wants one input {INPUT}, float (N, 1, {FIELD}, {FIELD}) for any N, and one output "
             f"(N, {NUM_CLASSES}); export one with `python -m digits.export`"

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from digits.atomic import save_image
 from digits.errors import DigitsError
 from digits.exported.onnx_model import OnnxModel, is_onnx
+from digits.exported.strip_reader import OnnxStripReader
 from digits.inference.prediction import Prediction, none_or_list
 from digits.models.crnn import STRIDE
 from digits.models.networks import NUM_CLASSES
@@ -114,11 +115,6 @@ class StripModel:
         if isinstance(ckpt_path, NumberReader):
             self.model = ckpt_path
             return
-        if is_onnx(ckpt_path):
-            raise DigitsError(
-                f"ckpt_path={ckpt_path}: reader=sequence reads a number reader's checkpoint "
-                "(.ckpt); its ONNX export is not read yet"
-            )
         self.model = load_classifier(ckpt_path)
         if not isinstance(self.model, NumberReader):
             network = type(self.model.net).__name__
@@ -173,7 +169,7 @@ class Predictor:
     ) -> None:
         if isinstance(model, str | Path):
             if reader == "sequence":
-                model = StripModel(model, trainer)
+                model = OnnxStripReader(model) if is_onnx(model) else StripModel(model, trainer)
             else:
                 model = OnnxModel(model) if is_onnx(model) else CheckpointModel(model, trainer)
         self.model = model
@@ -272,7 +268,7 @@ def to_png(image: torch.Tensor) -> Image.Image:
 
 
 def read_rows(
-    model: StripModel,
+    model: StripModel | OnnxStripReader,
     files: list[Path],
     batch_size: int,
     min_confidence: float,

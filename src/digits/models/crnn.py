@@ -71,15 +71,22 @@ class CRNN(nn.Module):
         return torch.div(widths, STRIDE, rounding_mode="floor")
 
     def forward(self, strips: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores (N, W // 4, 11) for strips (N, 1, 32, W); with `widths`, each strip's own
-        frames are read as if it were alone (the GRU never runs over another's padding), and the
-        frames past them score 0."""
-        features = self.encoder(strips)  # (N, C, H', W // 4)
+        """Scores (N, W // 4, 11) for strips (N, 1, 32, W); with `widths`, each strip is read
+        as if it were alone: past its width, every block's output is zeroed (as a lone strip's
+        convolutions see zero padding there) and the GRU stops at its last frame."""
+        features = strips
+        for layer in self.encoder:
+            features = layer(features)
+            if widths is not None and isinstance(layer, nn.MaxPool2d):
+                widths = torch.div(widths, layer.stride[1], rounding_mode="floor")
+                inside = torch.arange(features.shape[-1], device=features.device) < widths[:, None]
+                features = features * inside[:, None, None, :]
+        # features: (N, C, H', W // 4)
         columns = self.dropout(features.flatten(1, 2).transpose(1, 2))  # (N, frames, C * H')
         if widths is None:
             sequence, _ = self.rnn(columns)
         else:
-            frames = self.frames(widths).clamp(min=1, max=columns.shape[1]).cpu()
+            frames = widths.clamp(min=1, max=columns.shape[1]).cpu()  # the frames, now
             packed = pack_padded_sequence(columns, frames, batch_first=True, enforce_sorted=False)
             sequence, _ = pad_packed_sequence(
                 self.rnn(packed)[0], batch_first=True, total_length=columns.shape[1]
