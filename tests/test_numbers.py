@@ -311,3 +311,16 @@ def test_an_onnx_export_reads_strips_as_its_checkpoint_does_and_predict_takes_it
     ckpt = numbers_run / "checkpoints" / "last.ckpt"
     assert run_entry_point("predict", [f"ckpt_path={ckpt}", *read_with], monkeypatch) == 0
     assert json.loads(capsys.readouterr().out)["text"] == from_onnx["text"]
+
+
+def test_a_number_readers_per_image_results_keep_leading_zeros_and_empty_readings(
+    tmp_path: Path,
+) -> None:
+    labels = np.array(["007", "12", "0"], dtype=object)
+    read = np.array(["07", "12", ""], dtype=object)
+    results = PerImageResults(labels, read, np.array([0.9, 0.99, 0.0]))
+    results.write(tmp_path / "test_predictions.csv")
+    again = PerImageResults.read(tmp_path / "test_predictions.csv")
+    assert list(again.labels) == ["007", "12", "0"] and list(again.predicted) == ["07", "12", ""]
+    assert again.correct.tolist() == [False, True, False]
+    assert again.summary()["test/correct"] == 1

@@ -12,6 +12,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import onnxruntime
@@ -21,8 +22,10 @@ from torch import nn
 from digits.errors import DigitsError
 from digits.models.crnn import BLANK, STRIDE
 from digits.models.ctc import Reading, decode
-from digits.models.number_reader import NumberReader
 from digits.reading.strips import MAX_STRIP_WIDTH, STRIP_HEIGHT
+
+if TYPE_CHECKING:  # reading an export needs no Lightning (digits.predict on an .onnx file)
+    from digits.models.number_reader import NumberReader
 
 STRIPS, POSTERIORS = "strips", "posteriors"  # the file's input and output
 PREPROCESSING = (
