@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_record import record
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from rich.console import Console
@@ -368,10 +369,7 @@ def main(args: dict[str, str]) -> None:
     if "time_to_99" in result:
         console.print(time_to_99_table(result["time_to_99"]))
         console.print(f"predict: {result['predict']}")
-    out = REPO / "outputs" / "bench" / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"written to {out}")
+    console.print(f"written to {record('', result)}")
 
 
 def throughput_table(rows: list[dict], steps: str) -> Table:

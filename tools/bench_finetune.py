@@ -19,7 +19,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_record import record
 
 
 def train(run: Path, *overrides: str) -> dict:
@@ -52,9 +52,7 @@ def main() -> None:
         "finetune_test_images": tuned["test/images"],
     }
     print(json.dumps(result, indent=2))
-    out = REPO / "outputs" / "bench" / f"finetune-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    record("finetune", result)
 
 
 if __name__ == "__main__":

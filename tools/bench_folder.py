@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import lightning as L
+from bench_record import record
 from digit_files import write_digit_folder
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -33,7 +34,6 @@ import digits.train  # noqa: F401  (the schemas conf/train.yaml extends)
 from digits.config import config_dir
 from digits.models.classifier import DigitClassifier
 
-REPO = Path(__file__).resolve().parents[1]
 SIZES = (28, 48, 64, 100, 160, 240)  # pixels square: a folder of mixed sizes, as users' photos are
 
 
@@ -73,9 +73,7 @@ def main(args: dict[str, str]) -> None:
         "first/later_run": round(first_run[0] / later_run[0], 1),
     }
     print(json.dumps(result, indent=2))
-    out = REPO / "outputs" / "bench" / f"folder-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    record("folder", result)
 
 
 if __name__ == "__main__":

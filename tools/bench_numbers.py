@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
+from bench_record import record
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
@@ -31,8 +32,6 @@ from digits.data.numbers import StripSet, StripStyle
 from digits.inference.predictor import CheckpointModel, Predictor, StripModel
 from digits.models.classifier import DigitClassifier
 from digits.models.number_reader import NumberReader
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def module(model: str) -> torch.nn.Module:
@@ -88,9 +87,7 @@ def main(args: dict[str, str]) -> None:
         "sequence/segmenting": round(per_image["sequence"] / per_image["segmenting"], 2),
     }
     print(json.dumps(result, indent=2))
-    out = REPO / "outputs" / "bench" / f"numbers-{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    record("numbers", result)
 
 
 if __name__ == "__main__":

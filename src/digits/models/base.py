@@ -50,6 +50,20 @@ class DigitsModule(L.LightningModule):
         for name in TRAIN_SUMS:
             self.register_buffer(name, torch.zeros((), dtype=torch.float64))
 
+    def keep_settings(
+        self,
+        net: Mapping | None,
+        optimizer: Mapping | None,
+        scheduler: Mapping | None,
+        **own: Any,
+    ) -> None:
+        """Save the settings the module was built with (its checkpoint rebuilds it from them):
+        the network's, optimizer's and schedule's configs as plain dicts, so checkpoints hold only
+        primitives (weights_only loads), and the module's own."""
+        settings = {"net": plain(net), "optimizer": plain(optimizer), "scheduler": plain(scheduler)}
+        # Not to the loggers: digits.train logs the run's defining settings itself at the end.
+        self.save_hyperparameters(settings | own, logger=False)
+
     def count_training(self, loss: torch.Tensor, right: torch.Tensor) -> None:
         """Add a training batch's mean loss and which of its items were right to the epoch's sums."""
         self.train_loss_sum += loss.detach() * len(right)

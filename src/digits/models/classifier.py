@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
 from digits.constraints import NOT_NEGATIVE, POSITIVE, PROBABILITY, Range
-from digits.models.base import DigitsModule, plain
+from digits.models.base import DigitsModule
 from digits.models.calibration import calibrated, fit_temperature
 from digits.models.finetuning import FreezeParts
 from digits.models.networks import NUM_CLASSES, parts_of
@@ -74,24 +74,20 @@ class DigitClassifier(DigitsModule):
         body_lr_scale: Annotated[float, POSITIVE],
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(
-            {
-                "net": plain(net),
-                "optimizer": plain(optimizer),
-                "scheduler": plain(scheduler),
-                "label_smoothing": label_smoothing,
-                "compile": compile,
-                "channels_last": channels_last,
-                "mean": mean,
-                "std": std,
-                "calibrate": calibrate,
-                "ema_decay": ema_decay,
-                "freeze": list(freeze) if freeze else None,
-                "unfreeze_at_epoch": unfreeze_at_epoch,
-                "body_lr_scale": body_lr_scale,
-            },
-            # Not to the loggers: digits.train logs the run's defining settings itself at the end.
-            logger=False,
+        self.keep_settings(
+            net,
+            optimizer,
+            scheduler,
+            label_smoothing=label_smoothing,
+            compile=compile,
+            channels_last=channels_last,
+            mean=mean,
+            std=std,
+            calibrate=calibrate,
+            ema_decay=ema_decay,
+            freeze=list(freeze) if freeze else None,
+            unfreeze_at_epoch=unfreeze_at_epoch,
+            body_lr_scale=body_lr_scale,
         )
         self.normalize = v2.Normalize([mean], [std])
         self.net = instantiate(self.hparams.net, _convert_="all")

@@ -20,7 +20,7 @@ from torchmetrics.text import CharErrorRate
 from torchvision.transforms import v2
 
 from digits.constraints import AT_LEAST_ONE, POSITIVE, OneOf
-from digits.models.base import DigitsModule, plain
+from digits.models.base import DigitsModule
 from digits.models.crnn import BLANK, STRIDE
 from digits.models.ctc import Reading, decode, text
 from digits.reading.strips import MAX_STRIP_WIDTH
@@ -54,17 +54,8 @@ class NumberReader(DigitsModule):
         beam_width: Annotated[int, AT_LEAST_ONE],
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(
-            {
-                "net": plain(net),
-                "optimizer": plain(optimizer),
-                "scheduler": plain(scheduler),
-                "mean": mean,
-                "std": std,
-                "decoding": decoding,
-                "beam_width": beam_width,
-            },
-            logger=False,  # digits.train logs the run's defining settings itself at the end
+        self.keep_settings(
+            net, optimizer, scheduler, mean=mean, std=std, decoding=decoding, beam_width=beam_width
         )
         self.normalize = v2.Normalize([mean], [std])
         self.net = instantiate(self.hparams.net, _convert_="all")
