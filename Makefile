@@ -18,11 +18,13 @@ install: ## Create .venv (Python 3.11) and install digits (editable) with every 
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --ignore-scripts; \
 	else echo "no npm: digits.export format=web needs ONNX Runtime Web (install Node.js, then npm ci)"; fi
 
+# --dist worksteal: a worker that runs out of tests takes queued ones from the other, so the
+# long tests at the end do not leave a core idle.
 test: ## The fast tier: every test but those marked slow, one worker per core (a few minutes)
-	$(BIN)/pytest -n auto -m "not slow"
+	$(BIN)/pytest -n auto --dist worksteal -m "not slow"
 
 test-all: ## The full suite, slow tests included (what CI runs)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 lint: ## ruff lint and format check; the import layers and no import cycles (import-linter)
 	$(BIN)/ruff check src tests tools
