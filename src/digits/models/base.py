@@ -15,6 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric
 
+from digits.runs.per_image import PerImageResults
+
 # What a module logs while fitting: the metrics callbacks may monitor, sweepers optimise and
 # metrics.json keeps from the fit. Models are never selected on test/ metrics.
 FIT_METRICS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_best")
@@ -124,6 +126,11 @@ class DigitsModule(L.LightningModule):
             torch.set_rng_state(checkpoint["rng_state"])
         if "cuda_rng_state" in checkpoint and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
+
+    def results_of(self, outputs: torch.Tensor, labels: torch.Tensor) -> PerImageResults:
+        """Each test item's label, prediction and confidence, from what the test steps returned
+        (digits.train keeps them as the run's test_predictions.csv)."""
+        raise NotImplementedError
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The network's parameters for the optimizer, in one group."""
