@@ -8,7 +8,7 @@ reader (`mode=number reader=sequence`: a model=crnn checkpoint reads each row wh
 - the photo benchmark's number sets (tools/photo_benchmark.py: number, sheet, thin, jitter; made of
   MNIST test digits, seeded, so every run reads the same images);
 - `strips` MNIST-composed test strips: the first of the sequence reader's own test split
-  (data=numbers from MNIST's test digits, as its run made them), saved as images;
+  (data=numbers from MNIST's test digits, as its run made them), saved as images 4x enlarged;
 - the photo benchmark's single digits (photo, ballpoint, marker, small, postal: `count` each), the
   digit classifier reading each as one digit (mode=digit) and the sequence reader as a row.
 
@@ -48,7 +48,8 @@ def kind_of(path: Path) -> str:
 
 def run_strips(ckpt: str, count: int, out: Path, data_root: str) -> None:
     """The first `count` test strips of the sequence reader's own run, as PNG images (dark ink on
-    light, as written), named strip<index>_label<number>.png."""
+    light, as written, enlarged 4x: at the strip's own 32 px a thin pen's 1 px strokes do not
+    survive the photo cleanup), named strip<index>_label<number>.png."""
     from digits.data.idx import load_mnist
 
     saved = read_checkpoint(ckpt)["datamodule_hyper_parameters"]
@@ -62,8 +63,9 @@ def run_strips(ckpt: str, count: int, out: Path, data_root: str) -> None:
     for index in range(count):
         strip, digits = strips.strip(index)
         number = "".join(str(int(d)) for d in digits)
-        page = 255 - (strip * 200).round().byte().numpy()
-        Image.fromarray(page).save(out / f"strip{index:05d}_label{number}.png")
+        page = Image.fromarray(255 - (strip * 255).round().byte().numpy())
+        page = page.resize((page.width * 4, page.height * 4), Image.BILINEAR)
+        page.save(out / f"strip{index:05d}_label{number}.png")
 
 
 def read(reader: Predictor, files: list[Path], mode: str) -> tuple[list[str], float]:
@@ -132,6 +134,11 @@ def main(args: dict[str, str]) -> None:
     sequence = Predictor(args["sequence"], reader="sequence")
     make_numbers(out / "numbers", int(args.get("numbers", 100)), int(args.get("sheets", 30)),
                  data_root)  # fmt: skip
+    if args.get("only") == "strips":  # the strips alone (e.g. after changing how they are saved)
+        run_strips(args["sequence"], int(args.get("strips", 1000)), out / "strips", data_root)
+        print(HEADER)
+        print(compared("strip", image_files([str(out / "strips")]), segmenting, sequence))
+        return
     run_strips(args["sequence"], int(args.get("strips", 1000)), out / "strips", data_root)
     files = image_files([str(out / "numbers")]) + image_files([str(out / "strips")])
     print("Numbers\n\n" + HEADER)
