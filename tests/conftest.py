@@ -74,12 +74,13 @@ def make_cfg(data_root: Path, tmp_path: Path) -> Iterator:
     """Compose conf/train.yaml with overrides, as Hydra would for a run in tmp_path."""
 
     def make(*overrides: str) -> DictConfig:
+        fast = [f"data.root={data_root}", *FAST]
+        if any(o in ("data=numbers", "experiment=numbers") for o in overrides):
+            # Number strips are made of the synthetic MNIST: its settings are data.source's.
+            fast = [o.replace("data.", "data.source.", 1) if o.startswith("data.") else o
+                    for o in fast]  # fmt: skip
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[f"data.root={data_root}", *FAST, *overrides],
-                return_hydra_config=True,
-            )
+            cfg = compose("train", overrides=[*fast, *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "run")

@@ -415,8 +415,8 @@ def _found_pieces(gray: np.ndarray, deadline: Deadline) -> tuple[torch.Tensor, l
 
 @dataclass(frozen=True)
 class Row:
-    """A row of a photo's ink: its box in the image's pixels and its own ink (no other row's),
-    0-1, white on black, cropped to its box at the cleanup's working size."""
+    """A row of a photo's ink: its box in the image's pixels and the ink in its box but other
+    rows' pieces, 0-1, white on black, at the cleanup's working size."""
 
     box: Box
     ink: torch.Tensor
@@ -428,13 +428,24 @@ def rows_in(gray: np.ndarray, deadline: Deadline | None = None) -> list[Row]:
     Raises BlankImage, TooMuchInk, ReadingTimeout."""
     deadline = deadline or Deadline()
     ink, pieces, scale = _found_pieces(gray, deadline)
+    in_rows = _rows(pieces)
+    owner = torch.zeros(ink.shape, dtype=torch.int64)  # which row's piece each pixel is (0: none)
+    for number, in_row in enumerate(in_rows, start=1):
+        for piece in in_row:
+            owner[piece.rows, piece.cols][torch.from_numpy(piece.mask)] = number
     rows = []
-    for in_row in _rows(pieces):
+    for number, in_row in enumerate(in_rows, start=1):
         deadline.check()
         row = Ink.union(in_row)
-        own = ink[row.rows, row.cols] * torch.from_numpy(row.mask)
+        # All the ink in the row's box, the faint strokes and specks that finding digits leaves
+        # out included (a reader of whole rows learned from every stroke), but other rows' pieces;
+        # what is fainter than half the ink's contrast is paper.
+        own = ink[row.rows, row.cols].clone()
+        others = owner[row.rows, row.cols]
+        own[(others != 0) & (others != number)] = 0
+        own = (own - MIN_CONTRAST / 2).clamp(min=0)
         box = (row.rows.start, row.cols.start, row.rows.stop, row.cols.stop)
-        rows.append(Row(Box(*(round(v * scale) for v in box)), own / own.max()))
+        rows.append(Row(Box(*(round(v * scale) for v in box)), own / own.max().clamp(min=1e-6)))
     return rows
 
 
