@@ -184,6 +184,7 @@ BAD_INPUT = [
     (T, ["model=crnn", "data=numbers", "data.min_digits=5", "data.max_digits=3"], "data.min_digits=5 is more than data.max_digits=3"),
     (T, ["model=crnn", "data=numbers", "data.gap=[0.5,0.1]"], "data.gap=[0.5, 0.1]: must be [low, high] with low <= high"),
     (T, ["model=crnn", "data=numbers", "model.channels=[8,8,8,8,8,8]"], "cannot build this network (at most 5 blocks"),
+    (T, ["model=crnn", "data=numbers", "module.beam_width=1000"], "module.beam_width=1000: out of range, must be in [1, 64]"),
     (P, [*PREDICT, "mode=number", "reader=sequence"], "ckpt_path={ckpt}: a digit classifier's checkpoint (MLP); reader=sequence reads rows with a number reader's"),
     (P, [*PREDICT, "reader=sequence"], "reader=sequence reads rows of digits whole: use mode=number (not mode=digit)"),
     # --- train: early stopping and the tuner ---

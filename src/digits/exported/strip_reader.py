@@ -21,7 +21,7 @@ from torch import nn
 
 from digits.errors import DigitsError
 from digits.models.crnn import BLANK, STRIDE
-from digits.models.ctc import Reading, decode
+from digits.models.ctc import MAX_BEAM, Reading, decode
 from digits.reading.strips import MAX_STRIP_WIDTH, STRIP_HEIGHT
 
 if TYPE_CHECKING:  # reading an export needs no Lightning (digits.predict on an .onnx file)
@@ -104,8 +104,17 @@ class OnnxStripReader:
                 f"(N, 1, {STRIP_HEIGHT}, W)); reader=sequence reads one written by `python -m "
                 "digits.export` from a model=crnn run, or a digit classifier's with reader=segment"
             )
-        self.decoding = self.metadata.get("decoding", "greedy")
-        self.beam_width = int(self.metadata.get("beam_width", "8"))
+        self.decoding = self.metadata.get("decoding")
+        beam_width = self.metadata.get("beam_width", "")
+        if self.decoding not in ("greedy", "beam") or not (
+            beam_width.isdigit() and 1 <= int(beam_width) <= MAX_BEAM
+        ):
+            raise DigitsError(
+                f"ckpt_path={path}: its metadata asks for decoding={self.decoding} with "
+                f"beam_width={beam_width}; a number reader's export says greedy or beam, and a "
+                f"beam of 1 to {MAX_BEAM}"
+            )
+        self.beam_width = int(beam_width)
 
     def read(self, strips: list[torch.Tensor], batch_size: int = 256) -> list[Reading]:
         """Each strip's reading; strips of the same width are run together, each as if alone."""

@@ -13,6 +13,10 @@ import torch
 
 from digits.models.crnn import BLANK
 
+# The widest beam: each frame's work grows with it (readings kept times the 10 digits), so a
+# setting, or an exported file's metadata, cannot make one strip cost minutes.
+MAX_BEAM = 64
+
 
 class Reading(NamedTuple):
     """A strip's digits, each one's confidence and the frame it was read at."""

@@ -19,10 +19,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import CharErrorRate
 from torchvision.transforms import v2
 
-from digits.constraints import AT_LEAST_ONE, POSITIVE, OneOf
+from digits.constraints import POSITIVE, OneOf, Range
 from digits.models.base import DigitsModule
 from digits.models.crnn import BLANK, STRIDE
-from digits.models.ctc import Reading, decode, text
+from digits.models.ctc import MAX_BEAM, Reading, decode, text
 from digits.reading.strips import MAX_STRIP_WIDTH
 from digits.runs.per_image import PerImageResults
 
@@ -51,7 +51,7 @@ class NumberReader(DigitsModule):
         mean: float,
         std: Annotated[float, POSITIVE],
         decoding: Annotated[str, OneOf(DECODINGS)],
-        beam_width: Annotated[int, AT_LEAST_ONE],
+        beam_width: Annotated[int, Range(ge=1, le=MAX_BEAM)],
     ) -> None:
         super().__init__()
         self.keep_settings(
