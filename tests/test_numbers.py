@@ -4,6 +4,7 @@ and read back from its checkpoint alone."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +266,11 @@ def test_rows_are_found_top_to_bottom_each_with_its_own_ink_only() -> None:
             ["ckpt_path={run}", "data.root={run}"],
             "digits.adapt takes a digit classifier's",
         ),
+        (
+            "serve",
+            ["ckpt_path={run}/checkpoints/last.ckpt", "port={port}"],
+            "digits.serve takes a digit classifier's; serving it is not built yet",
+        ),
     ],
 )
 def test_commands_for_digit_classifiers_refuse_a_number_reader_in_one_line(
@@ -278,7 +284,10 @@ def test_commands_for_digit_classifiers_refuse_a_number_reader_in_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGITS_OUTPUT_DIR", str(tmp_path / "outputs"))
-    given = [arg.replace("{run}", str(numbers_run)) for arg in args]
+    with socket.socket() as probe:  # a port free now, for the server that must not stay up
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    given = [arg.replace("{run}", str(numbers_run)).replace("{port}", str(port)) for arg in args]
     assert run_entry_point(command, given, monkeypatch) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "a number reader's checkpoint" in line and expected in line
