@@ -43,11 +43,14 @@ def module(model: str) -> torch.nn.Module:
 
 
 def five_digit_strips(count: int) -> list[torch.Tensor]:
-    """`count` strips of 5 drawn digits (a bar each, at its own place), laid out."""
+    """`count` strips of 5 drawn digits (a bar each, at its own place), written as
+    conf/data/numbers.yaml says, laid out."""
     digits = torch.zeros(10, 28, 28, dtype=torch.uint8)
     for digit in range(10):
         digits[digit, 4:24, 8 + digit : 12 + digit] = 255
-    style = StripStyle(5, 5, (-0.3, 0.6), 0.25, (0.8, 1.2), 15, (-1, 1))
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        data = compose("train", ["data=numbers"]).data
+    style = StripStyle.of(data, min_digits=5, max_digits=5)
     strips = StripSet(digits, torch.arange(10), count, style, seed=0)
     return [strips.strip(index)[0] for index in range(count)]
 

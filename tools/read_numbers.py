@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from bench_numbers import five_digit_strips, timed
 from photo_benchmark import CATEGORIES, NUMBER_SETS, make_numbers, make_photos
 from PIL import Image
 
@@ -53,9 +53,7 @@ def run_strips(ckpt: str, count: int, out: Path, data_root: str) -> None:
     from digits.data.idx import load_mnist
 
     saved = read_checkpoint(ckpt)["datamodule_hyper_parameters"]
-    style = StripStyle(saved["min_digits"], saved["max_digits"], tuple(saved["gap"]),
-                       saved["jitter"], tuple(saved["scale"]), saved["slant"],
-                       tuple(saved["stroke"]))  # fmt: skip
+    style = StripStyle.of(saved)
     images, labels = load_mnist(data_root, train=False)
     # The test split's strips: seed * 3 + 2, as digits.data.numbers makes them.
     strips = StripSet(images, labels, count, style, saved["seed"] * 3 + 2)
@@ -112,19 +110,10 @@ HEADER = (
 )
 
 
-def batched_speed(model: StripModel, repeats: int = 3) -> float:
-    """5-digit test strips read per second in batches of 256 (the best of `repeats` rounds)."""
-    digits = torch.zeros(10, 28, 28, dtype=torch.uint8)
-    digits[:, 4:24, 12:16] = 255
-    style = StripStyle(5, 5, (-0.3, 0.6), 0.25, (0.8, 1.2), 15, (-1, 1))
-    strips = StripSet(digits, torch.arange(10), 1024, style, 0)
-    laid_out = [strips.strip(i)[0] for i in range(1024)]
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.read(laid_out, batch_size=256)
-        best = max(best, len(laid_out) / (time.perf_counter() - start))
-    return best
+def batched_speed(model: StripModel) -> float:
+    """5-digit strips read per second in batches of 256 (the best of 3 rounds)."""
+    strips = five_digit_strips(1024)
+    return len(strips) / timed(lambda: model.read(strips, batch_size=256))
 
 
 def main(args: dict[str, str]) -> None:

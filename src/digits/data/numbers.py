@@ -55,6 +55,14 @@ class StripStyle:
     slant: float
     stroke: tuple[int, int]
 
+    @classmethod
+    def of(cls, settings: Mapping[str, Any], **changes: Any) -> StripStyle:
+        """The style data=numbers's settings (conf/data/numbers.yaml, a checkpoint's) describe,
+        with `changes` (e.g. min_digits=5, max_digits=5)."""
+        values = {name: settings[name] for name in cls.__dataclass_fields__} | changes
+        pairs = ("gap", "scale", "stroke")
+        return cls(**{k: tuple(v) if k in pairs else v for k, v in values.items()})
+
 
 def between(bounds: tuple[float, float], draw: float) -> float:
     """The point `draw` (0-1) of the way from the low bound to the high one."""
@@ -197,9 +205,7 @@ class NumbersDataModule(DigitsDataModule):
                 f"data.min_digits={min_digits} is more than data.max_digits={max_digits}"
             )
         self.save_hyperparameters()
-        self.style = StripStyle(
-            min_digits, max_digits, tuple(gap), jitter, tuple(scale), slant, tuple(stroke)
-        )
+        self.style = StripStyle.of(self.hparams)
         option = source_option(source)
         self.source = option(**{k: v for k, v in source.items() if not k.startswith("_")})
 
