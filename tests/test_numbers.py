@@ -3,21 +3,28 @@ and read back from its checkpoint alone."""
 
 from __future__ import annotations
 
+import io
 import json
-import socket
+import os
+import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from browser import CHROMIUM, launch  # tools/browser.py
+from fastapi.testclient import TestClient
 from PIL import Image
+from servers import free_port, serving  # tools/servers.py
 
 from conftest import run_cli, run_entry_point
 from digits.data.numbers import StripSet, StripStyle, compose
 from digits.errors import DigitsError
+from digits.exported.formats import onnx_model_of
 from digits.exported.strip_reader import OnnxStripReader
-from digits.inference.predictor import StripModel
+from digits.inference.predictor import Predictor, StripModel
 from digits.models.checkpoint import load_classifier
 from digits.models.crnn import BLANK, CRNN
 from digits.models.ctc import beam, greedy
@@ -32,6 +39,8 @@ from digits.reading.strips import (
     lay_out,
 )
 from digits.runs.per_image import PerImageResults
+from digits.serving.app import create_app
+from digits.serving.options import ServeOptions
 
 STYLE = StripStyle(1, 5, (-0.3, 0.6), 0.25, (0.8, 1.2), 15, (-1, 1))
 # data=numbers on the synthetic MNIST of conftest: small splits, a few strips.
@@ -266,11 +275,6 @@ def test_rows_are_found_top_to_bottom_each_with_its_own_ink_only() -> None:
             ["ckpt_path={run}", "data.root={run}"],
             "digits.adapt takes a digit classifier's",
         ),
-        (
-            "serve",
-            ["ckpt_path={run}/checkpoints/last.ckpt", "port={port}"],
-            "digits.serve takes a digit classifier's; serving it is not built yet",
-        ),
     ],
 )
 def test_commands_for_digit_classifiers_refuse_a_number_reader_in_one_line(
@@ -284,10 +288,7 @@ def test_commands_for_digit_classifiers_refuse_a_number_reader_in_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGITS_OUTPUT_DIR", str(tmp_path / "outputs"))
-    with socket.socket() as probe:  # a port free now, for the server that must not stay up
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    given = [arg.replace("{run}", str(numbers_run)).replace("{port}", str(port)) for arg in args]
+    given = [arg.replace("{run}", str(numbers_run)) for arg in args]
     assert run_entry_point(command, given, monkeypatch) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "a number reader's checkpoint" in line and expected in line
@@ -337,3 +338,97 @@ def test_a_number_readers_per_image_results_keep_leading_zeros_and_empty_reading
     assert list(again.labels) == ["007", "12", "0"] and list(again.predicted) == ["07", "12", ""]
     assert again.correct.tolist() == [False, True, False]
     assert again.summary()["test/correct"] == 1
+
+
+SERVE_OPTIONS = ServeOptions(ckpt_path="", host="127.0.0.1", port=8000, preprocess="mnist",
+                             top_k=3, min_confidence=0.5, max_upload_mb=1, max_batch_images=4,
+                             batch_images=32, batch_wait_ms=2, read_timeout_s=10,
+                             body_timeout_s=5, header_timeout_s=10, keep_alive_s=75,
+                             cors_origins=[], root_path="", access_log=False)  # fmt: skip
+
+
+def test_digits_serve_reads_numbers_with_a_number_reader_as_predict_does(
+    numbers_run: Path, tmp_path: Path
+) -> None:
+    ckpt = numbers_run / "checkpoints" / "last.ckpt"
+    model = onnx_model_of(ckpt)  # what digits.serve runs: the checkpoint exported in memory
+    assert isinstance(model, OnnxStripReader)
+    written_number(tmp_path / "n.png", [3, 1, 4])
+    written_number(tmp_path / "m.png", [0, 9])
+    expected = Predictor(model, reader="sequence")(
+        [tmp_path / "n.png", tmp_path / "m.png"], "mnist", 3, min_confidence=0.5, mode="number"
+    )
+    rule = np.full((200, 2000), 230, np.uint8)
+    rule[90:110, 20:1980] = 20
+    app = create_app(lambda: model, str(ckpt), SERVE_OPTIONS)
+    with TestClient(app) as client:
+        assert app.state.served.wait(60)
+        described = client.get("/model").json()
+        assert described["reads"] == "numbers" and described["name"] == "CRNN"
+        for mode in ("", "?mode=number"):  # a number reader's server reads numbers unasked
+            answer = client.post(f"/predict{mode}", content=(tmp_path / "n.png").read_bytes())
+            assert answer.status_code == 200
+            assert answer.json() == expected[0].record() | {"file": "upload"}
+        files = [("images", (f"{name}.png", (tmp_path / f"{name}.png").read_bytes()))
+                 for name in ("n", "m")]  # fmt: skip
+        batch = client.post("/predict/batch", files=files).json()["results"]
+        assert batch == [e.record() | {"file": f"{e.path.name}"} for e in expected]
+        for mode in ("digit", "auto"):
+            refused = client.post(f"/predict?mode={mode}", content=files[0][1][1])
+            assert refused.status_code == 422
+            assert refused.json() == {
+                "error": f"mode={mode}: this server's model is a number reader, which reads rows "
+                "of digits whole: use mode=number"
+            }
+        blank = client.post("/predict", content=png(Image.new("L", (40, 40), 255))).json()
+        assert blank["blank"] is True and blank["digits"] == []
+        too_wide = client.post("/predict", content=png(Image.fromarray(rule)))
+        assert too_wide.status_code == 422
+        assert f"over its limit of {MAX_STRIP_WIDTH}" in too_wide.json()["error"]
+        assert client.get("/ready").status_code == 200  # still answering
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file() and not os.environ.get("CI"),
+                    reason="no chromium (apt-get install chromium)")  # fmt: skip
+def test_the_page_of_a_number_readers_server_reads_numbers_only(
+    numbers_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    onnx_file = tmp_path / "reader.onnx"
+    args = [f"run={numbers_run}", "checkpoint=last", f"output={onnx_file}"]
+    assert run_entry_point("export", args, monkeypatch) == 0
+    written_number(tmp_path / "n.png", [5, 2, 8])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "digits.serve", f"ckpt_path={onnx_file}", f"port={port}"]
+    with serving(command, f"{url}/ready", cwd=tmp_path), sync_playwright() as playwright:
+        expected = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{url}/predict",
+                    data=(tmp_path / "n.png").read_bytes(),
+                    headers={"Content-Type": "image/png"},
+                )
+            ).read()
+        )
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 900, "height": 640})
+        page.goto(url)
+        page.wait_for_function("document.querySelector('input[value=digit]').disabled")
+        assert page.locator("input[value=number]").is_checked()
+        assert page.locator("input[value=auto]").is_disabled()
+        assert "each row is read whole" in page.locator(".hint").text_content()
+        page.set_input_files("#photo", tmp_path / "n.png")
+        page.wait_for_function("document.body.dataset.state === 'read'", timeout=30_000)
+        assert page.locator("#error").text_content() == ""
+        assert page.locator("#digit").text_content() == (expected["text"] or "?")
+        assert page.locator("#readings li").count() == len(expected["digits"])
+        page.screenshot(path=tmp_path / "page-number-reader.png")
+        browser.close()

@@ -475,6 +475,7 @@ def test_model_describes_the_served_model_from_its_checkpoint(
     info = client.get("/model").json()
     classifier = load_classifier(ckpt, compile=False)
     assert info["name"] == classifier.hparams.net["_target_"].rsplit(".", 1)[-1]
+    assert info["reads"] == "digits"
     assert info["file"] == str(ckpt) and info["checkpoint"] == str(ckpt.resolve())
     assert info["run"] == str(run.path.resolve())
     assert info["test_accuracy"] == pytest.approx(run.test_accuracy(ckpt), abs=1e-4)

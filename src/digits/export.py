@@ -19,11 +19,8 @@ from digits.config.schema import setting, store_schemas
 from digits.constraints import OneOf
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported import EXPORT_SUFFIXES
-from digits.exported.formats import export, metadata, onnx_proto
+from digits.exported.formats import export, exportable, metadata, onnx_proto
 from digits.exported.web import check_runtime, check_site_folder, write_static_site
-from digits.models.base import DigitsModule
-from digits.models.checkpoint import model_from, read_checkpoint
-from digits.models.networks import reads_numbers
 from digits.runs import RunDir
 
 
@@ -47,20 +44,6 @@ def output_path(cfg: DictConfig, ckpt_path: Path) -> Path:
         return Path(cfg.output)
     run = RunDir.of_checkpoint(ckpt_path)
     return run.exported(ckpt_path, suffix) if run else ckpt_path.with_suffix(suffix)
-
-
-def exportable(ckpt_path: Path, format: str) -> DigitsModule:
-    """The checkpoint's model, not compiled (the exporters trace the plain network); a number
-    reader (model=crnn) exports as ONNX only."""
-    checkpoint = read_checkpoint(ckpt_path)
-    if not reads_numbers(checkpoint["hyper_parameters"]["net"]):
-        return model_from(checkpoint, compile=False)
-    if format != "onnx":
-        raise DigitsError(
-            f"format={format}: a number reader's checkpoint ({ckpt_path}) exports as ONNX only "
-            "(format=onnx): its strips have no page or TorchScript reader yet"
-        )
-    return model_from(checkpoint)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")

@@ -1,7 +1,8 @@
 """Serve a trained model: `python -m digits.serve ckpt_path=<file>` (a checkpoint or an .onnx file).
 
 Runs a web server (FastAPI on uvicorn) on host:port (this machine only, unless `host=` says
-otherwise): a page to draw or photograph a digit at `/`, the JSON API `POST /predict`, `GET /health`,
+otherwise): a page to draw or photograph a digit or a number at `/` (a number reader's file,
+model=crnn: numbers only, each row read whole), the JSON API `POST /predict`, `GET /health`,
 `GET /ready`, `GET /model` and the API's docs at `/docs`. The model is loaded once, in the
 background while the server already listens, and run by onnxruntime; a checkpoint is exported to
 ONNX in memory first, the same export `digits.export` writes."""
@@ -22,7 +23,8 @@ from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.errors import DigitsError, reports_user_errors
 from digits.exported.formats import onnx_model_of
-from digits.exported.onnx_model import OnnxModel, is_onnx
+from digits.exported.onnx_model import OnnxModel, is_onnx, reads_numbers
+from digits.exported.strip_reader import OnnxStripReader
 from digits.serving.app import create_app
 from digits.serving.connections import with_header_deadline
 from digits.serving.options import ServeOptions
@@ -36,8 +38,11 @@ def hydra_main(cfg: DictConfig) -> None:
     """Load the model, then serve until interrupted (Ctrl+C)."""
     silence_known_warnings()
 
-    def load() -> OnnxModel:
-        return OnnxModel(cfg.ckpt_path) if is_onnx(cfg.ckpt_path) else onnx_model_of(cfg.ckpt_path)
+    def load() -> OnnxModel | OnnxStripReader:
+        path = cfg.ckpt_path
+        if not is_onnx(path):
+            return onnx_model_of(path)
+        return OnnxStripReader(path) if reads_numbers(path) else OnnxModel(path)
 
     def stop() -> None:  # the model cannot load: nothing to serve
         server.should_exit = True

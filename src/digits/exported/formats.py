@@ -19,13 +19,14 @@ from torch import nn
 
 import digits
 from digits.atomic import write_atomically
+from digits.errors import DigitsError
 from digits.exported.onnx_model import INPUT, OUTPUT, OnnxModel
-from digits.exported.strip_reader import strip_reader_info, strip_reader_proto
+from digits.exported.strip_reader import OnnxStripReader, strip_reader_info, strip_reader_proto
 from digits.models.base import DigitsModule
 from digits.models.calibration import calibrated
-from digits.models.checkpoint import load_digit_classifier
+from digits.models.checkpoint import model_from, read_checkpoint
 from digits.models.classifier import DigitClassifier
-from digits.models.networks import NUM_CLASSES
+from digits.models.networks import NUM_CLASSES, reads_numbers
 from digits.models.number_reader import NumberReader
 from digits.reading.preprocess import FIELD
 from digits.runs import RunDir
@@ -119,17 +120,29 @@ def to_onnx(classifier: DigitsModule, path: Path, info: dict[str, str]) -> None:
     write_atomically(path, onnx_proto(classifier, info).SerializeToString(), "the exported model")
 
 
-def onnx_model_of(ckpt_path: str | Path) -> OnnxModel:
-    """A checkpoint exported in memory and loaded into onnxruntime (what `digits.serve` runs)."""
+def exportable(ckpt_path: Path, format: str) -> DigitsModule:
+    """The checkpoint's model, not compiled (the exporters trace the plain network); a number
+    reader (model=crnn) exports as ONNX only."""
+    checkpoint = read_checkpoint(ckpt_path)
+    if not reads_numbers(checkpoint["hyper_parameters"]["net"]):
+        return model_from(checkpoint, compile=False)
+    if format != "onnx":
+        raise DigitsError(
+            f"format={format}: a number reader's checkpoint ({ckpt_path}) exports as ONNX only "
+            "(format=onnx): its strips have no page or TorchScript reader yet"
+        )
+    return model_from(checkpoint)
+
+
+def onnx_model_of(ckpt_path: str | Path) -> OnnxModel | OnnxStripReader:
+    """A checkpoint exported in memory and loaded into onnxruntime (what `digits.serve` runs): a
+    digit classifier's, or a number reader's."""
     ckpt_path = Path(ckpt_path)
-    classifier = load_digit_classifier(
-        ckpt_path,
-        "digits.serve",
-        "serving it is not built yet: read numbers with it by digits.predict mode=number "
-        "reader=sequence",
-    )
-    proto = onnx_proto(classifier, metadata(classifier, ckpt_path))
-    return OnnxModel(ckpt_path, proto.SerializeToString())
+    model = exportable(ckpt_path, "onnx")
+    serialized = onnx_proto(model, metadata(model, ckpt_path)).SerializeToString()
+    if isinstance(model, NumberReader):
+        return OnnxStripReader(ckpt_path, serialized)
+    return OnnxModel(ckpt_path, serialized)
 
 
 def to_torchscript(classifier: DigitClassifier, path: Path, info: dict[str, str]) -> None:

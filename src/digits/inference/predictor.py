@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -28,11 +28,12 @@ from digits.reading.segment import (
     Classifier,
     Deadline,
     ReadingTimeout,
+    Row,
     TooMuchInk,
     digits_in,
     rows_in,
 )
-from digits.reading.strips import INK_HEIGHT, MARGIN, batch_of, lay_out
+from digits.reading.strips import INK_HEIGHT, MARGIN, STRIP_HEIGHT, batch_of, lay_out
 
 if TYPE_CHECKING:
     import lightning as L
@@ -101,6 +102,13 @@ class ImageModel(Protocol):
     def probabilities(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor: ...
 
 
+class StripReader(Protocol):
+    """What a Predictor with reader=sequence runs: 0-1 strips (STRIP_HEIGHT, any width) in,
+    each one's reading out."""
+
+    def read(self, strips: list[torch.Tensor], batch_size: int = 256) -> list[Reading]: ...
+
+
 class StripModel:
     """A number reader (model=crnn) from its checkpoint, or given, run by a Lightning Trainer's
     predict loop."""
@@ -163,7 +171,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: str | Path | ImageModel,
+        model: str | Path | ImageModel | StripReader,
         trainer: L.Trainer | None = None,
         reader: str = "segment",
     ) -> None:
@@ -195,19 +203,17 @@ class Predictor:
         """Preprocess and classify every file (mode=number: every digit in it; auto: every digit
         of the files holding several, each file read within `read_timeout_s`); failures are
         recorded on their Prediction."""
-        if self.reader == "sequence":
-            return read_rows(self.model, files, batch_size, min_confidence, read_timeout_s)
-        predictions, images = [], []
+        read = []
         for path in files:
             try:
-                prediction, found = self.read(
-                    path, preprocess, mode, deadline=Deadline(read_timeout_s)
-                )
+                read.append(self.read(path, preprocess, mode, deadline=Deadline(read_timeout_s)))
             except DigitsError as error:
-                prediction = Prediction(path, digits=none_or_list(mode), error=str(error))
-                found = []
-            predictions.append(prediction)
-            images += found
+                read.append((Prediction(path, digits=none_or_list(mode), error=str(error)), []))
+        predictions = [prediction for prediction, _ in read]
+        if self.reader == "sequence":
+            self.read_strips(read, batch_size, min_confidence)
+            return predictions
+        images = [image for _, found in read for image in found]
         stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
         ok = self.classify(to_classify(predictions), stacked, top_k, batch_size, min_confidence)
         if save_dir is not None:
@@ -227,18 +233,42 @@ class Predictor:
         mode: str,
         stream: BinaryIO | None = None,
         deadline: Deadline | None = None,
-    ) -> tuple[Prediction, list[torch.Tensor]]:
+    ) -> tuple[Prediction, list]:
         """An image file (or an upload's `stream`, named `path`): its Prediction (for a number, one
-        per digit found) and the 28x28 images to classify, in the same order; a blank image is a
-        Prediction marked blank. Raises DigitsError naming the file (a number whose reading
+        per digit found) and the 28x28 images to classify, in the same order (reader=sequence: its
+        rows laid out as strips, digits.reading.strips, to read with `read_strips`); a blank image
+        is a Prediction marked blank. Raises DigitsError naming the file (a number whose reading
         passes the `deadline`: ReadingTimeout)."""
         try:
+            if self.reader == "sequence":
+                return Prediction(path, digits=[]), laid_out_rows(path, stream, deadline)
             if mode == "digit":
                 return Prediction(path), [preprocessed(path, PREPROCESSORS[preprocess], stream)]
             gray = preprocessed(path, np.asarray, stream)
             return read_number(path, gray, preprocess, self.probabilities, mode == "auto", deadline)
         except BlankImage:
             return Prediction(path, digits=none_or_list(mode), blank=True), []
+
+    def read_strips(
+        self,
+        read: list[tuple[Prediction, list[LaidOutRow]]],
+        batch_size: int = 256,
+        min_confidence: float = 0.0,
+    ) -> None:
+        """reader=sequence: fill in the digits of each Prediction `read` made from its rows, every
+        strip read in one call."""
+        ok = [(p, rows) for p, rows in read if p.error is None and not p.blank]
+        strips = [laid_out.strip for _, rows in ok for laid_out in rows]
+        readings = iter(self.model.read(strips, batch_size))
+        for prediction, rows in ok:
+            read_into(prediction, rows, [next(readings) for _ in rows], min_confidence)
+
+    def warm_up(self) -> None:
+        """One real inference on a blank input: the first is slow."""
+        if self.reader == "sequence":
+            self.model.read([torch.zeros(STRIP_HEIGHT, 8 * STRIDE)])
+        else:
+            self.probabilities(torch.zeros(1, FIELD, FIELD))
 
     def classify(
         self,
@@ -267,35 +297,32 @@ def to_png(image: torch.Tensor) -> Image.Image:
     return Image.fromarray((image * 255).round().byte().numpy())
 
 
-def read_rows(
-    model: StripModel | OnnxStripReader,
-    files: list[Path],
-    batch_size: int,
-    min_confidence: float,
-    read_timeout_s: float | None,
-) -> list[Prediction]:
-    """mode=number reader=sequence: every row of every file found (digits.reading.segment.rows_in)
-    and read whole by the number reader; each digit a Prediction with its confidence and a box
-    around the frame it was read at. Failures are recorded on their Prediction."""
-    predictions, strips, owners = [], [], []
-    for path in files:
-        try:
-            gray = preprocessed(path, np.asarray)
-            rows = rows_in(gray, Deadline(read_timeout_s))
-            laid_out = [lay_out(row.ink) for row in rows]
-        except BlankImage:
-            predictions.append(Prediction(path, digits=[], blank=True))
-            continue
-        except DigitsError as error:
-            message = str(error) if str(error).startswith(str(path)) else f"{path}: {error}"
-            predictions.append(Prediction(path, digits=[], error=message))
-            continue
-        predictions.append(Prediction(path, digits=[]))
-        strips += laid_out
-        owners += [(predictions[-1], index, row) for index, row in enumerate(rows)]
-    for (prediction, index, row), strip, reading in zip(
-        owners, strips, model.read(strips, batch_size), strict=True
-    ):
+class LaidOutRow(NamedTuple):
+    """A row found in an image (its box there) and the strip it is read from."""
+
+    row: Row
+    strip: torch.Tensor
+
+
+def laid_out_rows(
+    path: Path, stream: BinaryIO | None = None, deadline: Deadline | None = None
+) -> list[LaidOutRow]:
+    """mode=number reader=sequence: the rows of an image file (or an upload's `stream`, named
+    `path`) found (digits.reading.segment.rows_in) and laid out as strips. Raises BlankImage, or
+    DigitsError naming the file (too much ink: TooMuchInk; past the `deadline`: ReadingTimeout;
+    a row too wide: StripTooWide)."""
+    gray = preprocessed(path, np.asarray, stream)
+    try:
+        return [LaidOutRow(row, lay_out(row.ink)) for row in rows_in(gray, deadline)]
+    except DigitsError as error:
+        raise type(error)(f"{path}: {error}") from error
+
+
+def read_into(prediction: Prediction, rows: list[LaidOutRow], readings: list[Reading],
+              min_confidence: float) -> None:  # fmt: skip
+    """A number's digits from its rows' readings: each with its confidence (below
+    `min_confidence`: unsure, no digit) and a box around the frame it was read at."""
+    for index, (row, reading) in enumerate(zip(rows, readings, strict=True)):
         for digit, confidence, frame in zip(*reading, strict=True):
             unsure = confidence < min_confidence
             prediction.digits.append(
@@ -305,11 +332,10 @@ def read_rows(
                     confidence=confidence,
                     top=[(digit, confidence)],
                     unsure=unsure,
-                    box=frame_box(row.box, strip.shape[-1], frame),
+                    box=frame_box(row.row.box, row.strip.shape[-1], frame),
                     row=index,
                 )
             )
-    return predictions
 
 
 def frame_box(row: Box, width: int, frame: int) -> Box:

@@ -225,10 +225,3 @@ def digit_classifier_only(checkpoint: dict[str, Any], command: str, instead: str
             f"ckpt_path={checkpoint['path']}: a number reader's checkpoint ({network}); "
             f"{command} takes a digit classifier's; {instead}"
         )
-
-
-def load_digit_classifier(path: str | Path, command: str, instead: str) -> DigitClassifier:
-    """`load_classifier`, refusing a number reader's checkpoint (see `digit_classifier_only`)."""
-    checkpoint = read_checkpoint(path)
-    digit_classifier_only(checkpoint, command, instead)
-    return model_from(checkpoint, compile=False)

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 import digits
 from digits.exported.onnx_model import OnnxModel
+from digits.exported.strip_reader import OnnxStripReader
 from digits.serving.batching import BatchingModel, Model
 from digits.serving.limits import BodyTimeout, DeclaredSizeLimit, JSONCORSMiddleware, too_large
 from digits.serving.metrics import CountedModel, RequestMetrics, ServerMetrics
@@ -25,20 +26,26 @@ from digits.serving.options import ServeOptions
 from digits.serving.page_routes import page_routes
 from digits.serving.prediction import prediction_routes
 from digits.serving.responses import error_response
-from digits.serving.served_model import ServedModel
+from digits.serving.served_model import ServedModel, reader_of
 from digits.serving.status import status_routes
 
 log = logging.getLogger(__name__)
 
 
-def create_app(load: Callable[[], OnnxModel], source: str, options: ServeOptions,
+def create_app(load: Callable[[], OnnxModel | OnnxStripReader], source: str,
+               options: ServeOptions,
                on_load_failure: Callable[[], None] | None = None) -> FastAPI:  # fmt: skip
     """The app around the model `load` returns (loaded in the background once the app starts;
     `source`: the file it comes from), answering as `options` say: concurrent requests' images
-    classified together (digits.serving.batching) unless options.batch_images is 1."""
+    classified together (digits.serving.batching) unless options.batch_images is 1. A number
+    reader's strips are read per request, all of a request's rows in one call (strips of
+    different widths do not share a batch: digits.exported.strip_reader)."""
 
-    def load_batched() -> Model:
-        model = CountedModel(load(), metrics)
+    def load_batched() -> Model | OnnxStripReader:
+        loaded = load()
+        if reader_of(loaded.metadata) == "sequence":
+            return loaded
+        model = CountedModel(loaded, metrics)
         if options.batch_images <= 1:
             return model
         return BatchingModel(model, options.batch_images, options.batch_wait_s)

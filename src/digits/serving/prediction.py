@@ -25,6 +25,7 @@ from digits.inference.predictor import Predictor, to_classify, to_png
 from digits.reading.images import ImageTooLarge, pixel_count
 from digits.reading.preprocess import FIELD
 from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
+from digits.reading.strips import StripTooWide
 from digits.serving.limits import DecodingBudget, too_large
 from digits.serving.options import ServeOptions
 from digits.serving.responses import ERRORS, BatchAnswer, DigitAnswer, NumberAnswer
@@ -103,10 +104,20 @@ def prediction_routes(served: ServedModel, options: ServeOptions) -> APIRouter:
             ),
         ] = options.min_confidence,
         mode: Annotated[
-            Literal[MODES],
-            Query(description="one digit; a number or a sheet; or either, per image"),
-        ] = "digit",
+            Literal[MODES] | None,
+            Query(
+                description="one digit; a number or a sheet; or either, per image (default: "
+                "digit, or number where the model is a number reader: GET /model's `reads`)"
+            ),
+        ] = None,
     ) -> Asked:
+        if mode is None:
+            mode = "number" if served.reads_numbers else "digit"
+        if mode != "number" and served.reads_numbers:
+            raise HTTPException(
+                422, f"mode={mode}: this server's model is a number reader, which reads rows of "
+                "digits whole: use mode=number"
+            )  # fmt: skip
         if mode != "digit" and options.preprocess == "naive":
             raise HTTPException(
                 422, f"mode={mode} needs preprocess=mnist or mnist_v1 (the server's is naive)"
@@ -114,7 +125,8 @@ def prediction_routes(served: ServedModel, options: ServeOptions) -> APIRouter:
         return Asked(top_k, min_confidence, mode, image)
 
     def answers(uploads: list[Upload], asked: Asked) -> list[Answer]:
-        """Each upload's record (its digits classified together, in one batch), or its refusal."""
+        """Each upload's record (its digits classified together, in one batch; a number reader:
+        its rows read together), or its refusal."""
         predictor = ready_predictor(served)
         deadline = Deadline(options.read_timeout_s, served.stopping)  # for the whole request
         read = [
@@ -122,12 +134,15 @@ def prediction_routes(served: ServedModel, options: ServeOptions) -> APIRouter:
             for upload in uploads
         ]
         found = [item for item in read if not isinstance(item, HTTPException)]
-        images = [image for _, item_images in found for image in item_images]
-        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        predictions = [prediction for prediction, _ in found]
-        predictor.classify(
-            to_classify(predictions), stacked, asked.top_k, min_confidence=asked.min_confidence
-        )
+        if predictor.reader == "sequence":
+            predictor.read_strips(found, min_confidence=asked.min_confidence)
+        else:
+            images = [image for _, item_images in found for image in item_images]
+            stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
+            predictions = [prediction for prediction, _ in found]
+            predictor.classify(
+                to_classify(predictions), stacked, asked.top_k, min_confidence=asked.min_confidence
+            )
         return [item if isinstance(item, HTTPException) else record(*item, asked) for item in read]
 
     async def answered(uploads: list[Upload], asked: Asked) -> list[Answer]:
@@ -189,10 +204,11 @@ def read_upload(
     options: ServeOptions,
     deadline: Deadline,
     budget: DecodingBudget,
-) -> tuple[Prediction, list[torch.Tensor]] | HTTPException:
-    """An upload's Prediction and the 28x28 images to classify for it, or its refusal (too much
-    ink: 422; its reading, or its wait for the server's `budget` of decoded pixels, past the
-    request's `deadline`: 503)."""
+) -> tuple[Prediction, list] | HTTPException:
+    """An upload's Prediction and the 28x28 images to classify for it (a number reader: its rows,
+    laid out), or its refusal (too much ink: 422; its reading, or its wait for the server's
+    `budget` of decoded pixels, past the request's `deadline`: 503; anything else the user sent
+    that cannot be read, a row too wide among them: 400)."""
     name, data = upload
     if not data:
         return HTTPException(400, f"{name}: empty; send an image (a file field or a raw body)")
@@ -204,7 +220,7 @@ def read_upload(
             return predictor.read(Path(name), options.preprocess, mode, stream, deadline)
     except ImageTooLarge as error:
         return HTTPException(413, str(error))
-    except TooMuchInk as error:
+    except (TooMuchInk, StripTooWide) as error:  # an image, but not one a number is read from
         return HTTPException(422, str(error))
     except ReadingTimeout as error:
         return HTTPException(503, str(error))

@@ -6,6 +6,7 @@ a record leaves out (`blank`, `unsure`, `error`, `image`) stay out of the answer
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -89,14 +90,24 @@ class ModelAnswer(BaseModel):
     """The model being served, from its checkpoint or its ONNX file's metadata."""
 
     name: str = Field(description="the network's class, e.g. LeNet")
+    reads: Literal["digits", "numbers"] = Field(
+        description="digits: a digit classifier (mode=digit, number or auto; a number's digits "
+        "found, then each classified); numbers: a number reader (model=crnn: mode=number only, "
+        "each row read whole)"
+    )
     file: str = Field(description="the file the server was started with")
     checkpoint: str | None = Field(description="the checkpoint it was made from")
     run: str | None = Field(description="the run that trained it")
     parent: str | None = Field(
         description="the checkpoint its training started from (init_from=), if any"
     )
-    test_accuracy: float | None = Field(description="that checkpoint's MNIST test accuracy")
-    temperature: float = Field(description="calibration temperature, already in its output")
+    test_accuracy: float | None = Field(
+        description="that checkpoint's accuracy on MNIST's test set (a number reader: whole "
+        "numbers right, on strips made of MNIST's test digits)"
+    )
+    temperature: float = Field(
+        description="calibration temperature, already in its output (a number reader: 1)"
+    )
     input: str = Field(description="the input the network takes (the contract)")
     preprocessing: str = Field(description="how the network's input is made")
     server_preprocess: str = Field(description="what this server does to an uploaded image")

@@ -9,14 +9,18 @@ import threading
 import time
 from collections.abc import Callable
 
-import torch
-
 from digits.errors import DigitsError
+from digits.exported.strip_reader import OnnxStripReader
 from digits.inference.predictor import Predictor
-from digits.reading.preprocess import FIELD
 from digits.serving.batching import Model
 
 log = logging.getLogger(__name__)
+
+
+def reader_of(metadata: dict[str, str]) -> str:
+    """How an exported model reads a number (digits.inference.predictor.Predictor's `reader`):
+    a number reader's export says `reads: numbers` (digits.exported.strip_reader)."""
+    return "sequence" if metadata.get("reads") == "numbers" else "segment"
 
 
 class ServedModel:
@@ -25,7 +29,9 @@ class ServedModel:
     (digits.serve stops the server there)."""
 
     def __init__(
-        self, load: Callable[[], Model], on_failure: Callable[[], None] | None = None
+        self,
+        load: Callable[[], Model | OnnxStripReader],
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self._load, self._on_failure = load, on_failure
         self.predictor: Predictor | None = None
@@ -58,8 +64,8 @@ class ServedModel:
         start = time.perf_counter()
         try:
             model = self._load()
-            predictor = Predictor(model)
-            predictor.probabilities(torch.zeros(1, FIELD, FIELD))  # the first inference is slow
+            predictor = Predictor(model, reader=reader_of(model.metadata))
+            predictor.warm_up()
             self.metadata = model.metadata
             self.load_seconds = time.perf_counter() - start
             self.predictor = predictor
@@ -70,6 +76,11 @@ class ServedModel:
             self.failure = f"loading the model failed ({type(error).__name__}: {error})"
         if self.failure is not None and self._on_failure is not None:
             self._on_failure()
+
+    @property
+    def reads_numbers(self) -> bool:
+        """Whether the loaded model is a number reader (model=crnn: rows read whole)."""
+        return self.predictor is not None and self.predictor.reader == "sequence"
 
     @property
     def not_ready(self) -> str:

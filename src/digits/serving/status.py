@@ -60,6 +60,7 @@ def model_answer(metadata: dict[str, str], source: str, preprocess: str) -> Mode
     first_sentence = " ".join((PREPROCESSORS[preprocess].__doc__ or "").split()).split(". ")[0]
     return ModelAnswer(
         name=metadata.get("model", "unknown"),
+        reads="numbers" if metadata.get("reads") == "numbers" else "digits",
         file=source,
         checkpoint=metadata.get("checkpoint") or None,
         run=metadata.get("run") or None,

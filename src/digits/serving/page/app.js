@@ -120,8 +120,10 @@ function percent(p) {
   return `${(p * 100).toFixed(1)}%`;
 }
 
-function reading(d) { // a digit of a number: what it reads as, or "?" with its two likeliest
-  return d.unsure ? `? (${d.top[0].digit} or ${d.top[1].digit})` : `${d.digit}`;
+function reading(d) { // a digit of a number: what it reads as, or "?" with its likeliest (two, or
+  // one from a number reader, which scores each digit at its frame only)
+  if (!d.unsure) return `${d.digit}`;
+  return `? (${d.top.map((t) => t.digit).slice(0, 2).join(" or ")})`;
 }
 
 function show(answer, error = "") {
@@ -141,7 +143,9 @@ function show(answer, error = "") {
   copy.hidden = !found;
   if (!found) {
     digit.textContent = "?";
-    confidence.textContent = answer ? "no ink found" : error ? "" : "draw to start";
+    // ink, but no digit read in it: a number reader can read a row as nothing
+    confidence.textContent = answer ? (answer.blank ? "no ink found" : "no digit read")
+      : error ? "" : "draw to start";
     return;
   }
   if (answer.digits) showNumber(answer, digit, confidence, readings);
@@ -195,4 +199,23 @@ function drawBox(d) { // the digit's box over the canvas, with its reading and c
   boxes.fillText(label, x + 3, above ? y - 4 : y + h + 14);
 }
 
+// A number reader (GET /model: reads "numbers") reads rows whole and answers mode=number only: the
+// page reads numbers, and says so. /model answers 503 while the model loads: asked again shortly.
+async function readsNumbers(tries = 60) {
+  const response = await fetch("model").catch(() => null);
+  if (response?.status === 503 && tries > 1) {
+    setTimeout(() => readsNumbers(tries - 1), 1000);
+    return;
+  }
+  if (!response?.ok || (await response.json()).reads !== "numbers") return;
+  for (const choice of document.querySelectorAll("input[name=mode]")) {
+    choice.checked = choice.value === "number";
+    choice.disabled = choice.value !== "number";
+  }
+  document.getElementById("mode").title = "this server's model reads whole numbers only";
+  document.querySelector(".hint").textContent =
+    "Write a number in the box, or take a photo of one: each row is read whole.";
+}
+
 clearPage();
+readsNumbers();
