@@ -31,7 +31,7 @@ from digits.data.datamodule import BatchSize, DigitsDataModule, NumWorkers
 from digits.data.idx import tensors_md5
 from digits.errors import DigitsError
 from digits.reading.strips import batch_of, lay_out
-from digits.reading.strokes import dilate, erode
+from digits.reading.strokes import dilate, thinned
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def compose(digits: torch.Tensor, style: StripStyle, generator: torch.Generator)
     low, high = style.stroke
     pen = min(high, low + int(draws[-1] * (high - low + 1)))
     if pen:
-        strip = (dilate if pen > 0 else erode)(strip, abs(pen))
+        strip = (dilate if pen > 0 else thinned)(strip, abs(pen))
     return strip
 
 

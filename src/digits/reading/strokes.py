@@ -28,6 +28,16 @@ def erode(image: torch.Tensor, radius: int) -> torch.Tensor:
     return -dilate(-image, radius)
 
 
+def thinned(image: torch.Tensor, radius: int, reach: int = 4) -> torch.Tensor:
+    """Strokes thinned by `radius` as a thinner pen writes them: as dark as before. Erosion alone
+    leaves anti-aliased strokes 2-3 px wide at a fraction of their darkness (a median peak of 0.77,
+    a twentieth below 0.48, in 24 px strips of MNIST digits), so faint that a photo's cleanup
+    takes them for paper; here each stroke's peak within `reach` px is brought back to what it was
+    (at most 4x: the remains of a stroke erosion all but removed stay faint)."""
+    eroded = erode(image, radius)
+    return (eroded * dilate(image, reach) / dilate(eroded, reach).clamp(min=0.25)).clamp(max=1)
+
+
 def stroke_width(mask: torch.Tensor) -> float:
     """Mean width of the strokes in a binary image: twice the area over the outline's length (a
     stroke is a long thin band), the outline counted in pixel edges times pi/4 (the mean excess of
