@@ -38,6 +38,7 @@ from digits.reading.strips import (
     StripTooWide,
     lay_out,
 )
+from digits.reading.strokes import erode
 from digits.runs.per_image import PerImageResults
 from digits.serving.app import create_app
 from digits.serving.options import ServeOptions
@@ -124,6 +125,16 @@ def test_strips_are_a_function_of_their_index_and_carry_their_digits() -> None:
         assert 1 <= length <= STYLE.max_digits and (row[length:] == -1).all()
     other = StripSet(images, torch.arange(10), 20, STYLE, seed=4).__getitems__([2])[0]
     assert other.shape != again.shape or not torch.equal(other, again)
+
+
+def test_a_thinner_pen_writes_thinner_strokes_as_dark() -> None:
+    images = torch.zeros(1, 28, 28, dtype=torch.uint8)
+    images[0, 4:24, 12:15] = 255  # a stroke 3 px wide, anti-aliased once laid out
+    plain = compose(images, StripStyle.of(vars(STYLE), stroke=(0, 0)), torch.Generator())
+    thin = compose(images, StripStyle.of(vars(STYLE), stroke=(-1, -1)), torch.Generator())
+    assert (thin > 0.5).sum() < 0.75 * (plain > 0.5).sum()  # thinner
+    assert float(thin.max()) == pytest.approx(float(plain.max()), abs=0.02)  # a pen, not a fade
+    assert erode(plain, 1).max() < 0.9 * plain.max()  # which erosion alone is not
 
 
 def test_more_digits_make_wider_strips() -> None:
