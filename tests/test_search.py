@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -452,3 +453,21 @@ def test_two_workers_share_a_postgresql_study(
 ) -> None:
     sweeps = run_two_workers(tmp_path, data_root, postgres, n_trials=6)
     assert_shared_without_duplicates(postgres, sweeps, n_trials=6)
+
+
+def test_hydra_finds_the_sweeper_without_importing_the_search() -> None:
+    """Hydra imports every hydra_plugins module when any Hydra app starts: digits' must not make
+    other apps import Optuna, torch or Lightning."""
+    probe = (
+        "import sys\n"
+        "from hydra.core.plugins import Plugins\n"
+        "from hydra.plugins.sweeper import Sweeper\n"
+        "found = [s.__name__ for s in Plugins.instance().discover(Sweeper)]\n"
+        "heavy = ('optuna', 'torch', 'lightning', 'digits.search.sweeper')\n"
+        "print(found, [m for m in heavy if m in sys.modules])\n"
+    )
+    said = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert said.strip().endswith("[]"), said
+    assert "'OptunaSweeper'" in said
