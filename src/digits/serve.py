@@ -9,6 +9,7 @@ ONNX in memory first, the same export `digits.export` writes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -70,12 +71,14 @@ def hydra_main(cfg: DictConfig) -> None:
         f"digits: serving {cfg.ckpt_path} on http://{cfg.host}:{cfg.port}/ "
         "(ready once /ready answers 200; Ctrl+C stops)"
     )
-    try:
+    # uvicorn raises Ctrl+C again once it has shut down, but through asyncio's own SIGINT handler,
+    # which only cancels the serving task: one that is ending anyway then returns normally (seen
+    # under load), so run() may also return as if nothing had happened. Either way: stopped.
+    with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[listening])
-    except KeyboardInterrupt:  # uvicorn raises Ctrl+C again once it has shut down: done
-        print("digits: stopped")
     if app.state.served.failure is not None:
         raise DigitsError(app.state.served.failure)
+    print("digits: stopped")
 
 
 def check_serve(cfg: DictConfig) -> None:
