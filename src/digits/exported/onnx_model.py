@@ -20,15 +20,11 @@ def is_onnx(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
-def reads_numbers(path: str | Path, serialized: bytes | None = None) -> bool:
+def reads_numbers(path: str | Path) -> bool:
     """Whether an exported file is a number reader's (its metadata says `reads: numbers`); a
     file that is not ONNX at all is left to the model's own load to report."""
     try:
-        proto = (
-            onnx.load_from_string(serialized)
-            if serialized
-            else onnx.load(str(path), load_external_data=False)
-        )
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception:  # protobuf's and onnx's errors are untyped; OnnxModel names the problem
         return False
     return any(p.key == "reads" and p.value == "numbers" for p in proto.metadata_props)

@@ -210,12 +210,7 @@ class Predictor:
             except DigitsError as error:
                 read.append((Prediction(path, digits=none_or_list(mode), error=str(error)), []))
         predictions = [prediction for prediction, _ in read]
-        if self.reader == "sequence":
-            self.read_strips(read, batch_size, min_confidence)
-            return predictions
-        images = [image for _, found in read for image in found]
-        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-        ok = self.classify(to_classify(predictions), stacked, top_k, batch_size, min_confidence)
+        ok, stacked = self.answer(read, top_k, batch_size, min_confidence)
         if save_dir is not None:
             taken: set[str] = set()
             for index, (prediction, image) in enumerate(zip(ok, stacked, strict=True)):
@@ -248,6 +243,24 @@ class Predictor:
             return read_number(path, gray, preprocess, self.probabilities, mode == "auto", deadline)
         except BlankImage:
             return Prediction(path, digits=none_or_list(mode), blank=True), []
+
+    def answer(
+        self,
+        read: list[tuple[Prediction, list]],
+        top_k: int,
+        batch_size: int = 256,
+        min_confidence: float = 0.0,
+    ) -> tuple[list[Prediction], torch.Tensor]:
+        """Fill in the predictions `read` made, all in one model call: the digits found
+        classified (returns the predictions classified and their 28x28 images), or with
+        reader=sequence the rows read (`read_strips`; returns nothing classified)."""
+        if self.reader == "sequence":
+            self.read_strips(read, batch_size, min_confidence)
+            return [], torch.empty(0, FIELD, FIELD)
+        images = [image for _, found in read for image in found]
+        stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
+        predictions = to_classify([prediction for prediction, _ in read])
+        return self.classify(predictions, stacked, top_k, batch_size, min_confidence), stacked
 
     def read_strips(
         self,

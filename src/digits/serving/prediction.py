@@ -21,9 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digits.errors import DigitsError
 from digits.inference.prediction import CONFIDENCE, MODES, TOP_K, Prediction
-from digits.inference.predictor import Predictor, to_classify, to_png
+from digits.inference.predictor import Predictor, to_png
 from digits.reading.images import ImageTooLarge, pixel_count
-from digits.reading.preprocess import FIELD
 from digits.reading.segment import Deadline, ReadingTimeout, TooMuchInk
 from digits.reading.strips import StripTooWide
 from digits.serving.limits import DecodingBudget, too_large
@@ -134,15 +133,7 @@ def prediction_routes(served: ServedModel, options: ServeOptions) -> APIRouter:
             for upload in uploads
         ]
         found = [item for item in read if not isinstance(item, HTTPException)]
-        if predictor.reader == "sequence":
-            predictor.read_strips(found, min_confidence=asked.min_confidence)
-        else:
-            images = [image for _, item_images in found for image in item_images]
-            stacked = torch.stack(images) if images else torch.empty(0, FIELD, FIELD)
-            predictions = [prediction for prediction, _ in found]
-            predictor.classify(
-                to_classify(predictions), stacked, asked.top_k, min_confidence=asked.min_confidence
-            )
+        predictor.answer(found, asked.top_k, min_confidence=asked.min_confidence)
         return [item if isinstance(item, HTTPException) else record(*item, asked) for item in read]
 
     async def answered(uploads: list[Upload], asked: Asked) -> list[Answer]:
@@ -207,8 +198,8 @@ def read_upload(
 ) -> tuple[Prediction, list] | HTTPException:
     """An upload's Prediction and the 28x28 images to classify for it (a number reader: its rows,
     laid out), or its refusal (too much ink: 422; its reading, or its wait for the server's
-    `budget` of decoded pixels, past the request's `deadline`: 503; anything else the user sent
-    that cannot be read, a row too wide among them: 400)."""
+    `budget` of decoded pixels, past the request's `deadline`: 503; a row too wide to read: 422;
+    anything else the user sent that cannot be read: 400)."""
     name, data = upload
     if not data:
         return HTTPException(400, f"{name}: empty; send an image (a file field or a raw body)")
