@@ -41,11 +41,15 @@ def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert "optimizer=sgd" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     log_text = (run_dir / "train.log").read_text()
-    assert "final metrics" in log_text and "Trainer.fit" in log_text
-    # Lightning's notes (its tip, limit_*_batches, devices) go to the log, not the console.
+    assert f"run directory: {run_dir}" in log_text and "Trainer.fit" in log_text
+    # The notes (INFO: digits' own and Lightning's tip, limit_*_batches, devices) go to the log,
+    # not the console; the final metrics are in metrics.json and the closing table only.
     console = result.stdout + result.stderr
     for note in ("Tip:", "was configured so", "GPU available"):
         assert note in log_text and note not in console, note
+    assert "[INFO]" not in console and "final metrics" not in log_text + console
+    # The progress bar leaves out the logger's version; the model summary counts FLOPs.
+    assert "v_num" not in console and "Total FLOPs: 0 " not in console
 
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
     assert "last.ckpt" in checkpoints and any(n.startswith("epoch") for n in checkpoints)
@@ -60,7 +64,7 @@ def test_train_run_directory_holds_everything(tmp_path: Path, data_root: Path) -
     events = EventAccumulator(str(run_dir / "tensorboard" / "mlp-sgd"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/loss_epoch", "val/acc", "val/loss", "lr-SGD"} <= tags
+    assert {"train/loss_step", "train/loss_epoch", "val/acc", "val/loss", "train/lr-SGD"} <= tags
     hparam_runs = [p for p in (run_dir / "tensorboard").rglob("events.out.tfevents.*")]
     assert hparam_runs
     assert any(b"_hparams_/session_start_info" in p.read_bytes() for p in hparam_runs)

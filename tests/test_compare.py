@@ -193,6 +193,35 @@ def test_runs_tested_on_different_test_sets_are_refused(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_tested_on_part_of_the_test_set_is_refused_with_how_to_test_it_fully(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 46: a debug=limit run was refused as "different test sets (10000 images, md5 8281dd42
+    vs 320, 8281dd42)": the same digest, and nothing about the limit."""
+    a, b = two_runs
+    limited = tmp_path / "limited"
+    shutil.copytree(b, limited, ignore=shutil.ignore_patterns(".lock"))
+    metrics = json.loads((limited / "metrics.json").read_text())
+    whole = metrics["test/set"]["images"]
+    metrics["test/set"]["images"] = 20
+    (limited / "metrics.json").write_text(json.dumps(metrics))
+    config = limited / ".hydra" / "config.yaml"
+    config.write_text(
+        config.read_text().replace("limit_test_batches: 1.0", "limit_test_batches: 2")
+    )
+    overrides = limited / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text() + "- trainer.limit_test_batches=2\n")
+    with pytest.raises(DigitsError) as refused:
+        compare([str(a), str(limited)], tmp_path / "out")
+    message = str(refused.value)
+    assert f"{limited} tested 20 of the {whole:,} test images {a} tested" in message
+    assert "(trainer.limit_test_batches=2)" in message and "md5" not in message
+    retest = message.split("on the full test set: ")[1]
+    assert retest.startswith("python -m digits.train") and "train=false" in retest
+    assert "limit_test_batches" not in retest and "optimizer.lr=0.01" in retest
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_run_named_twice_in_other_spellings_is_one_run(
     two_runs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

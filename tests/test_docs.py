@@ -7,18 +7,24 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
+from conftest import FAST, run_cli
 from digits.compare import main as compare_main
 from digits.config import config_dir
 from digits.config.command_line import check_command_line
 from digits.errors import DigitsError
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# docs/extending.md shows files to add, not commands to run: tests/test_extending.py follows it.
+PAGES = [
+    ROOT / "README.md",
+    *sorted(p for p in (ROOT / "docs").glob("*.md") if p.stem != "extending"),
+]
 # The commands, as their console scripts name them; the Hydra ones have a conf/<command>.yaml.
 COMMANDS_NAMED = {
     e.name.removeprefix("digits-")
@@ -99,3 +105,47 @@ def test_a_shown_command_passes_the_up_front_checks(where: str, command: str) ->
 def test_a_renamed_option_is_caught() -> None:
     with pytest.raises(DigitsError, match=r"optimizer\.lrr"):
         check_command_line("train", arguments("optimizer.lrr=0.1"), None)
+
+
+def python_snippets(page: Path) -> list[tuple[str, str]]:
+    """(where, code) for each ```python block of the page."""
+    snippets, lines, start = [], page.read_text().splitlines(), None
+    for number, line in enumerate(lines, 1):
+        fence = FENCE.match(line.strip())
+        if fence and start is None:
+            start = number if fence[1] == "python" else -number
+        elif fence:
+            if start > 0:
+                code = "\n".join(lines[start : number - 1]) + "\n"
+                snippets.append((f"{page.relative_to(ROOT)}:{start}", code))
+            start = None
+    return snippets
+
+
+SNIPPETS = [snippet for page in PAGES for snippet in python_snippets(page)]
+
+
+@pytest.fixture(scope="module")
+def first_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a small run where the getting-started tour puts one (outputs/runs/first)."""
+    cwd = tmp_path_factory.mktemp("snippets")
+    args = [*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+            "hydra.run.dir=outputs/runs/first"]  # fmt: skip
+    result = run_cli("digits.train", *args, cwd=cwd, data_root=data_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd
+
+
+def test_the_pages_show_python_snippets() -> None:
+    assert any("load_classifier" in code for _, code in SNIPPETS)
+
+
+@pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[w for w, _ in SNIPPETS])
+def test_a_python_snippet_runs_in_a_fresh_interpreter(
+    where: str, code: str, first_run: Path
+) -> None:
+    """Each ```python block, as a reader pastes it, in a new process beside a small run."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=first_run, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, f"{where}:\n{code}\n{result.stderr[-3000:]}"

@@ -28,17 +28,18 @@ def events(folder: Path) -> EventAccumulator:
     return accumulator.Reload()
 
 
-def hparams_data(accumulator: EventAccumulator) -> tuple[dict, list[str]]:
-    """The session's hyperparameters and the experiment's metric columns."""
-    hparams, metrics = {}, []
+def hparams_data(accumulator: EventAccumulator) -> tuple[dict, list[str], str]:
+    """The session's hyperparameters, the experiment's metric columns and the trial's name."""
+    hparams, metrics, trial = {}, [], ""
     for content in accumulator.PluginTagToContent("hparams").values():
         data = plugin_data_pb2.HParamsPluginData.FromString(content)
         if data.HasField("session_start_info"):
             hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
                        for k, v in data.session_start_info.hparams.items()}  # fmt: skip
+            trial = data.session_start_info.group_name
         if data.HasField("experiment"):
             metrics = [info.name.tag for info in data.experiment.metric_infos]
-    return hparams, metrics
+    return hparams, metrics, trial
 
 
 def text(accumulator: EventAccumulator, tag: str) -> str:
@@ -63,17 +64,21 @@ def test_a_sweeps_runs_are_named_by_what_they_vary(sweep: Path) -> None:
 
 def test_hparams_are_the_defining_settings_and_the_final_metrics(sweep: Path) -> None:
     run = events(next((sweep / "1" / "tensorboard").iterdir()))
-    hparams, metrics = hparams_data(run)
+    hparams, metrics, trial = hparams_data(run)
+    assert trial == "mlp-adam lr=0.003 (1)"  # the job's name, not a cut path (issue 46)
     assert 10 <= len(hparams) <= 25
     assert hparams["model"] == "mlp" and hparams["optimizer"] == "adam"
-    assert hparams["optimizer.lr"] == 0.003 and hparams["data.batch_size"] == 32
-    assert hparams["trainer.max_epochs"] == 2 and hparams["seed"] == 42
+    # Integers as their digits: HPARAMS shows numbers to three places (32.000).
+    assert hparams["optimizer.lr"] == 0.003 and hparams["data.batch_size"] == "32"
+    assert hparams["trainer.max_epochs"] == "2" and hparams["seed"] == "42"
     plumbing = ("_target_", "callbacks", "paths", "hydra", "logger", "data.root", "run_name")
     assert not [key for key in hparams if any(word in key for word in plumbing)]
     assert metrics == DECLARED_METRICS
     scalars = set(run.Tags()["scalars"])
     assert set(DECLARED_METRICS) <= scalars  # each metric column has its value
     assert "epoch" not in scalars  # Lightning's counter chart is gone
+    # The learning rate sorts after the curves, in the train group (not a group of its own).
+    assert "train/lr-Adam" in scalars and not [tag for tag in scalars if tag.startswith("lr-")]
 
 
 def test_the_layout_card_config_and_images_are_there(sweep: Path) -> None:
@@ -86,6 +91,7 @@ def test_the_layout_card_config_and_images_are_there(sweep: Path) -> None:
         "accuracy": ["^train/acc$", "^val/acc$"],
         "loss": ["^train/loss_epoch$", "^val/loss$"],
     }
+    assert [category.title for category in layout.category] == ["train vs validation", "schedule"]
     card = text(run, "card")
     assert "python -m digits.train -m" in card and "optimizer.lr=0.01,0.003,0.001" in card
     assert "| optimizer.lr | 0.01 |" in card and "| test/acc |" in card

@@ -124,3 +124,33 @@ def test_parallel_and_cluster_launchers_run_jobs(
     rows = summary_rows(sweep_dir(tmp_path))
     assert sorted(row["overrides"] for row in rows) == ["model=lenet", "model=mlp"]
     assert all(row["status"] == "ok" for row in rows)
+
+
+def test_console_tables_fit_80_columns_breaking_between_words(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 46: the sweep summary wrapped mid-word when stdout was not a terminal ("override s",
+    "val_acc_ best"). Columns that do not fit are left out and named; the files keep them all."""
+    from digits.presentation.tables import print_table
+    from digits.search.summary import SHOWN_COLUMNS
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    overrides = "optimizer.lr=0.003 data.batch_size=128 model=cnn scheduler=onecycle"
+    rows = [
+        {"job": str(job), "overrides": overrides, "status": "failed: the loss diverged at step 12",
+         "val_acc_best": 0.98123, "test_acc": 0.9812, "test_acc_95%": "0.9785-0.9837",
+         "wall_time_s": 123.4}
+        for job in range(3)
+    ]  # fmt: skip
+    print_table("sweep", SHOWN_COLUMNS, rows)
+    shown = capsys.readouterr().out
+    lines = shown.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    words = {word for line in lines for word in line.replace("│", " ").replace("┃", " ").split()}
+    for word in [*overrides.split(), "diverged", "0.9785-0.9837", "val", "acc", "best"]:
+        assert word in words, word
+    assert "wall time s" not in shown and "left out to fit 80 columns: wall_time_s" in shown
+
+    wide = [{"job": "0", "overrides": overrides}]
+    print_table("sweep", ["job", "overrides"], wide)
+    assert overrides in capsys.readouterr().out  # one line where it fits

@@ -412,6 +412,8 @@ if __name__ == "__main__":
         kind, workload, steps = sys.argv[2:5]
         if kind == "tta-raw":
             print(json.dumps(raw_time_to_accuracy(workload)))
+        elif kind == "whole-raw":  # every epoch of the recipe (no target stops it), then the test
+            print(json.dumps(raw_time_to_accuracy(workload, target=2.0)))
         else:
             measured = bare_lightning if kind == "lightning" else partial(hand_loop, pipeline=kind)
             print(measured(workload, int(steps)))

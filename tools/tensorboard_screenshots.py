@@ -81,8 +81,14 @@ def shows(page, text: str, seconds: int = 60) -> bool:
     return False
 
 
+def trial_names(logdir: Path) -> list[str]:
+    """What HPARAMS should call the runs under `logdir`: each run's name (its TensorBoard folder)
+    and its own folder (a sweep's job number)."""
+    return sorted(f"{run.name} ({run.parents[1].name})" for run in logdir.glob("**/tensorboard/*/"))
+
+
 def capture(logdir: Path, out: Path) -> dict[str, dict[str, bool]]:
-    """Screenshots of every view into `out`; what each showed."""
+    """Screenshots of every view into `out`; what each showed (HPARAMS: its trials by name too)."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +97,8 @@ def capture(logdir: Path, out: Path) -> dict[str, dict[str, bool]]:
         browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         for name, (fragment, prepare, texts) in VIEWS.items():
-            report[name] = look(page, url, fragment, prepare, texts)
+            trials = trial_names(logdir) if name == "hparams-table" else []
+            report[name] = look(page, url, fragment, prepare, [*texts, *trials])
             page.screenshot(path=out / f"tensorboard-{name}.png")
         browser.close()
     return report

@@ -138,7 +138,6 @@ def adapt(cfg: DictConfig) -> dict[str, Any]:
                 "wall_time_s": round(time.perf_counter() - start, 2),
                 # No labels to choose by: the run stands by its last weights.
                 "best_checkpoint": str(run_dir.last_checkpoint)}  # fmt: skip
-    log.info("final metrics: %s", metrics)
     write_json(run_dir.metrics_file, metrics)
     lineage = f"adapted from `{cfg.ckpt_path}` by {method_of(cfg)} (digits.adapt)"
     for logger in loggers:

@@ -65,14 +65,48 @@ def cell_text(value: Any) -> str:
 
 
 def print_table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> Console:
-    table = Table(title=title, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(cell_text(row[c]) for c in columns))
+    """A rich table on the console, fitted to its width (80 when it is not a terminal): headers
+    break at their underscores, cells at their spaces, and the last columns that still would not
+    fit are left out, named under the table (every column stays in the CSV and markdown files)."""
     console = Console()
+    cells = [[cell_text(row[c]) for c in columns] for row in rows]
+    headers = [column.replace("_", " ") for column in columns]
+    widths = column_widths(headers, cells, console.width)
+    shown = [index for index, width in enumerate(widths) if width]
+    left_out = [column for index, column in enumerate(columns) if not widths[index]]
+    # Widths set here, not by rich, which would fold a word sooner than leave a column out.
+    table = Table(title=title, header_style="bold")
+    for index in shown:
+        table.add_column(headers[index], width=widths[index])
+    for row in cells:
+        table.add_row(*(row[index] for index in shown))
     console.print(table)
+    if left_out:
+        console.print(
+            f"left out to fit {console.width} columns: {', '.join(left_out)} (in the saved tables)",
+            soft_wrap=True,
+        )
     return console
+
+
+def column_widths(headers: list[str], cells: list[list[str]], width: int) -> list[int]:
+    """Each column's width in a table `width` wide, 0 for one left out: every column shown is as
+    wide as its longest word (3 more for padding and border); the last columns that do not fit
+    so are left out (never the first); the room left widens the columns in order, each up to
+    its longest line."""
+    texts = [[header, *(row[i] for row in cells)] for i, header in enumerate(headers)]
+    words = [max(len(word) for text in column for word in text.split() or [""]) for column in texts]
+    lines = [max(len(text) for text in column) for column in texts]
+    shown = len(headers)
+    while shown > 1 and 1 + sum(w + 3 for w in words[:shown]) > width:
+        shown -= 1
+    room = width - 1 - sum(w + 3 for w in words[:shown])
+    widths = []
+    for word, line in zip(words[:shown], lines[:shown], strict=True):
+        extra = max(0, min(line - word, room))
+        widths.append(word + extra)
+        room -= extra
+    return widths + [0] * (len(headers) - shown)
 
 
 def interval_text(low: float | None, high: float | None) -> str:

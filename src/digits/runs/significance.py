@@ -48,13 +48,30 @@ def check_same_test_set(runs: list[RunDir]) -> None:
             continue  # not tested, or before runs recorded it
         if first is None:
             first = (run, test_set)
+        elif test_set["md5"] == first[1]["md5"] and test_set["images"] != first[1]["images"]:
+            raise DigitsError(partly_tested(first, (run, test_set)))
         elif test_set != first[1]:
             raise DigitsError(
                 f"{first[0].path} and {run.path} were tested on different test sets "
-                f"({first[1]['images']} images, md5 {first[1]['md5'][:8]} vs "
-                f"{test_set['images']}, {test_set['md5'][:8]}): their accuracies cannot be "
+                f"({first[1]['images']:,} images, md5 {first[1]['md5'][:8]} vs "
+                f"{test_set['images']:,}, {test_set['md5'][:8]}): their accuracies cannot be "
                 "compared; compare runs tested on the same images"
             )
+
+
+def partly_tested(*tested: tuple[RunDir, dict[str, Any]]) -> str:
+    """Two runs tested on part and all (or two parts) of one test set (the same file digest): how
+    many images each tested, and how to test the one with fewer on them all."""
+    (more, more_set), (fewer, fewer_set) = sorted(tested, key=lambda t: -t[1]["images"])
+    settings = fewer.settings()
+    limit = f"trainer.limit_test_batches={settings.get('trainer.limit_test_batches', '?')}"
+    debug = settings.get("choices.debug")
+    limit += f", debug={debug}" if debug not in (None, "None") else ""
+    return (
+        f"{fewer.path} tested {fewer_set['images']:,} of the {more_set['images']:,} test images "
+        f"{more.path} tested ({limit}): "
+        f"accuracies on different images cannot be compared; {retest(fewer)}"
+    )
 
 
 def tests_between(groups: list[Group], all_pairs: bool = False) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from digits.atomic import write_text
 from digits.presentation.tables import (
+    interval_text,
     markdown_table,
     print_groups,
     print_table,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_low",
            "test_acc_high", "wall_time_s"]  # fmt: skip
+SHOWN_COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_95%",
+                 "wall_time_s"]  # fmt: skip
 METRICS = {"val_acc_best": "val/acc_best", "test_acc": "test/acc", "wall_time_s": "wall_time_s"}
 
 
@@ -91,7 +94,10 @@ class SweepSummary(Callback):
             summarize_study(sweep, ref, config.get("optimized_metric", "value"))
             return
         rows, groups = summarize(sweep.path)
-        console = print_table(f"sweep {sweep.path}", COLUMNS, rows)
+        # The console shows the interval in one column (summary.csv keeps its two ends).
+        shown = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
+                 for row in rows]  # fmt: skip
+        console = print_table(f"sweep {sweep.path}", SHOWN_COLUMNS, shown)
         if groups:
             print_groups(groups)
         saved = [sweep.summary_md, sweep.summary_csv, *([sweep.groups_csv] if groups else [])]

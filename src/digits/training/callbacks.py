@@ -13,9 +13,15 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint, RichProgressBar
+from lightning.pytorch.callbacks import Checkpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_summary import (
+    get_formatted_model_size,
+    get_human_readable_count,
+)
+from rich import get_console
+from rich.table import Table
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
@@ -124,7 +130,8 @@ class TrainingFigures(L.Callback):
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, brought up to date every `refresh_rate` training batches.
+    """Lightning's rich progress bar, brought up to date every `refresh_rate` training batches,
+    without the logger's version number.
 
     Why not Lightning's as it is: its on_train_batch_end gathers the progress-bar metrics and
     redraws on every batch, whatever refresh_rate says (0.07 ms a step in a terminal, 3% of an
@@ -141,6 +148,60 @@ class ProgressBar(RichProgressBar):
         done = batch_idx + 1
         if done % max(self.refresh_rate, 1) == 0 or done >= self.total_train_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The logged metrics without the logger's version (`v_num`: the run's name, shown above
+        the bar already), as Lightning's docs suggest."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class ModelSummary(RichModelSummary):
+    """Lightning's rich model summary, without the FLOPs column and total where it counted none.
+
+    Why not Lightning's as it is: it prints `Total FLOPs: 0` and a column of zeros unless the module
+    has an `example_input_array`, which our data modules' batch hooks (uint8 (images, labels) in
+    memory) cannot take."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        if total_flops:
+            RichModelSummary.summarize(
+                summary_data, total_parameters, trainable_parameters, model_size,
+                total_training_modes, total_flops, **summarize_kwargs,
+            )  # fmt: skip
+            return
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        for name, _ in columns:
+            numeric = name in ("Params", "Params per Device", "In sizes", "Out sizes")
+            table.add_column(name, justify="right" if numeric else "left", no_wrap=name == "Name")
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        totals = Table.grid(expand=True)
+        for label, value in (
+            ("Trainable params", get_human_readable_count(int(trainable_parameters))),
+            (
+                "Non-trainable params",
+                get_human_readable_count(int(total_parameters - trainable_parameters)),
+            ),
+            ("Total params", get_human_readable_count(int(total_parameters))),
+            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
+            ("Modules in train mode", str(total_training_modes["train"])),
+            ("Modules in eval mode", str(total_training_modes["eval"])),
+        ):
+            totals.add_row(f"[bold]{label}[/]: {value}")
+        get_console().print(table)
+        get_console().print(totals)
 
 
 class InterruptCheckpoint(L.Callback):

@@ -184,7 +184,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if best:  # a test-only run (train=false) saves none
         metrics["best_checkpoint"] = best
 
-    log.info("final metrics: %s", metrics)
     write_json(run_dir.metrics_file, metrics)
     for logger in loggers:
         if isinstance(logger, ReviewLogger):  # HPARAMS, the run's card and config in TensorBoard

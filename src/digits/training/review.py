@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -21,16 +22,22 @@ LAYOUT = {
     "train vs validation": {
         "accuracy": ["Multiline", ["^train/acc$", "^val/acc$"]],
         "loss": ["Multiline", ["^train/loss_epoch$", "^val/loss$"]],
-    }
+    },
+    "schedule": {"learning rate": ["Multiline", ["^train/lr-"]]},
 }
+# Lightning's LearningRateMonitor logs `lr-Adam`, a group of its own that TensorBoard (which orders
+# groups by name) shows before train and val: here it joins the train group, after the curves.
+LEARNING_RATE = "lr-"
 # What OmegaConf.select returns for a key the config does not have.
 MISSING_KEY = object()
 
 
-def readable(value: Any) -> str | float | int | bool:
-    """A config value as TensorBoard's hparams take it: numbers and booleans as they are, the rest
-    as short text (a mapping as `key=value ...`, null as `none`)."""
-    if isinstance(value, bool | int | float | str):
+def readable(value: Any) -> str | float | bool:
+    """A config value as TensorBoard's hparams take it: floats and booleans as they are, the rest
+    as short text (an integer as its digits, a mapping as `key=value ...`, null as `none`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # HPARAMS shows every number to three places: 64 as 64.000
+    if isinstance(value, bool | float | str):
         return value
     if value is None:
         return "none"
@@ -112,16 +119,33 @@ def mark_varied(experiment_summary: Any, varied: list[str]) -> None:
     value.metadata.plugin_data.content = data.SerializeToString()
 
 
+def name_trial(session_start: Any, name: str) -> None:
+    """Name the run's HPARAMS trial (its session group; TensorBoard's default is the event folder's
+    path, cut short in the table)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    value = session_start.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    data.session_start_info.group_name = name
+    value.metadata.plugin_data.content = data.SerializeToString()
+
+
 class ReviewLogger(TensorBoardLogger):
-    """Lightning's TensorBoardLogger, with the train-vs-validation layout written once and without
-    the `epoch` counter Lightning adds to every log call: as the first chart of TIME SERIES it hides
-    the curves, and the step axis and the CSV log already tell the epoch."""
+    """Lightning's TensorBoardLogger, with the train-vs-validation layout written once, the learning
+    rate in the train group (LEARNING_RATE) and without the `epoch` counter Lightning adds to every
+    log call: as the first chart of TIME SERIES it hides the curves, and the step axis and the CSV
+    log already tell the epoch."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if not getattr(self, "_layout_written", False) and self.experiment is not None:
             self.experiment.add_custom_scalars(LAYOUT)
             self._layout_written = True
-        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+        shown = {
+            f"train/{key}" if key.startswith(LEARNING_RATE) else key: value
+            for key, value in metrics.items()
+            if key != "epoch"
+        }
+        super().log_metrics(shown, step)
 
     def log_run(
         self,
@@ -142,6 +166,8 @@ class ReviewLogger(TensorBoardLogger):
         self.log_metrics({k: v for k, v in final.items() if "/" not in k}, step)
         experiment, session_start, session_end = hparams_summaries(chosen, final)
         mark_varied(experiment, varied_hparams(chosen))
+        # The run's name, and its folder (a sweep's job number) where two runs share a name.
+        name_trial(session_start, f"{cfg.run_name} ({Path(self.save_dir).name})")
         # In an event file of their own beside the run's: SummaryWriter writes only the summaries
         # it builds itself (add_hparams: into another folder), and the run's may be closed by now.
         writer = FileWriter(self.experiment.get_logdir())
