@@ -141,9 +141,13 @@ def test_early_stopping_ends_a_run_whose_validation_accuracy_stalls(make_cfg) ->
     assert "stopped_early_at_epoch" not in run(make_cfg(*stalled[:2], "trainer.max_epochs=3"))
 
 
-def test_lr_find_saves_its_plot_and_suggests_an_lr_without_training(make_cfg) -> None:
+def test_lr_find_saves_its_plot_and_suggests_an_lr_without_training(
+    make_cfg, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = make_cfg("tune=lr_find", "tune.num_training=20", "tune.max_lr=0.1")
     result = run(cfg)
+    # The answer is on the console, though the notes (INFO) go to the run's log only.
+    assert f"suggested lr: {result['suggested_lr']:.3g}" in capsys.readouterr().out
     run_dir = RunDir(Path(cfg.paths.output_dir))
     assert 1e-6 <= result["suggested_lr"] <= 0.1 and len(result["lr"]) == len(result["loss"]) > 1
     assert json.loads(run_dir.tune_file.read_text())["suggested_lr"] == result["suggested_lr"]

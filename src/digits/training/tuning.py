@@ -49,4 +49,5 @@ def tune(
         advice = f"largest batch that ran: {size} (train with data.batch_size={size})"
     write_json(run_dir.tune_file, {"finder": finder, **result})
     log.info(advice)
+    print(advice)  # the command's answer: on the console too (the notes are the log's only)
     return result
