@@ -65,7 +65,7 @@ def test_a_sweeps_runs_are_named_by_what_they_vary(sweep: Path) -> None:
 def test_hparams_are_the_defining_settings_and_the_final_metrics(sweep: Path) -> None:
     run = events(next((sweep / "1" / "tensorboard").iterdir()))
     hparams, metrics, trial = hparams_data(run)
-    assert trial == "mlp-adam lr=0.003 (1)"  # the job's name, not a cut path (issue 46)
+    assert trial == "1: mlp-adam lr=0.003"  # the job's number and name, not a cut path (issue 46)
     assert 10 <= len(hparams) <= 25
     assert hparams["model"] == "mlp" and hparams["optimizer"] == "adam"
     # Integers as their digits: HPARAMS shows numbers to three places (32.000).

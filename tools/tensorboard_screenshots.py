@@ -82,9 +82,12 @@ def shows(page, text: str, seconds: int = 60) -> bool:
 
 
 def trial_names(logdir: Path) -> list[str]:
-    """What HPARAMS should call the runs under `logdir`: each run's name (its TensorBoard folder)
-    and its own folder (a sweep's job number)."""
-    return sorted(f"{run.name} ({run.parents[1].name})" for run in logdir.glob("**/tensorboard/*/"))
+    """What HPARAMS should call the runs under `logdir` (digits.training.review.trial_name)."""
+    from digits.training.review import trial_name
+
+    return sorted(
+        trial_name(run.name, run.parents[1].name) for run in logdir.glob("**/tensorboard/*/")
+    )
 
 
 def capture(logdir: Path, out: Path) -> dict[str, dict[str, bool]]:

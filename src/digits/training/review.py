@@ -119,6 +119,12 @@ def mark_varied(experiment_summary: Any, varied: list[str]) -> None:
     value.metadata.plugin_data.content = data.SerializeToString()
 
 
+def trial_name(run_name: str, folder: str) -> str:
+    """The run's HPARAMS trial name: its name and its folder, where two runs share a name. A
+    sweep's job number comes first, where the table's narrow column does not cut it off."""
+    return f"{folder}: {run_name}" if folder.isdigit() else f"{run_name} ({folder})"
+
+
 def name_trial(session_start: Any, name: str) -> None:
     """Name the run's HPARAMS trial (its session group; TensorBoard's default is the event folder's
     path, cut short in the table)."""
@@ -166,8 +172,7 @@ class ReviewLogger(TensorBoardLogger):
         self.log_metrics({k: v for k, v in final.items() if "/" not in k}, step)
         experiment, session_start, session_end = hparams_summaries(chosen, final)
         mark_varied(experiment, varied_hparams(chosen))
-        # The run's name, and its folder (a sweep's job number) where two runs share a name.
-        name_trial(session_start, f"{cfg.run_name} ({Path(self.save_dir).name})")
+        name_trial(session_start, trial_name(cfg.run_name, Path(self.save_dir).name))
         # In an event file of their own beside the run's: SummaryWriter writes only the summaries
         # it builds itself (add_hparams: into another folder), and the run's may be closed by now.
         writer = FileWriter(self.experiment.get_logdir())
