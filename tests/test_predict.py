@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -317,3 +319,14 @@ def test_a_clean_scan_is_laid_out_by_mnist_s_rule_alone_whatever_its_polarity() 
     assert max(int(box.any(dim=1).sum()), int(box.any(dim=0).sum())) in (20, 21)
     with pytest.raises(BlankImage):
         scan(np.full((16, 16), 200, np.float32))
+
+
+def test_reading_an_onnx_file_leaves_the_onnx_package_unimported() -> None:
+    """Issue 46: onnxruntime reads an export's metadata; the onnx package (a second to import)
+    is for exporting only."""
+    code = (
+        "import sys, digits.predict, digits.serve, digits.exported.onnx_model, "
+        "digits.exported.strip_reader; print('onnx' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert shown.stdout.strip() == "False", shown.stderr[-2000:]

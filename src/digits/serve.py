@@ -23,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 from digits.cli import launch, silence_known_warnings
 from digits.config import config_dir
 from digits.errors import DigitsError, reports_user_errors
-from digits.exported.formats import onnx_model_of
 from digits.exported.onnx_model import OnnxModel, is_onnx, reads_numbers
 from digits.exported.strip_reader import OnnxStripReader
 from digits.serving.app import create_app
@@ -42,6 +41,10 @@ def hydra_main(cfg: DictConfig) -> None:
     def load() -> OnnxModel | OnnxStripReader:
         path = cfg.ckpt_path
         if not is_onnx(path):
+            # A checkpoint is exported in memory: torch's exporter and the onnx package, which
+            # an .onnx file does not need.
+            from digits.exported.formats import onnx_model_of
+
             return onnx_model_of(path)
         return OnnxStripReader(path) if reads_numbers(path) else OnnxModel(path)
 

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import onnx
 import onnxruntime
 import torch
 from torch import nn
@@ -24,7 +23,9 @@ from digits.models.crnn import BLANK, STRIDE
 from digits.models.ctc import MAX_BEAM, Reading, decode
 from digits.reading.strips import MAX_STRIP_WIDTH, STRIP_HEIGHT
 
-if TYPE_CHECKING:  # reading an export needs no Lightning (digits.predict on an .onnx file)
+if TYPE_CHECKING:  # reading an export needs no Lightning, nor the onnx package (a second)
+    import onnx
+
     from digits.models.number_reader import NumberReader
 
 STRIPS, POSTERIORS = "strips", "posteriors"  # the file's input and output
@@ -62,6 +63,8 @@ def strip_reader_proto(reader: NumberReader, info: dict[str, str]) -> onnx.Model
     """Export with dynamic batch and width; checked with onnx.checker. torch's TorchScript-based
     exporter: the dynamo exporter cannot decompose the GRU with a dynamic width (torch 2.14:
     a size mismatch in its decomposition)."""
+    import onnx  # exporting only: reading a file needs onnxruntime alone
+
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
