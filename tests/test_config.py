@@ -216,6 +216,19 @@ def test_importing_the_config_and_its_checks_does_not_import_lightning() -> None
     assert result.stdout.strip() == "[]"
 
 
+def test_the_config_machinery_the_runs_and_the_trainer_schema_import_no_torch() -> None:
+    """Issue 46 (start-up): the up-front checks' shared parts load without torch, so a command
+    whose own schemas need none can check its command line at once."""
+    code = (
+        "import sys, digits.cli, digits.config.command_line, digits.config.machine, digits.runs, "
+        "digits.training.settings\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'optuna'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_the_hydra_flags_parser_reads_every_flag_hydra_reads_as_hydra_does() -> None:
     # Hydra's parser is private; ours reads its public flags. This pins the two together.
     from hydra._internal.utils import get_args_parser

@@ -11,7 +11,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from digits.errors import DigitsError
@@ -20,6 +19,8 @@ from digits.errors import DigitsError
 def check_devices(cfg: DictConfig) -> None:
     """A GPU asked for must be there, and no more devices than this machine has (on the CPU each
     device is a process: trainer.devices=99 would start 99 of them)."""
+    import torch  # here: the other checks, and a command line without a trainer, need none
+
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator"))
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if gpu and not torch.cuda.is_available():

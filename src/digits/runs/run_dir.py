@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -236,6 +235,8 @@ class RunDir:
     def _best_in_last_checkpoint(self) -> str:
         if not self.last_checkpoint.is_file():
             return ""
+        import torch  # here: the run directory's layout needs no torch (a command's checks)
+
         saved = torch.load(self.last_checkpoint, map_location="cpu", weights_only=True)
         # Found by what the callback saved (ModelCheckpoint.state_dict: its monitor and best
         # path), not by Lightning's key for it, whose text is Lightning's own business.
