@@ -328,5 +328,7 @@ def test_reading_an_onnx_file_leaves_the_onnx_package_unimported() -> None:
         "import sys, digits.predict, digits.serve, digits.exported.onnx_model, "
         "digits.exported.strip_reader; print('onnx' in sys.modules)"
     )
-    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert shown.stdout.strip() == "False", shown.stderr[-2000:]
