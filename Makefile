@@ -41,8 +41,9 @@ format: ## ruff autofix and format
 train: ## Train: make train ARGS="model=cnn optimizer=adam"
 	$(BIN)/python -m digits.train $(ARGS)
 
-bench: ## Training/predict speed vs a raw loop and the tutorials', a folder's cache, fine-tuning vs training, reading numbers (sequence vs segmenting), then bench-serving (needs DIGITS_DATA_DIR)
+bench: ## Training/predict speed vs a raw loop and the tutorials', start-up (--help, an .onnx predict, a whole run) vs baselines, a folder's cache, fine-tuning vs training, reading numbers (sequence vs segmenting), then bench-serving (needs DIGITS_DATA_DIR)
 	$(BIN)/python tools/bench.py $(ARGS)
+	$(BIN)/python tools/bench_startup.py
 	$(BIN)/python tools/bench_folder.py
 	$(BIN)/python tools/bench_finetune.py
 	$(BIN)/python tools/bench_numbers.py
