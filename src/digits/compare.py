@@ -27,11 +27,12 @@ from digits.config.machine import check_writable
 from digits.errors import DigitsError, reports_user_errors
 from digits.presentation.figures import accuracy_vs_time_figure, save
 from digits.presentation.tables import (
-    interval_text,
+    INTERVAL_COLUMN,
     markdown_table,
     print_groups,
     print_table,
     save_csv,
+    with_interval_column,
 )
 from digits.runs.comparison import (
     GROUP_COLUMNS,
@@ -114,9 +115,8 @@ def show(folder: ComparisonDir, comparison: Comparison) -> None:
     # not fit a terminal.
     keys, rows, summaries, tests, repeated = comparison
     title = f"{len(rows)} runs, best val_acc_best first"
-    shown_rows = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
-                  for row in rows]  # fmt: skip
-    console = print_table(title, ["run", "status", *METRICS, "test_acc_95%"], shown_rows)
+    columns = ["run", "status", *METRICS, INTERVAL_COLUMN]
+    console = print_table(title, columns, with_interval_column(rows))
     console.print(f"settings that differ ({len(keys)}):" if keys else "no settings differ")
     for row in rows if keys else []:
         shown = " ".join(f"{key}={row[key]}" for key in keys if row[key] != "-")

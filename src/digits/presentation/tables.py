@@ -109,6 +109,18 @@ def column_widths(headers: list[str], cells: list[list[str]], width: int) -> lis
     return widths + [0] * (len(headers) - shown)
 
 
+# The test accuracy's interval in one console column (the saved tables keep its two ends).
+INTERVAL_COLUMN = "test_acc_95%"
+
+
+def with_interval_column(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with INTERVAL_COLUMN: `test_acc_low`-`test_acc_high` as one cell."""
+    return [
+        row | {INTERVAL_COLUMN: interval_text(row["test_acc_low"], row["test_acc_high"])}
+        for row in rows
+    ]
+
+
 def interval_text(low: float | None, high: float | None) -> str:
     return "-" if low is None or high is None else f"{low:.4f}-{high:.4f}"
 

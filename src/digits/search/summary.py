@@ -17,12 +17,13 @@ from omegaconf import DictConfig
 
 from digits.atomic import write_text
 from digits.presentation.tables import (
-    interval_text,
+    INTERVAL_COLUMN,
     markdown_table,
     print_groups,
     print_table,
     save_csv,
     save_table,
+    with_interval_column,
 )
 from digits.runs.comparison import GROUP_COLUMNS, best_first, grouped, metric_columns, sort_key
 from digits.runs.run_dir import RunDir, SweepDir
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_low",
            "test_acc_high", "wall_time_s"]  # fmt: skip
-SHOWN_COLUMNS = ["job", "overrides", "status", "val_acc_best", "test_acc", "test_acc_95%",
-                 "wall_time_s"]  # fmt: skip
+# On the console: the interval in one column.
+SHOWN_COLUMNS = [*COLUMNS[:5], INTERVAL_COLUMN, "wall_time_s"]
 METRICS = {"val_acc_best": "val/acc_best", "test_acc": "test/acc", "wall_time_s": "wall_time_s"}
 
 
@@ -94,10 +95,7 @@ class SweepSummary(Callback):
             summarize_study(sweep, ref, config.get("optimized_metric", "value"))
             return
         rows, groups = summarize(sweep.path)
-        # The console shows the interval in one column (summary.csv keeps its two ends).
-        shown = [row | {"test_acc_95%": interval_text(row["test_acc_low"], row["test_acc_high"])}
-                 for row in rows]  # fmt: skip
-        console = print_table(f"sweep {sweep.path}", SHOWN_COLUMNS, shown)
+        console = print_table(f"sweep {sweep.path}", SHOWN_COLUMNS, with_interval_column(rows))
         if groups:
             print_groups(groups)
         saved = [sweep.summary_md, sweep.summary_csv, *([sweep.groups_csv] if groups else [])]
